@@ -1,0 +1,67 @@
+"""Infusion Tracker: charting for an IV ketamine infusion clinic."""
+
+import logging
+import os
+
+from flask import Flask
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config=None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.path.join(ROOT, "instance"),
+        instance_relative_config=True,
+        template_folder=os.path.join(ROOT, "templates"),
+    )
+    from . import config
+
+    os.makedirs(app.instance_path, exist_ok=True)
+    config.load(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_templating(app)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from . import database, security  # noqa: F401  (database installs the SQLite listeners)
+    from .extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    security.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .admin.routes import bp as admin_bp
+    from .auth.routes import bp as auth_bp
+    from .main.routes import bp as main_bp
+
+    for bp in (auth_bp, main_bp, admin_bp):
+        app.register_blueprint(bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from . import errors
+
+    errors.register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from . import commands
+
+    commands.register(app)
+
+
+def register_templating(app: Flask) -> None:
+    from . import templating
+
+    templating.register(app)

@@ -1,0 +1,64 @@
+"""Configuration defaults. Order: these, then instance/config.py, then FLASK_* environment
+variables (plus DATABASE_URL and SECRET_KEY), then the test_config given to create_app."""
+
+import os
+import secrets
+from pathlib import Path
+
+
+class Defaults:
+    CLINIC_NAME = "Infusion Tracker"
+    CLINIC_TIMEZONE = "America/New_York"
+    UNITS = "metric"  # or "us": °F and lb on screen, metric in the database
+    ROOMS = ["Room 1", "Room 2", "Room 3", "Room 4", "Room 5", "Room 6"]
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Security (SPEC §8)
+    IDLE_TIMEOUT_MINUTES = 15
+    SESSION_MAX_HOURS = 12
+    LOCKOUT_THRESHOLD = 5
+    LOCKOUT_MINUTES = 15
+    PASSWORD_MIN_LENGTH = 12
+    PASSWORD_MAX_LENGTH = 128
+    PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 (a method name, not a password)
+    REAUTH_MINUTES = 15
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_DURATION = 0
+    WTF_CSRF_TIME_LIMIT = None  # the login session bounds a form's life instead
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+
+    PER_PAGE = 25
+
+
+def secret_key_from_instance(instance_path: str) -> str:
+    """Generate the secret key once into instance/ so a restart keeps everyone signed in."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def load(app, test_config=None) -> None:
+    app.config.from_object(Defaults)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
+        app.instance_path, "infusion_tracker.db"
+    )
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env()
+    for name, key in (("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"), ("SECRET_KEY", "SECRET_KEY")):
+        if os.environ.get(name):
+            app.config[key] = os.environ[name]
+    if test_config:
+        app.config.update(test_config)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgres://") or uri.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship.
+        app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key_from_instance(app.instance_path)

@@ -1,0 +1,30 @@
+"""SQLite connection settings: WAL, busy timeout, foreign keys, full sync, and
+transactions that take the write lock up front so concurrent writers wait instead of
+failing with "database is locked"."""
+
+import sqlite3
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+@sa.event.listens_for(Engine, "connect")
+def _sqlite_connect(dbapi_connection, connection_record):
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy, not the driver, decide when a transaction begins (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = FULL")
+    cursor.close()
+
+
+@sa.event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

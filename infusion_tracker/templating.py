@@ -1,0 +1,55 @@
+"""Jinja filters and globals: clinic time, display units, status words."""
+
+from flask import current_app
+
+from . import timeutil, units
+
+
+def register(app) -> None:
+    app.jinja_env.filters["clinic_datetime"] = timeutil.format_datetime
+    app.jinja_env.filters["clinic_time"] = timeutil.format_time
+    app.jinja_env.filters["temperature"] = lambda c: units.format_temperature(
+        c, current_app.config["UNITS"]
+    )
+    app.jinja_env.filters["weight"] = lambda kg: units.format_weight(
+        kg, current_app.config["UNITS"]
+    )
+    app.jinja_env.globals["units_system"] = lambda: current_app.config["UNITS"]
+    app.jinja_env.globals["clinic_name"] = lambda: current_app.config["CLINIC_NAME"]
+    app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+
+def nav_items() -> list[tuple[str, str, int | None]]:
+    """Role-aware navigation: (endpoint, label, badge count)."""
+    import sqlalchemy as sa
+    from flask import current_app
+    from flask_login import current_user
+
+    from .extensions import db
+    from .models import ROLE_ADMIN, ROLE_PHYSICIAN, InfusionSession
+
+    if current_user.role == ROLE_ADMIN:
+        items = [("admin.staff_list", "Staff"), ("admin.audit_log", "Audit log")]
+    else:
+        items = [("main.board", "Suite"), ("patients.search", "Patients")]
+        if current_user.role == ROLE_PHYSICIAN:
+            items.append(("review.queue", "Review"))
+        items.append(("protocols.index", "Protocols"))
+    result = []
+    for endpoint, label in items:
+        if endpoint not in current_app.view_functions:
+            continue
+        badge = None
+        if endpoint == "review.queue":
+            badge = (
+                db.session.scalar(
+                    sa.select(sa.func.count()).where(
+                        InfusionSession.status == "discharged", InfusionSession.signed_at.is_(None)
+                    )
+                )
+                or None
+            )
+        result.append((endpoint, label, badge))
+    return result

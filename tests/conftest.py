@@ -1,0 +1,256 @@
+"""Fixtures: a fresh app and database per test (SQLite file, or PostgreSQL when
+TEST_DATABASE_URL is set), builders for staff/patients/infusions, and login helpers."""
+
+import os
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from infusion_tracker import create_app
+from infusion_tracker.extensions import db
+
+PASSWORD = "plum orbit lantern 42"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def postgres_reachable(url: str) -> str | None:
+    """None when the server answers, else the reason it does not."""
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:  # any driver or network error means "not reachable"
+        return str(error).splitlines()[0]
+    return None
+
+
+def pytest_sessionstart(session):
+    if TEST_DATABASE_URL:
+        reason = postgres_reachable(TEST_DATABASE_URL)
+        if reason:
+            pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL is unreachable: {reason}", 2)
+
+
+def base_config(database_url: str) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": False,
+        # Still scrypt, with a lower work factor so the suite stays quick.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        "CLINIC_TIMEZONE": "America/New_York",
+    }
+
+
+def reset_schema() -> None:
+    db.drop_all()
+    db.create_all()
+
+
+@pytest.fixture
+def app_config():
+    """Override in a test module (or parametrize) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_config):
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.db'}"
+    app = create_app({**base_config(url), **app_config})
+    with app.app_context():
+        reset_schema()
+        yield app
+        db.session.remove()
+        if TEST_DATABASE_URL:
+            db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_staff(app):
+    from infusion_tracker.auth.services import create_staff
+
+    counter = {"n": 0}
+
+    def make(
+        role="np", username=None, password=PASSWORD, full_name=None, credentials=None, **extra
+    ):
+        counter["n"] += 1
+        username = username or f"{role}{counter['n']}"
+        defaults = {"admin": "MBA", "physician": "MD", "np": "APRN", "pa": "PA-C"}
+        staff = create_staff(
+            username,
+            full_name or f"{role.upper()} Person {counter['n']}",
+            role,
+            password,
+            credentials=defaults.get(role, "") if credentials is None else credentials,
+        )
+        for key, value in extra.items():
+            setattr(staff, key, value)
+        db.session.commit()
+        return staff
+
+    return make
+
+
+def login(client, username, password=PASSWORD):
+    return client.post("/login", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def login_as(client, make_staff):
+    """Create a staff member of the role and sign the test client in as them."""
+
+    def do(role="np", **kwargs):
+        staff = make_staff(role, **kwargs)
+        response = login(client, staff.username, kwargs.get("password", PASSWORD))
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return staff
+
+    return do
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert match, "no csrf_token in page"
+    return match.group(1)
+
+
+class QueryCounter:
+    def __init__(self):
+        self.statements: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(app):
+    """Usage: with count_queries() as counter: ...; counter.count"""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def counting():
+        counter = QueryCounter()
+        engine = db.engine
+        sa.event.listen(engine, "before_cursor_execute", counter)
+        try:
+            yield counter
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", counter)
+
+    return counting
+
+
+@pytest.fixture
+def make_protocol(app):
+    from infusion_tracker.models import Protocol
+
+    def make(**fields):
+        values = {
+            "name": "Ketamine 0.5 mg/kg over 40 min (depression)",
+            "drug": "ketamine",
+            "indication": "depression",
+            "dose_mg_per_kg": 0.5,
+            "infusion_minutes": 40,
+            "max_total_mg": 100.0,
+            "concentration_mg_per_ml": 1.0,
+            "reading_interval_infusion_min": 5,
+            "reading_interval_recovery_min": 15,
+            "min_observation_min": 30,
+            "limits": {},  # empty = the clinical defaults (clinical.Limits)
+        }
+        values.update(fields)
+        protocol = Protocol(**values)
+        db.session.add(protocol)
+        db.session.commit()
+        return protocol
+
+    return make
+
+
+@pytest.fixture
+def make_patient(app):
+    from datetime import date
+
+    from infusion_tracker.models import Patient
+
+    counter = {"n": 0}
+
+    def make(**fields):
+        counter["n"] += 1
+        values = {
+            "mrn": f"T{counter['n']:05d}",
+            "first_name": "Pat",
+            "last_name": f"Example{counter['n']}",
+            "date_of_birth": date(1980, 5, 17),
+            "sex": "female",
+            "indication": "trd",
+            "allergies": "Penicillin (rash)",
+        }
+        values.update(fields)
+        patient = Patient(**values)
+        db.session.add(patient)
+        db.session.commit()
+        return patient
+
+    return make
+
+
+@pytest.fixture
+def make_infusion(app, make_staff, make_patient, make_protocol):
+    """A planned session; pass status/started_at etc. to place it further along."""
+    from datetime import timedelta
+
+    from infusion_tracker.models import InfusionSession
+    from infusion_tracker.timeutil import utcnow
+
+    def make(patient=None, protocol=None, clinician=None, physician=None, **fields):
+        patient = patient or make_patient()
+        protocol = protocol or make_protocol()
+        clinician = clinician or make_staff("np")
+        physician = physician or make_staff("physician")
+        number = len(patient.infusions) + 1
+        values = {
+            "patient": patient,
+            "series_number": number,
+            "protocol": protocol,
+            "room": "Room 1",
+            "status": "planned",
+            "scheduled_for": utcnow() + timedelta(minutes=5),
+            "clinician": clinician,
+            "physician": physician,
+            "indication": patient.indication,
+            "weight_kg": 70.0,
+            "drug": protocol.drug,
+            "concentration_mg_per_ml": protocol.concentration_mg_per_ml,
+            "dose_mg_per_kg": protocol.dose_mg_per_kg,
+            "total_mg": round(70.0 * protocol.dose_mg_per_kg, 1),
+            "duration_min": protocol.infusion_minutes,
+        }
+        values.update(fields)
+        infusion = InfusionSession(**values)
+        db.session.add(infusion)
+        db.session.commit()
+        return infusion
+
+    return make
