@@ -6,6 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from infusion_tracker import create_app
 from infusion_tracker.extensions import db
@@ -45,6 +46,18 @@ def base_config(database_url: str) -> dict:
     }
 
 
+class FreshContextClient(FlaskClient):
+    """Each request runs in its own app context, as in production: its own `g`, its own
+    database session. Before it, the test's session commits, which saves pending rows,
+    releases SQLite's write lock and expires loaded objects so they reload afterwards."""
+
+    def open(self, *args, **kwargs):
+        db.session.commit()
+        kwargs.setdefault("buffered", True)
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 def reset_schema() -> None:
     db.drop_all()
     db.create_all()
@@ -60,6 +73,7 @@ def app_config():
 def app(tmp_path, app_config):
     url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.db'}"
     app = create_app({**base_config(url), **app_config})
+    app.test_client_class = FreshContextClient
     with app.app_context():
         reset_schema()
         yield app
