@@ -39,6 +39,7 @@ POSTGRES_TRIGGERS = [
 
 
 def append_only_ddl(dialect_name: str) -> list[str]:
+    """The statements that make audit_event append-only on this backend (for migrations too)."""
     return {"sqlite": SQLITE_TRIGGERS, "postgresql": POSTGRES_TRIGGERS}.get(dialect_name, [])
 
 
@@ -49,13 +50,18 @@ def _install_triggers(target, connection, **kw):
 
 
 def _jsonable(value: Any) -> Any:
+    """Plain JSON values, so the hash computed now matches the row read back later."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    return value
+    if isinstance(value, set | frozenset):
+        return sorted(_jsonable(v) for v in value)
+    return str(value)
 
 
 def snapshot(obj: Any, fields: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -68,7 +74,8 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
 
 
-def row_hash(prev_hash: str, event: AuditEvent) -> str:
+def row_hash(prev_hash: str, event: Any) -> str:
+    """SHA-256 over the previous hash and every recorded field of the row (not its id)."""
     payload = json.dumps(
         {
             "prev": prev_hash,
@@ -121,7 +128,6 @@ def record(
     else:
         actor_name = "anonymous" + (f" ({attempted_username})" if attempted_username else "")
     event = AuditEvent(
-        occurred_at=utcnow(),
         actor_id=actor.id if actor is not None else None,
         actor_name=actor_name[:120],
         action=action,
@@ -132,6 +138,8 @@ def record(
         remote_addr=(request.remote_addr or "")[:64] if has_request_context() else "",
     )
     _lock_chain()
+    # Stamped under the lock, so time order and chain order agree.
+    event.occurred_at = utcnow()
     last = db.session.scalar(sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     event.prev_hash = last or GENESIS
     event.hash = row_hash(event.prev_hash, event)
@@ -152,16 +160,18 @@ class ChainReport:
 
 
 def verify_chain(batch: int = 5000) -> ChainReport:
-    """Walk the chain in id order; report the first row whose hash or link is wrong."""
+    """Walk the chain in id order; report the first row whose hash or link is wrong.
+
+    Reads plain rows, not ORM objects, so it holds nothing in the session however long
+    the trail grows.
+    """
+    table = AuditEvent.__table__
     prev = GENESIS
     rows = 0
     last_id = 0
     while True:
-        events = db.session.scalars(
-            sa.select(AuditEvent)
-            .where(AuditEvent.id > last_id)
-            .order_by(AuditEvent.id)
-            .limit(batch)
+        events = db.session.execute(
+            sa.select(table).where(table.c.id > last_id).order_by(table.c.id).limit(batch)
         ).all()
         if not events:
             return ChainReport(rows)
@@ -173,4 +183,3 @@ def verify_chain(batch: int = 5000) -> ChainReport:
                 return ChainReport(rows, event.id, "its contents do not match its hash")
             prev = event.hash
             last_id = event.id
-        db.session.expunge_all()

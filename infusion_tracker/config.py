@@ -32,6 +32,11 @@ class Defaults:
 
     PER_PAGE = 25
 
+    # Physician signature (review): the default attestation, editable on the sign form.
+    ATTESTATION_TEXT = (
+        "I have reviewed this infusion record and attest that it is accurate and complete."
+    )
+
 
 def secret_key_from_instance(instance_path: str) -> str:
     """Generate the secret key once into instance/ so a restart keeps everyone signed in."""

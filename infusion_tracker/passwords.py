@@ -1,19 +1,35 @@
-"""Password policy (NIST SP 800-63B style): 12–128 characters, no composition rules,
-common passwords refused; hashed with werkzeug's scrypt."""
+"""Password policy (NIST SP 800-63B §5.1.1.2): 12–128 characters, no composition rules,
+common and context-specific passwords refused; hashed with werkzeug's scrypt."""
 
 import re
+import secrets
 from functools import lru_cache
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
+# Words anyone would guess for this application's accounts.
+CONTEXT_WORDS = ("infusion", "ketamine", "tracker", "clinic", "welcome", "changeme")
+# Unambiguous characters for temporary passwords read out or copied by hand (no 0/O, 1/l/I).
+TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
-    # zxcvbn ships the 30,000 most common leaked passwords; we use its list, not its scoring.
+    """The 30,000 most common leaked passwords, as shipped with zxcvbn (a pinned requirement)."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
     return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def _core(password: str) -> str:
+    """The password without the digits and symbols people pad common words with."""
+    return re.sub(r"^[\d\W_]+|[\d\W_]+$", "", password.lower())
+
+
+def _is_repetition(text: str) -> bool:
+    """'abcabcabcabc', 'qwertyqwerty': one short unit repeated."""
+    return bool(text) and re.fullmatch(r"(.{1,6})\1+", text) is not None
 
 
 def problems(password: str, username: str = "") -> list[str]:
@@ -21,15 +37,27 @@ def problems(password: str, username: str = "") -> list[str]:
     config = current_app.config
     low, high = config["PASSWORD_MIN_LENGTH"], config["PASSWORD_MAX_LENGTH"]
     if len(password) < low:
-        return [f"Password must be at least {low} characters."]
+        return [f"Password must be at least {low} characters (it has {len(password)})."]
     if len(password) > high:
         return [f"Password must be at most {high} characters."]
     lowered = password.lower()
-    stem = re.sub(r"[\d\W_]+$", "", lowered)  # "password2024!" is still "password"
-    if lowered in common_passwords() or stem in common_passwords() or len(set(lowered)) < 4:
+    squeezed = re.sub(r"[\s._-]+", "", lowered)
+    core = _core(squeezed)
+    common = common_passwords()
+    if (
+        lowered in common
+        or squeezed in common
+        or core in common
+        or _is_repetition(squeezed)
+        or _is_repetition(core)
+        or len(set(lowered)) < 4
+    ):
         return ["That password is too common or too easy to guess. Try a few unrelated words."]
-    if username and username.lower() in lowered:
+    if username and len(username) >= 3 and username.lower() in lowered:
         return ["The password must not contain the username."]
+    clinic = config.get("CLINIC_NAME", "").lower().replace(" ", "")
+    if core in CONTEXT_WORDS or (clinic and core == clinic):
+        return ["That password is too easy to guess here. Try a few unrelated words."]
     return []
 
 
@@ -39,3 +67,12 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str, password: str) -> bool:
     return check_password_hash(password_hash, password)
+
+
+def temporary_password() -> str:
+    """A random one-time password, four groups of four (about 79 bits), e.g. 'k7qm-x4tz-…'."""
+    while True:
+        groups = ["".join(secrets.choice(TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4)]
+        candidate = "-".join(groups)
+        if not problems(candidate):
+            return candidate

@@ -2,7 +2,8 @@
 and the security headers on every response (SPEC §8)."""
 
 import time
-from urllib.parse import urljoin, urlsplit
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, session, url_for
@@ -17,24 +18,44 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# What a user with a forced password change may still reach.
+PASSWORD_CHANGE_ENDPOINTS = ("auth.change_password", "auth.logout")
 
 
 @login_manager.user_loader
 def load_user(session_token: str) -> Staff | None:
+    """The cookie names a session token, not a user id: a rotated token ends every copy."""
     staff = db.session.scalar(sa.select(Staff).where(Staff.session_token == session_token))
     return staff if staff is not None and staff.active else None
 
 
+@login_manager.unauthorized_handler
+def unauthorized():
+    flash("Please sign in to continue.", "info")
+    return redirect(url_for("auth.login", next=_return_path()))
+
+
+def _return_path() -> str | None:
+    """Where to come back to after signing in: only a GET can be replayed (a POST's address
+    would answer 405)."""
+    if request.method != "GET":
+        return None
+    return request.full_path if request.query_string else request.path
+
+
 def is_safe_next(target: str | None) -> bool:
-    """`next=` may only point inside this site."""
-    if not target or "\\" in target:
+    """`next=` may only be a path on this site (no scheme, host, backslash or control chars)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
         return False
-    ref = urlsplit(request.host_url)
-    test = urlsplit(urljoin(request.host_url, target))
-    return test.scheme in ("http", "https") and test.netloc == ref.netloc and target.startswith("/")
+    if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
 
 
 def start_login_session() -> None:
+    """Stamp a fresh sign-in: the absolute limit counts from login_at, the idle one from
+    seen_at; auth_at is when the password was last typed (signing asks for a recent one)."""
     now = time.time()
     session.permanent = True
     session["login_at"] = now
@@ -49,36 +70,42 @@ def _is_public(endpoint: str | None) -> bool:
     return bool(view and getattr(view, PUBLIC_ATTR, False))
 
 
+def _session_expired(now: float) -> str | None:
+    """Why this browser session is over, or None while it is within both limits."""
+    config = current_app.config
+    try:
+        seen_at = float(session.get("seen_at", 0))
+        login_at = float(session.get("login_at", 0))
+    except (TypeError, ValueError):
+        return "Your session was not valid. Please sign in again."
+    if now - login_at > config["SESSION_MAX_HOURS"] * 3600:
+        hours = config["SESSION_MAX_HOURS"]
+        return f"You were signed out after {hours} hours. Please sign in again."
+    if now - seen_at > config["IDLE_TIMEOUT_MINUTES"] * 60:
+        return (
+            f"You were signed out after {config['IDLE_TIMEOUT_MINUTES']} minutes without "
+            "activity. Please sign in again."
+        )
+    return None
+
+
 def enforce_login():
+    """Every endpoint not marked @public needs a live, unexpired sign-in."""
     endpoint = request.endpoint
     if _is_public(endpoint):
         return None
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     now = time.time()
-    config = current_app.config
-    idle = now - session.get("seen_at", 0) > config["IDLE_TIMEOUT_MINUTES"] * 60
-    expired = now - session.get("login_at", 0) > config["SESSION_MAX_HOURS"] * 3600
-    if idle or expired:
+    reason = _session_expired(now)
+    if reason:
+        # Only this browser's session ends; the user's other workstations are unaffected.
         logout_user()
         session.clear()
-        flash(
-            "You were signed out after "
-            + (
-                f"{config['IDLE_TIMEOUT_MINUTES']} minutes without activity."
-                if idle
-                else f"{config['SESSION_MAX_HOURS']} hours. Please sign in again."
-            ),
-            "info",
-        )
-        return redirect(
-            url_for("auth.login", next=request.full_path if request.method == "GET" else None)
-        )
+        flash(reason, "info")
+        return redirect(url_for("auth.login", next=_return_path()))
     session["seen_at"] = now
-    if current_user.must_change_password and endpoint not in (
-        "auth.change_password",
-        "auth.logout",
-    ):
+    if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         flash("Choose a new password before you continue.", "info")
         return redirect(url_for("auth.change_password"))
     return None
@@ -94,6 +121,7 @@ def set_security_headers(response):
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if current_app.config["SESSION_COOKIE_SECURE"]:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    # Patient data must not linger in a shared workstation's cache; only static files may.
     if request.endpoint != "static":
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
@@ -102,8 +130,8 @@ def set_security_headers(response):
 
 def init_app(app) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
-    login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+    # The cookie itself never outlives the absolute limit enforced above.
+    app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     app.before_request(enforce_login)
     app.after_request(set_security_headers)

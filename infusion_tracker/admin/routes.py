@@ -1,23 +1,233 @@
-"""Administration: staff accounts and the audit log (office manager only)."""
+"""Administration: staff accounts and the audit log (office manager only, SPEC §1, §5)."""
 
-import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
+from ..errors import RuleError, show_on_form
 from ..extensions import db
-from ..models import Staff
 from ..permissions import admin_required
+from ..timeutil import utcnow
+from . import services
+from .forms import AuditFilterForm, StaffCreateForm, StaffEditForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+# --- Staff ---------------------------------------------------------------------------------
 
 
 @bp.route("/staff/")
 @admin_required
 def staff_list():
-    staff = db.session.scalars(sa.select(Staff).order_by(Staff.full_name)).all()
-    return render_template("admin/staff_list.html", staff=staff)
+    return render_template("admin/staff_list.html", staff=services.all_staff(), now=utcnow())
+
+
+@bp.route("/staff/new", methods=["GET", "POST"])
+@admin_required
+def staff_new():
+    form = StaffCreateForm()
+    if form.validate_on_submit():
+        try:
+            staff, temporary = services.add_staff(
+                form.username.data,
+                form.full_name.data,
+                form.credentials.data or "",
+                form.role.data,
+                _actor(),
+                password=form.password.data or None,
+            )
+            db.session.commit()
+        except RuleError as error:
+            db.session.rollback()
+            show_on_form(form, error)
+        except IntegrityError:
+            # Someone created the same username between our check and the insert.
+            db.session.rollback()
+            form.username.errors = [*form.username.errors, "That username is already taken."]
+        else:
+            if temporary:
+                return render_template(
+                    "admin/temporary_password.html", staff=staff, password=temporary, created=True
+                )
+            flash(
+                f"Account “{staff.username}” created for {staff.display_name}. They must choose "
+                "their own password at first sign-in.",
+                "success",
+            )
+            return redirect(url_for("admin.staff_list"))
+    return render_template("admin/staff_form.html", form=form, staff=None)
+
+
+@bp.route("/staff/<int:staff_id>", methods=["GET", "POST"])
+@admin_required
+def staff_edit(staff_id: int):
+    staff = services.get_staff_or_404(staff_id)
+    form = StaffEditForm(obj=staff)
+    if form.validate_on_submit():
+        try:
+            renamed = services.update_staff(
+                staff, form.full_name.data, form.credentials.data or "", _actor()
+            )
+            role_changed = services.change_role(staff, form.role.data, _actor())
+        except RuleError as error:
+            db.session.rollback()
+            show_on_form(form, error)
+        else:
+            db.session.commit()
+            if renamed or role_changed:
+                flash(f"Saved the changes to {staff.display_name}.", "success")
+            else:
+                flash("Nothing was changed.", "info")
+            return redirect(url_for("admin.staff_edit", staff_id=staff.id))
+    return render_template(
+        "admin/staff_form.html",
+        form=form,
+        staff=staff,
+        is_self=staff.id == current_user.id,
+        now=utcnow(),
+    )
+
+
+def _refused(staff, error: RuleError):
+    db.session.rollback()
+    flash(str(error), "error")
+    return redirect(url_for("admin.staff_edit", staff_id=staff.id))
+
+
+def _account_action(staff_id: int, action, done: str):
+    """Run one POST-button action on an account; a refusal comes back as a message."""
+    staff = services.get_staff_or_404(staff_id)
+    try:
+        action(staff, _actor())
+    except RuleError as error:
+        return _refused(staff, error)
+    db.session.commit()
+    flash(done.format(name=staff.display_name), "success")
+    return redirect(url_for("admin.staff_edit", staff_id=staff.id))
+
+
+@bp.route("/staff/<int:staff_id>/deactivate", methods=["POST"])
+@admin_required
+def staff_deactivate(staff_id: int):
+    return _account_action(
+        staff_id, services.deactivate, "{name} is deactivated and has been signed out."
+    )
+
+
+@bp.route("/staff/<int:staff_id>/reactivate", methods=["POST"])
+@admin_required
+def staff_reactivate(staff_id: int):
+    return _account_action(staff_id, services.reactivate, "{name} can sign in again.")
+
+
+@bp.route("/staff/<int:staff_id>/unlock", methods=["POST"])
+@admin_required
+def staff_unlock(staff_id: int):
+    return _account_action(staff_id, services.unlock, "{name} is unlocked.")
+
+
+@bp.route("/staff/<int:staff_id>/reset-password", methods=["POST"])
+@admin_required
+def staff_reset_password(staff_id: int):
+    staff = services.get_staff_or_404(staff_id)
+    try:
+        password = services.reset_password(staff, _actor())
+    except RuleError as error:
+        return _refused(staff, error)
+    db.session.commit()
+    # Shown in this one response only (never flashed: the session cookie is readable).
+    return render_template(
+        "admin/temporary_password.html", staff=staff, password=password, created=False
+    )
+
+
+# --- Audit log -----------------------------------------------------------------------------
+
+
+def _audit_filters(formdata) -> tuple[AuditFilterForm, services.AuditFilters | None]:
+    """The filter form from the query string (or the export POST); None while it has errors."""
+    form = AuditFilterForm(formdata=formdata)
+    form.actor.choices = services.actor_choices()
+    if not form.validate():
+        return form, None
+    filters = services.AuditFilters(
+        actor=form.actor.data or "",
+        action=form.action.data or "",
+        date_from=form.date_from.data,
+        date_to=form.date_to.data,
+        sort=form.sort.data or "newest",
+    )
+    if form.patient.data:
+        try:
+            filters.patient_id = services.patient_id_for_mrn(form.patient.data)
+        except RuleError as error:
+            show_on_form(form, error)
+            return form, None
+    return form, filters
+
+
+def _filter_args(form: AuditFilterForm) -> dict[str, str]:
+    """The filters as they were typed, for page links and the export form."""
+    return {
+        field.name: field._value() if field.type == "DateField" else (field.data or "")
+        for field in form
+        if (field.data or "") != "" and not (field.name == "sort" and field.data == "newest")
+    }
 
 
 @bp.route("/audit")
 @admin_required
 def audit_log():
-    return render_template("admin/audit_log.html")
+    form, filters = _audit_filters(request.args)
+    page = None
+    mrns = {}
+    if filters is not None:
+        number = max(request.args.get("page", 1, type=int), 1)
+        page = services.page_of_events(filters, number, current_app.config["PER_PAGE"])
+        mrns = services.patient_mrns(page.items)
+    return render_template(
+        "admin/audit_log.html",
+        form=form,
+        page=page,
+        mrns=mrns,
+        filter_args=_filter_args(form),
+        detail_lines=services.detail_lines,
+    )
+
+
+@bp.route("/audit/export", methods=["POST"])
+@admin_required
+def audit_export():
+    form, filters = _audit_filters(request.form)
+    if filters is None:
+        return render_template(
+            "admin/audit_log.html",
+            form=form,
+            page=None,
+            mrns={},
+            filter_args=_filter_args(form),
+            detail_lines=services.detail_lines,
+        )
+    services.record_export(filters, _actor())
+    db.session.commit()
+    filename = f"audit-{utcnow():%Y%m%d-%H%M%S}.csv"
+    return Response(
+        stream_with_context(services.csv_lines(filters)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

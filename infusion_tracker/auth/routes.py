@@ -1,10 +1,11 @@
 """Sign in, sign out, first-run setup, and changing one's own password."""
 
-import sqlalchemy as sa
+import time
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from ..errors import RuleError
+from ..errors import RuleError, show_on_form
 from ..extensions import db
 from ..models import ROLE_ADMIN, Staff
 from ..permissions import public
@@ -13,6 +14,8 @@ from . import services
 from .forms import ChangePasswordForm, LoginForm, SetupForm
 
 bp = Blueprint("auth", __name__)
+# The services call it "password"; these forms call it "new_password".
+NEW_PASSWORD_FIELD = {"password": "new_password"}
 
 
 def home_for(staff: Staff) -> str:
@@ -24,7 +27,7 @@ def home_for(staff: Staff) -> str:
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
-    if not db.session.scalar(sa.select(sa.exists().where(Staff.id.is_not(None)))):
+    if not services.any_staff_exists():
         return redirect(url_for("auth.setup"))
     form = LoginForm()
     if form.validate_on_submit():
@@ -32,15 +35,15 @@ def login():
             staff = services.authenticate(form.username.data, form.password.data)
         except services.LoginRefused as refused:
             db.session.commit()  # keep the failure count and the audit row
-            form.password.errors = [str(refused)]
-            return render_template("auth/login.html", form=form), 200
+            form.form_errors.append(str(refused))
+            return render_template("auth/login.html", form=form)
         db.session.commit()
-        session.clear()
+        session.clear()  # a new session on sign-in: nothing carried over (session fixation)
         login_user(staff)
         start_login_session()
-        target = request.args.get("next")
         if staff.must_change_password:
             return redirect(url_for("auth.change_password"))
+        target = request.args.get("next")
         return redirect(target if is_safe_next(target) else home_for(staff))
     return render_template("auth/login.html", form=form)
 
@@ -59,21 +62,20 @@ def logout():
 @public
 def setup():
     """One-time creation of the first administrator; gone once any account exists."""
-    if db.session.scalar(sa.select(sa.exists().where(Staff.id.is_not(None)))):
+    if services.any_staff_exists():
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
         try:
-            services.create_staff(
+            services.create_first_admin(
                 form.username.data,
                 form.full_name.data,
-                ROLE_ADMIN,
                 form.new_password.data,
                 credentials=form.credentials.data or "",
             )
         except RuleError as error:
             db.session.rollback()
-            form.form_errors.append(str(error))
+            show_on_form(form, error, NEW_PASSWORD_FIELD)
         else:
             db.session.commit()
             flash("Administrator account created. Sign in to continue.", "success")
@@ -83,19 +85,31 @@ def setup():
 
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password():
+    """Any signed-in user, for their own account; required after an admin's reset."""
     form = ChangePasswordForm()
+    staff = current_user._get_current_object()
     if form.validate_on_submit():
-        staff = current_user._get_current_object()
         try:
             services.change_password(staff, form.current_password.data, form.new_password.data)
+        except services.WrongCurrentPassword as error:
+            db.session.commit()  # the failure counts toward the lockout
+            if staff.is_locked():
+                logout_user()
+                session.clear()
+                flash("Too many wrong passwords: you have been signed out.", "error")
+                return redirect(url_for("auth.login"))
+            show_on_form(form, error)
         except RuleError as error:
             db.session.rollback()
-            form.form_errors.append(str(error))
+            show_on_form(form, error, NEW_PASSWORD_FIELD)
         else:
             db.session.commit()
-            # The token changed, so every other session ends; keep this one signed in.
+            # The token changed, so every other session ended; this one continues with the
+            # new token, keeping its original sign-in time for the absolute limit.
+            login_at = session.get("login_at", time.time())
             login_user(staff)
             start_login_session()
-            flash("Password changed. Other sessions of yours have been signed out.", "success")
+            session["login_at"] = login_at
+            flash("Password changed. Any other sessions of yours have been signed out.", "success")
             return redirect(home_for(staff))
     return render_template("auth/change_password.html", form=form)

@@ -1,0 +1,351 @@
+"""Staff administration and the audit log query. Every change writes an audit row with
+what the account looked like before and after (never a password or a session token)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+from wtforms import SelectChoice
+
+from .. import audit
+from ..auth.services import STAFF_AUDIT_FIELDS, check_names, create_staff, end_sessions
+from ..errors import RuleError
+from ..extensions import db
+from ..models import ROLES, AuditEvent, Patient, Staff
+from ..passwords import hash_password, temporary_password
+from ..timeutil import clinic_day_bounds, to_clinic, utcnow
+
+# --- Staff accounts ----------------------------------------------------------------------
+
+
+def get_staff_or_404(staff_id: int) -> Staff:
+    return db.get_or_404(Staff, staff_id)
+
+
+def all_staff() -> list[Staff]:
+    """Active accounts first, then by name."""
+    return list(
+        db.session.scalars(
+            sa.select(Staff).order_by(Staff.active.desc(), Staff.full_name, Staff.username)
+        )
+    )
+
+
+def _record(action: str, staff: Staff, actor: Staff, before: dict, **extra) -> None:
+    after = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    details = {"before": before, "after": after, "changes": audit.changes(before, after), **extra}
+    audit.record(action, entity=staff, actor=actor, details=details)
+
+
+def add_staff(
+    username: str,
+    full_name: str,
+    credentials: str,
+    role: str,
+    actor: Staff,
+    password: str | None = None,
+) -> tuple[Staff, str | None]:
+    """Create an account whose holder must choose a password at first sign-in.
+
+    Returns the account and the generated temporary password (None when the admin gave one).
+    """
+    generated = None if password else temporary_password()
+    staff = create_staff(
+        username,
+        full_name,
+        role,
+        password or generated,
+        credentials=credentials,
+        must_change_password=True,
+        actor=actor,
+    )
+    return staff, generated
+
+
+def update_staff(staff: Staff, full_name: str, credentials: str, actor: Staff) -> bool:
+    """Change the display name and credentials; False when nothing changed."""
+    full_name, credentials = check_names(full_name, credentials)
+    before = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    if (full_name, credentials) == (staff.full_name, staff.credentials):
+        return False
+    staff.full_name, staff.credentials = full_name, credentials
+    _record("staff.updated", staff, actor, before)
+    return True
+
+
+def change_role(staff: Staff, role: str, actor: Staff) -> bool:
+    """Change the role; an admin cannot demote themselves, so an admin always remains."""
+    if role not in ROLES:
+        raise RuleError(f"Role must be one of: {', '.join(ROLES.values())}.", field="role")
+    if role == staff.role:
+        return False
+    if staff.id == actor.id:
+        raise RuleError(
+            "You cannot change your own role: another administrator must do it, so the clinic "
+            "always keeps an administrator.",
+            field="role",
+        )
+    before = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    staff.role = role
+    _record("staff.role_changed", staff, actor, before)
+    return True
+
+
+def deactivate(staff: Staff, actor: Staff) -> None:
+    """Deactivate (accounts are never deleted) and end every session of the account now."""
+    if staff.id == actor.id:
+        raise RuleError(
+            "You cannot deactivate your own account: another administrator must do it, so the "
+            "clinic always keeps an administrator."
+        )
+    if not staff.active:
+        raise RuleError(f"{staff.display_name} is already deactivated.")
+    before = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    staff.active = False
+    end_sessions(staff)
+    _record("staff.deactivated", staff, actor, before)
+
+
+def reactivate(staff: Staff, actor: Staff) -> None:
+    """Allow the account to sign in again."""
+    if staff.active:
+        raise RuleError(f"{staff.display_name} is already active.")
+    before = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    staff.active = True
+    _record("staff.reactivated", staff, actor, before)
+
+
+def reset_password(staff: Staff, actor: Staff) -> str:
+    """Give the account a temporary password (returned once, never stored in clear), which
+    the holder must change at next sign-in; ends the account's sessions and lifts any lock."""
+    if staff.id == actor.id:
+        raise RuleError("Use “Change password” for your own account; it asks for the current one.")
+    password = temporary_password()
+    before = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    was_locked = staff.is_locked()
+    staff.password_hash = hash_password(password)
+    staff.password_changed_at = utcnow()
+    staff.must_change_password = True
+    staff.failed_logins = 0
+    staff.locked_until = None
+    end_sessions(staff)
+    _record("staff.password_reset", staff, actor, before, unlocked=was_locked)
+    return password
+
+
+def unlock(staff: Staff, actor: Staff) -> None:
+    """Lift a lockout before it expires, and forget the failed attempts."""
+    if not staff.is_locked() and not staff.failed_logins:
+        raise RuleError(f"{staff.display_name} is not locked.")
+    before = audit.snapshot(staff, STAFF_AUDIT_FIELDS)
+    details = {"locked_until": staff.locked_until, "failed_logins": staff.failed_logins}
+    staff.locked_until = None
+    staff.failed_logins = 0
+    _record("staff.unlocked", staff, actor, before, **details)
+
+
+# --- The audit log ----------------------------------------------------------------------
+
+ANONYMOUS = "anonymous"
+EXPORT_CHUNK = 1000
+
+
+@dataclass
+class AuditFilters:
+    actor: str = ""  # "", "anonymous", or a staff id as text
+    action: str = ""
+    patient_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    sort: str = "newest"
+
+
+def actor_choices() -> list[SelectChoice]:
+    """Everyone who can appear as an actor, deactivated accounts included."""
+    staff = db.session.execute(
+        sa.select(Staff.id, Staff.full_name, Staff.credentials, Staff.username).order_by(
+            Staff.full_name, Staff.username
+        )
+    ).all()
+    choices = [SelectChoice("", "Anyone"), SelectChoice(ANONYMOUS, "Anonymous (not signed in)")]
+    for row in staff:
+        name = f"{row.full_name}, {row.credentials}" if row.credentials else row.full_name
+        choices.append(SelectChoice(str(row.id), f"{name} ({row.username})"))
+    return choices
+
+
+def patient_id_for_mrn(mrn: str) -> int:
+    """The patient with this MRN (case-insensitive), for the patient filter."""
+    mrn = mrn.strip()
+    patient_id = db.session.scalar(
+        sa.select(Patient.id).where(sa.func.upper(Patient.mrn) == mrn.upper())
+    )
+    if patient_id is None:
+        raise RuleError(f"No patient has the MRN “{mrn}”.", field="patient")
+    return patient_id
+
+
+def audit_query(filters: AuditFilters) -> sa.Select:
+    """The filtered audit rows, in chain order (ids follow time: rows are stamped under a lock)."""
+    query = sa.select(AuditEvent)
+    if filters.actor == ANONYMOUS:
+        query = query.where(AuditEvent.actor_id.is_(None))
+    elif filters.actor:
+        query = query.where(AuditEvent.actor_id == int(filters.actor))
+    action = filters.action.strip()
+    if action.endswith(".") or action.endswith("*"):
+        prefix = action.rstrip("*")
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(AuditEvent.action.like(f"{escaped}%", escape="\\"))
+    elif action:
+        query = query.where(AuditEvent.action == action)
+    if filters.patient_id is not None:
+        query = query.where(AuditEvent.patient_id == filters.patient_id)
+    if filters.date_from:
+        query = query.where(AuditEvent.occurred_at >= clinic_day_bounds(filters.date_from)[0])
+    if filters.date_to:
+        query = query.where(AuditEvent.occurred_at < clinic_day_bounds(filters.date_to)[1])
+    order = AuditEvent.id.asc() if filters.sort == "oldest" else AuditEvent.id.desc()
+    return query.order_by(order)
+
+
+def page_of_events(filters: AuditFilters, page: int, per_page: int):
+    """One page of the log, with the actors loaded in one query rather than one per row."""
+    query = audit_query(filters).options(selectinload(AuditEvent.actor))
+    return db.paginate(query, page=page, per_page=per_page, max_per_page=per_page, error_out=False)
+
+
+def patient_mrns(events) -> dict[int, str]:
+    """MRNs of the patients named on these rows, in one query."""
+    ids = {event.patient_id for event in events if event.patient_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(sa.select(Patient.id, Patient.mrn).where(Patient.id.in_(ids)))
+    return {row.id: row.mrn for row in rows}
+
+
+def _short(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def detail_lines(details: dict | None) -> list[str]:
+    """A readable summary of an audit row's details: what changed, then anything else."""
+    details = dict(details or {})
+    lines = []
+    before, after = details.pop("before", None), details.pop("after", None)
+    changes = details.pop("changes", None)
+    if changes is None and isinstance(before, dict) and isinstance(after, dict):
+        changes = audit.changes(before, after)
+    if changes:
+        for field, pair in changes.items():
+            old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
+            lines.append(f"{field}: {_short(old)} → {_short(new)}")
+    elif isinstance(after, dict) and before is None:
+        lines.extend(f"{field}: {_short(value)}" for field, value in after.items())
+    lines.extend(f"{key}: {_short(value)}" for key, value in details.items())
+    return lines
+
+
+def record_export(filters: AuditFilters, actor: Staff) -> None:
+    """Exporting the log is itself audited (who took a copy, of what)."""
+    audit.record(
+        "audit.exported",
+        actor=actor,
+        details={
+            "actor": filters.actor,
+            "action": filters.action,
+            "patient_id": filters.patient_id,
+            "date_from": filters.date_from,
+            "date_to": filters.date_to,
+            "sort": filters.sort,
+        },
+    )
+
+
+CSV_COLUMNS = [
+    "id",
+    "occurred_at_clinic",
+    "occurred_at_utc",
+    "actor_id",
+    "actor",
+    "action",
+    "entity_type",
+    "entity_id",
+    "patient_id",
+    "patient_mrn",
+    "details",
+    "remote_addr",
+    "prev_hash",
+    "hash",
+]
+
+
+def _cell(value) -> str:
+    """Text for a spreadsheet cell; a leading = + - @ would run as a formula, so quote it."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def csv_lines(filters: AuditFilters) -> Iterator[str]:
+    """The filtered log as CSV, fetched in short transactions of EXPORT_CHUNK rows so a large
+    export never holds the database (SQLite's write lock included) while it downloads."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    base = audit_query(filters)
+    newest_first = filters.sort != "oldest"
+    last_id = None
+    while True:
+        query = base
+        if last_id is not None:
+            query = query.where(
+                AuditEvent.id < last_id if newest_first else AuditEvent.id > last_id
+            )
+        events = list(db.session.scalars(query.limit(EXPORT_CHUNK)))
+        if not events:
+            db.session.commit()
+            return
+        mrns = patient_mrns(events)
+        for event in events:
+            writer.writerow(
+                [
+                    _cell(event.id),
+                    _cell(to_clinic(event.occurred_at).isoformat()),
+                    _cell(event.occurred_at.isoformat()),
+                    _cell(event.actor_id),
+                    _cell(event.actor_name),
+                    _cell(event.action),
+                    _cell(event.entity_type),
+                    _cell(event.entity_id),
+                    _cell(event.patient_id),
+                    _cell(mrns.get(event.patient_id)),
+                    _cell(json.dumps(event.details, ensure_ascii=False, sort_keys=True)),
+                    _cell(event.remote_addr),
+                    _cell(event.prev_hash),
+                    _cell(event.hash),
+                ]
+            )
+        last_id = events[-1].id
+        db.session.commit()  # end the read transaction between chunks
+        yield flush()

@@ -1,0 +1,148 @@
+"""The command line: create-staff, verify-audit, backup."""
+
+import sqlite3
+from contextlib import closing
+
+import pytest
+import sqlalchemy as sa
+
+from infusion_tracker.extensions import db
+from infusion_tracker.models import AuditEvent, Staff
+from infusion_tracker.passwords import verify_password
+from tests.conftest import PASSWORD, login
+from tests.test_audit import raw
+
+
+def staff_named(username: str) -> Staff | None:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(Staff).where(Staff.username == username))
+
+
+# --- create-staff ----------------------------------------------------------------------
+
+
+def test_create_staff_with_password(runner, client):
+    result = runner.invoke(
+        args=[
+            "create-staff",
+            "Office",
+            "--role",
+            "admin",
+            "--full-name",
+            "Olive Manager",
+            "--credentials",
+            "MBA",
+            "--password",
+            PASSWORD,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created admin account “office” for Olive Manager, MBA." in result.output
+    staff = staff_named("office")
+    assert staff.role == "admin" and staff.password_hash.startswith("scrypt:")
+    event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert (event.action, event.details["via"]) == ("staff.created", "cli")
+    assert login(client, "office").headers["Location"] == "/admin/staff/"
+
+
+def test_create_staff_prompts_for_the_password(runner):
+    result = runner.invoke(
+        args=["create-staff", "doc", "--role", "physician", "--full-name", "Ada Doctor"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Password" in result.output and PASSWORD not in result.output  # hidden input
+    assert verify_password(staff_named("doc").password_hash, PASSWORD)
+
+
+def test_create_staff_prompt_asks_again_on_mismatch(runner):
+    other = "another long phrase 99"
+    result = runner.invoke(
+        args=["create-staff", "doc", "--role", "physician", "--full-name", "Ada Doctor"],
+        input=f"{PASSWORD}\n{other}\n{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "do not match" in result.output
+    assert verify_password(staff_named("doc").password_hash, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--password", "short"], "at least 12 characters"),
+        (["--password", "password1234"], "too common"),
+        (["--password", PASSWORD, "--full-name", " "], "Enter the full name."),
+    ],
+)
+def test_create_staff_refusals(runner, args, message):
+    base = ["create-staff", "nia", "--role", "np", "--full-name", "Nia Nurse"]
+    result = runner.invoke(args=base + args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert staff_named("nia") is None
+
+
+def test_create_staff_refuses_a_taken_username_in_any_case(runner, make_staff):
+    make_staff("np", username="nia")
+    result = runner.invoke(
+        args=["create-staff", "NIA", "--role", "pa", "--full-name", "X Y", "--password", PASSWORD]
+    )
+    assert result.exit_code == 1 and "already taken" in result.output
+
+
+def test_create_staff_refuses_an_unknown_role(runner):
+    result = runner.invoke(
+        args=["create-staff", "x1", "--role", "root", "--full-name", "X", "--password", PASSWORD]
+    )
+    assert result.exit_code == 2 and "root" in result.output
+    assert staff_named("x1") is None
+
+
+# --- verify-audit ----------------------------------------------------------------------
+
+
+def test_verify_audit_ok(runner, make_staff):
+    make_staff("np")
+    make_staff("pa")
+    result = runner.invoke(args=["verify-audit"])
+    assert result.exit_code == 0
+    assert "Audit chain OK: 2 rows verified." in result.output
+
+
+def test_verify_audit_broken(runner, make_staff):
+    make_staff("np")
+    second = make_staff("pa")
+    make_staff("physician")
+    row_id = db.session.scalar(sa.select(AuditEvent.id).where(AuditEvent.entity_id == second.id))
+    raw(f"UPDATE audit_event SET actor_name = 'someone else' WHERE id = {row_id}", bypass=True)
+    result = runner.invoke(args=["verify-audit"])
+    assert result.exit_code == 1
+    assert f"BROKEN at row id {row_id}" in result.output
+
+
+# --- backup ----------------------------------------------------------------------------
+
+
+def test_backup(runner, make_staff, tmp_path):
+    make_staff("admin", username="office")
+    make_staff("np", username="nia")
+    destination = tmp_path / "copies" / "backup.db"
+    result = runner.invoke(args=["backup", str(destination)])
+    if db.engine.dialect.name != "sqlite":
+        assert result.exit_code == 1
+        assert "pg_dump" in result.output and not destination.exists()
+        return
+    assert result.exit_code == 0, result.output
+    assert "integrity check ok" in result.output
+    with closing(sqlite3.connect(destination)) as copy:
+        names = [row[0] for row in copy.execute("SELECT username FROM staff ORDER BY username")]
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert names == ["nia", "office"]
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).where(AuditEvent.action == "database.backed_up")
+        )
+        == 1
+    )
+    again = runner.invoke(args=["backup", str(destination)])
+    assert again.exit_code == 1 and "already exists" in again.output

@@ -1,0 +1,124 @@
+"""PostgreSQL-specific checks, run whatever backend the rest of the suite uses: the
+append-only trigger, tamper detection behind it, and backup refusing to copy PostgreSQL.
+
+Each test works in a schema of its own, so it never disturbs another suite using the same
+database. Without a reachable server these tests skip, except under CI=true, where they fail.
+"""
+
+import os
+import secrets
+
+import pytest
+import sqlalchemy as sa
+
+from infusion_tracker import audit, create_app
+from infusion_tracker.auth.services import create_staff
+from infusion_tracker.extensions import db
+from infusion_tracker.models import AuditEvent
+from tests.conftest import PASSWORD, base_config, postgres_reachable
+
+pytestmark = pytest.mark.postgres
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_URL
+    reason = postgres_reachable(url)
+    if reason:
+        message = f"PostgreSQL not reachable at {url}: {reason}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def pg_app(pg_url):
+    schema = f"it_test_{secrets.token_hex(4)}"
+    admin_engine = sa.create_engine(pg_url)
+    with admin_engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = sa.make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    app = create_app(base_config(url.render_as_string(hide_password=False)))
+    try:
+        with app.app_context():
+            db.create_all()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        with admin_engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin_engine.dispose()
+
+
+@pytest.fixture
+def rows(pg_app):
+    staff = create_staff("nia", "Nia Nurse", "np", PASSWORD)
+    for number in range(3):
+        audit.record("test.event", actor=staff, details={"n": number})
+    db.session.commit()
+    ids = list(db.session.scalars(sa.select(AuditEvent.id).order_by(AuditEvent.id)))
+    db.session.commit()  # hold no lock: TRUNCATE below would wait for it for ever
+    return ids
+
+
+def raw_connection():
+    """A second connection that gives up on a lock rather than waiting for ever."""
+    db.session.commit()
+    conn = db.engine.connect()
+    conn.exec_driver_sql("SET lock_timeout = '5s'")
+    return conn
+
+
+def test_runs_on_postgresql(pg_app):
+    assert db.engine.dialect.name == "postgresql"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_event SET action = 'rewritten'",
+        "DELETE FROM audit_event",
+        "TRUNCATE audit_event",
+    ],
+)
+def test_trigger_refuses_changes(rows, statement):
+    with raw_connection() as conn, pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        conn.exec_driver_sql(statement)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == len(rows)
+    assert audit.verify_chain().ok
+
+
+def test_tampering_behind_a_disabled_trigger_is_found(rows):
+    with raw_connection() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change")
+        conn.exec_driver_sql(
+            f"UPDATE audit_event SET details = '{{\"n\": 42}}' WHERE id = {rows[2]}"
+        )
+        conn.exec_driver_sql("ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_change")
+        conn.commit()
+    report = audit.verify_chain()
+    assert report.broken_at == rows[2]
+    result = pg_runner_invoke(["verify-audit"])
+    assert result.exit_code == 1 and f"BROKEN at row id {rows[2]}" in result.output
+
+
+def test_backup_refuses_postgresql(pg_app, tmp_path):
+    result = pg_runner_invoke(["backup", str(tmp_path / "copy.db")])
+    assert result.exit_code == 1
+    assert "uses postgresql" in result.output and "pg_dump" in result.output
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_timestamps_keep_their_zone(rows):
+    event = db.session.get(AuditEvent, rows[0])
+    assert event.occurred_at.utcoffset().total_seconds() == 0
+
+
+def pg_runner_invoke(args):
+    from flask import current_app
+
+    return current_app.test_cli_runner().invoke(args=args)
