@@ -43,9 +43,25 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
     from .auth.routes import bp as auth_bp
+    from .exports.routes import bp as exports_bp
+    from .infusions import charting as _charting  # noqa: F401  (attaches its routes to bp)
+    from .infusions import routes as _routes  # noqa: F401  (attaches its routes to bp)
+    from .infusions.blueprint import bp as infusions_bp
     from .main.routes import bp as main_bp
+    from .patients.routes import bp as patients_bp
+    from .protocols.routes import bp as protocols_bp
+    from .review.routes import bp as review_bp
 
-    for bp in (auth_bp, main_bp, admin_bp):
+    for bp in (
+        auth_bp,
+        main_bp,
+        admin_bp,
+        review_bp,
+        infusions_bp,
+        patients_bp,
+        protocols_bp,
+        exports_bp,
+    ):
         app.register_blueprint(bp)
 
 

@@ -28,7 +28,7 @@ def nav_items() -> list[tuple[str, str, int | None]]:
     from flask_login import current_user
 
     from .extensions import db
-    from .models import ROLE_ADMIN, ROLE_PHYSICIAN, InfusionSession
+    from .models import ROLE_ADMIN, ROLE_PHYSICIAN
 
     if current_user.role == ROLE_ADMIN:
         items = [("admin.staff_list", "Staff"), ("admin.audit_log", "Audit log")]
@@ -43,13 +43,10 @@ def nav_items() -> list[tuple[str, str, int | None]]:
             continue
         badge = None
         if endpoint == "review.queue":
+            from .review.services import awaiting_signature  # the queue's own definition
+
             badge = (
-                db.session.scalar(
-                    sa.select(sa.func.count()).where(
-                        InfusionSession.status == "discharged", InfusionSession.signed_at.is_(None)
-                    )
-                )
-                or None
+                db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or None
             )
         result.append((endpoint, label, badge))
     return result

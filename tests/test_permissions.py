@@ -23,6 +23,50 @@ EXPECTED = {
     "main.board": ANY_STAFF,  # admin is redirected to the staff list
     "admin.staff_list": ADMIN,
     "admin.audit_log": ADMIN,
+    "patients.search": CLINICIANS,
+    "patients.new": CLINICIANS,
+    "patients.view": CLINICIANS,
+    "patients.edit": CLINICIANS,
+    "patients.archive": CLINICIANS,
+    "patients.reactivate": CLINICIANS,
+    "patients.new_assessment": CLINICIANS,
+    "patients.void_assessment": CLINICIANS,
+    "protocols.index": CLINICIANS,
+    "protocols.view": CLINICIANS,
+    "protocols.history": CLINICIANS,
+    "protocols.new": PHYSICIAN,
+    "protocols.edit": PHYSICIAN,
+    "admin.audit_export": ADMIN,
+    "admin.staff_new": ADMIN,
+    "admin.staff_edit": ADMIN,
+    "admin.staff_deactivate": ADMIN,
+    "admin.staff_reactivate": ADMIN,
+    "admin.staff_unlock": ADMIN,
+    "admin.staff_reset_password": ADMIN,
+    "infusions.plan": CLINICIANS,
+    "infusions.detail": CLINICIANS,
+    "infusions.update": CLINICIANS,
+    "infusions.check_in": CLINICIANS,
+    "infusions.start": CLINICIANS,
+    "infusions.pause": CLINICIANS,
+    "infusions.resume": CLINICIANS,
+    "infusions.rate": CLINICIANS,
+    "infusions.stop": CLINICIANS,
+    "infusions.discharge": CLINICIANS,
+    "infusions.cancel": CLINICIANS,
+    "review.queue": PHYSICIAN,
+    "review.sign": PHYSICIAN,
+    "review.add_addendum": PHYSICIAN,
+    "review.print_record": CLINICIANS,
+    "exports.readings_csv": CLINICIANS,
+    "exports.fhir_bundle": CLINICIANS,
+    "infusions.record_reading": CLINICIANS,
+    "infusions.void_reading": CLINICIANS,
+    "infusions.correct_reading": CLINICIANS,
+    "infusions.review_critical_reading": CLINICIANS,
+    "infusions.record_adverse_event": CLINICIANS,
+    "infusions.void_adverse_event": CLINICIANS,
+    "infusions.correct_adverse_event": CLINICIANS,
 }
 
 ROLES = ("admin", "physician", "np", "pa")
@@ -36,6 +80,19 @@ def world(make_staff, make_patient, make_protocol, make_infusion):
     patient = make_patient()
     make_infusion(patient=patient, protocol=protocol, clinician=staff["np"],
                   physician=staff["physician"])
+    from infusion_tracker.extensions import db
+    from infusion_tracker.models import Assessment
+    from infusion_tracker.timeutil import utcnow
+
+    db.session.add(Assessment(patient_id=patient.id, instrument="phq9", score=14,
+                              taken_at=utcnow(), recorded_by_id=staff["np"].id))
+    from infusion_tracker.models import AdverseEvent, Reading
+
+    db.session.add(Reading(infusion_id=1, taken_at=utcnow(), phase="baseline", systolic=185,
+                           severity="critical", recorded_by_id=staff["np"].id))
+    db.session.add(AdverseEvent(infusion_id=1, onset_at=utcnow(), event_type="nausea",
+                                severity="mild", recorded_by_id=staff["np"].id))
+    db.session.commit()
     return staff
 
 

@@ -1,21 +1,26 @@
 """The home page (the infusion suite board) and the liveness check."""
 
 import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..extensions import db
+from ..infusions.services import STATUS_KINDS, suite_board
 from ..models import ROLE_ADMIN
 from ..permissions import public
+from ..timeutil import clinic_today, utcnow
 
 bp = Blueprint("main", __name__)
 
 
 @bp.route("/")
 def board():
+    """The infusion suite board: every room, today's planned and finished sessions."""
     if current_user.role == ROLE_ADMIN:
         return redirect(url_for("admin.staff_list"))
-    return render_template("main/board.html")
+    now = utcnow()
+    board = suite_board(current_app.config["ROOMS"], clinic_today(), now)
+    return render_template("main/board.html", board=board, now=now, status_kinds=STATUS_KINDS)
 
 
 @bp.route("/healthz")

@@ -1,0 +1,130 @@
+"""A patient's readings as CSV: one row per reading, voided rows kept and marked.
+
+Columns (units in the header; times both in clinic time and as ISO 8601 UTC):
+MRN, Session number, Session ID, Reading ID, Taken at (clinic time, <zone>),
+Taken at (UTC, ISO 8601), Phase, Systolic BP (mmHg), Diastolic BP (mmHg), Heart rate (bpm),
+Respiratory rate (breaths/min), SpO2 (%), O2 flow (L/min; blank = room air),
+Temperature (°C), Rhythm, AVPU, MOAA/S (0-5), Pain (0-10), NEWS2, Severity, Flags, Note,
+Recorded by, Entered at (UTC, ISO 8601), Status (VOIDED or valid), Void reason, Voided by,
+Voided at (UTC, ISO 8601), Corrects reading ID.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from ..models import AVPU, PHASES, RHYTHMS, InfusionSession, Patient, Reading
+from .fhir import instant
+
+VOIDED = "VOIDED"
+VALID = "valid"
+
+
+def header(zone: ZoneInfo) -> list[str]:
+    return [
+        "MRN",
+        "Session number",
+        "Session ID",
+        "Reading ID",
+        f"Taken at (clinic time, {zone.key})",
+        "Taken at (UTC, ISO 8601)",
+        "Phase",
+        "Systolic BP (mmHg)",
+        "Diastolic BP (mmHg)",
+        "Heart rate (bpm)",
+        "Respiratory rate (breaths/min)",
+        "SpO2 (%)",
+        "O2 flow (L/min; blank = room air)",
+        "Temperature (°C)",
+        "Rhythm",
+        "AVPU",
+        "MOAA/S (0-5)",
+        "Pain (0-10)",
+        "NEWS2",
+        "Severity",
+        "Flags",
+        "Note",
+        "Recorded by",
+        "Entered at (UTC, ISO 8601)",
+        f"Status ({VOIDED} or {VALID})",
+        "Void reason",
+        "Voided by",
+        "Voided at (UTC, ISO 8601)",
+        "Corrects reading ID",
+    ]
+
+
+def _text(value: str | None) -> str:
+    """Free text, defused: a spreadsheet would run a cell starting = + - @ as a formula."""
+    value = value or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _number(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _utc(value: datetime | None) -> str:
+    return instant(value) if value is not None else ""
+
+
+def _rhythm(reading: Reading) -> str:
+    if not reading.rhythm:
+        return ""
+    if reading.rhythm == "other" and reading.rhythm_other:
+        return f"Other: {reading.rhythm_other}"
+    return RHYTHMS.get(reading.rhythm, reading.rhythm)
+
+
+def reading_row(patient: Patient, infusion: InfusionSession, r: Reading, zone: ZoneInfo):
+    return [
+        _text(patient.mrn),
+        infusion.series_number,
+        infusion.id,
+        r.id,
+        r.taken_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        _utc(r.taken_at),
+        PHASES.get(r.phase, r.phase),
+        _number(r.systolic),
+        _number(r.diastolic),
+        _number(r.heart_rate),
+        _number(r.resp_rate),
+        _number(r.spo2),
+        _number(r.o2_flow_lpm or None),
+        _number(r.temperature_c),
+        _text(_rhythm(r)),
+        f"{r.avpu} ({AVPU[r.avpu]})" if r.avpu in AVPU else "",
+        _number(r.moaas),
+        _number(r.pain),
+        _number(r.news2),
+        r.severity,
+        _text("; ".join(f.get("message", "") for f in r.flags or [])),
+        _text(r.note),
+        _text(r.recorded_by.display_name),
+        _utc(r.created_at),
+        VOIDED if r.is_voided else VALID,
+        _text(r.void_reason) if r.is_voided else "",
+        _text(r.voided_by.display_name) if r.voided_by is not None else "",
+        _utc(r.voided_at),
+        _number(r.corrects_id),
+    ]
+
+
+def readings_csv(patient: Patient, infusions: list[InfusionSession], zone: ZoneInfo) -> str:
+    """Every reading of every session, in series order then time order (voided included)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header(zone))
+    for infusion in infusions:
+        for reading in infusion.readings:
+            writer.writerow(reading_row(patient, infusion, reading, zone))
+    return out.getvalue()
+
+
+def row_count(infusions: list[InfusionSession]) -> int:
+    return sum(len(infusion.readings) for infusion in infusions)

@@ -1,0 +1,295 @@
+"""Readings: charted, voided, corrected, and critical ones answered (SPEC §2–§4).
+
+Readings are appends: charting one never touches the session row, so two clinicians charting
+the same session at once both land (SPEC §3, no version check here).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from .. import audit, clinical
+from ..errors import RuleError
+from ..extensions import db
+from ..models import PHASES, InfusionSession, Reading, Staff
+from ..timeutil import utcnow
+from . import guards
+
+# From check-in (baseline) until the patient leaves; planned, cancelled and discharged
+# sessions take no new readings.
+CHARTABLE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
+ENTRY_FIELDS = ("taken_at", "phase", *clinical.VITAL_FIELDS, "rhythm_other", "note")
+TEXT_LIMITS = {"rhythm_other": 120, "note": 1000}
+
+
+class ReadingRefused(RuleError):
+    """Tier-1 problems with a reading, {Reading attribute or "__all__": message}."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(" ".join(problems.values()))
+
+
+def vitals(reading: Reading | None) -> dict | None:
+    """A reading's observations keyed as clinical.* expects them."""
+    if reading is None:
+        return None
+    return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
+
+
+def get_reading_or_404(reading_id: int) -> Reading:
+    return db.get_or_404(Reading, reading_id)
+
+
+def latest_baseline(infusion: InfusionSession) -> Reading | None:
+    """The newest baseline-phase reading not voided: the reference for deltas and the gate."""
+    return db.session.scalar(
+        sa.select(Reading)
+        .where(
+            Reading.infusion_id == infusion.id,
+            Reading.phase == "baseline",
+            Reading.voided_at.is_(None),
+        )
+        .order_by(Reading.taken_at.desc(), Reading.id.desc())
+        .limit(1)
+    )
+
+
+def chart_refusal(infusion: InfusionSession) -> str | None:
+    """Why no new reading can be charted on this session now (None when it can)."""
+    if infusion.is_signed:
+        return "This session was signed and is locked."
+    if infusion.status == "planned":
+        return "Check the patient in before charting readings."
+    if infusion.status not in CHARTABLE_STATUSES:
+        return f"Readings cannot be charted on a {infusion.status_label.lower()} session."
+    return None
+
+
+def ensure_chartable(infusion: InfusionSession) -> None:
+    """Refuse (RuleError) when no new reading can be charted on the session now."""
+    guards.ensure_editable(infusion)
+    refusal = chart_refusal(infusion)
+    if refusal:
+        raise RuleError(refusal)
+
+
+def ensure_entry_rights(row, actor: Staff, what: str) -> None:
+    """Clinicians void and correct their own entries; the supervising physician role any."""
+    if row.recorded_by_id != actor.id and not actor.is_physician:
+        raise RuleError(
+            f"Only the clinician who recorded this {what}, or a physician, can change it."
+        )
+
+
+def _problems(infusion: InfusionSession, data: dict, now: datetime) -> dict[str, str]:
+    problems = clinical.reading_problems(data)
+    taken_at = data.get("taken_at")
+    if taken_at is None:
+        problems["taken_at"] = "Enter the time the reading was taken."
+    else:
+        problem = clinical.taken_at_problem(taken_at, now, infusion.checked_in_at)
+        if problem:
+            problems["taken_at"] = problem
+    if data.get("phase") not in PHASES:
+        problems["phase"] = "Choose the phase of the session."
+    if data.get("rhythm") == "other" and not (data.get("rhythm_other") or "").strip():
+        problems["rhythm_other"] = "Describe the other rhythm."
+    for name, limit in TEXT_LIMITS.items():
+        if len(data.get(name) or "") > limit:
+            problems[name] = (
+                f"{name.replace('_', ' ').capitalize()} must be at most {limit} characters."
+            )
+    return problems
+
+
+def _typed(values: dict) -> dict:
+    """Validated values as the columns hold them (whole numbers, floats, "" for no code)."""
+    typed = {}
+    for name, value in values.items():
+        if name in ("rhythm", "avpu"):
+            typed[name] = value or ""
+        elif value is None or (isinstance(value, str) and not value.strip()):
+            typed[name] = None
+        elif name in clinical.INTEGER_FIELDS:
+            typed[name] = int(float(value))
+        else:
+            typed[name] = float(value)
+    return typed
+
+
+def _new_reading(infusion: InfusionSession, data: dict, actor: Staff, now: datetime) -> Reading:
+    """Validate (tier 1), assess (tiers 2–3, NEWS2) and add a reading; no audit row."""
+    problems = _problems(infusion, data, now)
+    if problems:
+        raise ReadingRefused(problems)
+    values = _typed({name: data.get(name) for name in clinical.VITAL_FIELDS})
+    # A baseline reading is its own reference for deltas; its rhythm still compares with an
+    # earlier baseline, so known AF is not "new onset" at every repeat.
+    reference = latest_baseline(infusion)
+    assessment = clinical.assess_reading(
+        values,
+        clinical.Limits.from_dict(infusion.protocol.limits),
+        baseline=None if data["phase"] == "baseline" else vitals(reference),
+        baseline_rhythm=reference.rhythm if reference else None,
+    )
+    reading = Reading(
+        infusion_id=infusion.id,
+        taken_at=data["taken_at"],
+        phase=data["phase"],
+        **values,
+        rhythm_other=(data.get("rhythm_other") or "").strip()
+        if values["rhythm"] == "other"
+        else "",
+        note=(data.get("note") or "").strip(),
+        severity=assessment.severity,
+        flags=[flag.to_dict() for flag in assessment.flags],
+        news2=clinical.news2(values),
+        recorded_by_id=actor.id,
+        created_at=now,
+    )
+    db.session.add(reading)
+    db.session.flush()
+    return reading
+
+
+def _summary(reading: Reading) -> dict:
+    return {
+        **audit.snapshot(reading, ENTRY_FIELDS),
+        "severity": reading.severity,
+        "flags": reading.flags,
+        "news2": reading.news2,
+    }
+
+
+def record_reading(
+    infusion: InfusionSession, data: dict, actor: Staff, now: datetime | None = None
+) -> Reading:
+    """Chart one reading (SPEC §4): tier 1 refused (ReadingRefused), tiers 2–3 flagged and
+    stored with NEWS2, deltas against the latest baseline."""
+    ensure_chartable(infusion)
+    now = now or utcnow()
+    reading = _new_reading(infusion, data, actor, now)
+    audit.record(
+        "reading.recorded",
+        entity=reading,
+        patient_id=infusion.patient_id,
+        details=_summary(reading),
+        actor=actor,
+    )
+    return reading
+
+
+def _void(reading: Reading, actor: Staff, reason: str, now: datetime) -> None:
+    reading.voided_at = now
+    reading.voided_by_id = actor.id
+    reading.void_reason = reason
+
+
+def void_reading(reading: Reading, actor: Staff, reason: str) -> None:
+    """Mark a reading entered in error; it stays visible, struck through (SPEC §3)."""
+    infusion = reading.infusion
+    guards.ensure_editable(infusion)
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleError("Give the reason for voiding the reading.")
+    if reading.is_voided:
+        raise RuleError("This reading was already voided.")
+    ensure_entry_rights(reading, actor, "reading")
+    _void(reading, actor, reason[:500], utcnow())
+    audit.record(
+        "reading.voided",
+        entity=reading,
+        patient_id=infusion.patient_id,
+        details={"reason": reading.void_reason},
+        actor=actor,
+    )
+
+
+def correct_reading(
+    reading: Reading, data: dict, actor: Staff, now: datetime | None = None
+) -> Reading:
+    """Replace a reading: the old one is voided ("corrected"), the new one points at it."""
+    infusion = reading.infusion
+    guards.ensure_editable(infusion)
+    if infusion.status in ("planned", "cancelled"):
+        raise RuleError(f"Readings cannot be charted on a {infusion.status_label.lower()} session.")
+    if reading.is_voided:
+        raise RuleError("This reading was voided; chart a new reading instead of correcting it.")
+    ensure_entry_rights(reading, actor, "reading")
+    now = now or utcnow()
+    _void(reading, actor, "corrected", now)
+    db.session.flush()  # the old one is out of "latest baseline" before the new one is assessed
+    new = _new_reading(infusion, data, actor, now)
+    new.corrects_id = reading.id
+    if new.severity == "critical" and reading.critical_action:
+        # The clinician already answered this critical moment; a typo fix does not undo that.
+        new.critical_action = reading.critical_action
+        new.critical_action_note = reading.critical_action_note
+        new.critical_action_by_id = reading.critical_action_by_id
+        new.critical_action_at = reading.critical_action_at
+    audit.record(
+        "reading.corrected",
+        entity=new,
+        patient_id=infusion.patient_id,
+        details={"corrects": reading.id, "before": _summary(reading), "after": _summary(new)},
+        actor=actor,
+    )
+    return new
+
+
+def _ensure_answerable(reading: Reading) -> None:
+    if reading.severity != "critical":
+        raise RuleError("Only a critical reading asks for an action.")
+    if reading.is_voided:
+        raise RuleError("This reading was voided; it needs no action.")
+    if reading.critical_action:
+        who = reading.critical_action_by.display_name if reading.critical_action_by else "someone"
+        raise RuleError(f"An action was already recorded for this reading by {who}.")
+
+
+def review_critical(reading: Reading, actor: Staff, note: str) -> None:
+    """Answer a critical reading with "reviewed, no action" and why (SPEC §4 tier 3)."""
+    infusion = reading.infusion
+    guards.ensure_editable(infusion)
+    note = (note or "").strip()
+    if not note:
+        raise RuleError("Say what you reviewed and why no action is needed.")
+    _ensure_answerable(reading)
+    reading.critical_action = "reviewed"
+    reading.critical_action_note = note[:1000]
+    reading.critical_action_by_id = actor.id
+    reading.critical_action_at = utcnow()
+    audit.record(
+        "reading.critical_reviewed",
+        entity=reading,
+        patient_id=infusion.patient_id,
+        details={
+            "action": "reviewed",
+            "note": reading.critical_action_note,
+            "flags": reading.flags,
+        },
+        actor=actor,
+    )
+
+
+def answer_with_adverse_event(reading: Reading, actor: Staff, adverse_event_id: int) -> None:
+    """A critical reading answered by an adverse event (called by record_adverse_event)."""
+    _ensure_answerable(reading)
+    reading.critical_action = "adverse_event"
+    reading.critical_action_note = f"Adverse event #{adverse_event_id}"
+    reading.critical_action_by_id = actor.id
+    reading.critical_action_at = utcnow()
+    audit.record(
+        "reading.critical_reviewed",
+        entity=reading,
+        patient_id=reading.infusion.patient_id,
+        details={
+            "action": "adverse_event",
+            "adverse_event_id": adverse_event_id,
+            "flags": reading.flags,
+        },
+        actor=actor,
+    )

@@ -1,0 +1,909 @@
+"""The session lifecycle (SPEC §3): plan, check in, start behind the gate, pause, resume,
+change the rate, stop, discharge, cancel — plus the status line the session page and the
+suite board share.
+
+Every service checks the signature lock and the form's version, asks clinical.next_status
+whether the action is allowed now, changes the row, writes its audit entry and flushes; the
+view commits. Readings and adverse events are appends elsewhere and never bump the version.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort
+from sqlalchemy.orm import joinedload, selectinload
+
+from .. import audit, clinical
+from ..errors import RuleError
+from ..extensions import db
+from ..models import (
+    CLINICAL_ROLES,
+    ROLE_PHYSICIAN,
+    Addendum,
+    AdverseEvent,
+    Assessment,
+    InfusionEvent,
+    InfusionSession,
+    Patient,
+    Protocol,
+    Reading,
+    Staff,
+)
+from ..timeutil import clinic_day_bounds, format_time, utcnow
+from . import guards
+
+# Status words always come with a colour class, never colour alone.
+STATUS_KINDS = {
+    "planned": "neutral",
+    "checked_in": "info",
+    "infusing": "ok",
+    "paused": "warning",
+    "recovery": "info",
+    "stopped_early": "abnormal",
+    "discharged": "ok",
+    "cancelled": "neutral",
+}
+# Sessions that occupy a room on the suite board.
+ACTIVE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
+NOT_STARTED_STATUSES = ("planned", "checked_in")
+CLOCK_SKEW = clinical.CLOCK_SKEW
+# Pumps and wall clocks disagree by seconds: a stop within a minute of the planned end is the
+# routine end of the infusion, not an early stop that needs a reason.
+STOP_GRACE = timedelta(minutes=1)
+
+DOSE_FIELDS = ("weight_kg", "dose_mg_per_kg", "duration_min", "concentration_mg_per_ml")
+DETAIL_FIELDS = (
+    "room",
+    "consent_on_file",
+    "npo_confirmed",
+    "escort_name",
+    "pregnancy_status",
+    "med_allergy_review_done",
+    "iv_site",
+    "iv_gauge",
+    "lot_number",
+    "notes",
+)
+PLANNED_FIELDS = (
+    "series_number",
+    "protocol_id",
+    "room",
+    "scheduled_for",
+    "clinician_id",
+    "physician_id",
+    "indication",
+    *DOSE_FIELDS,
+    "drug",
+    "total_mg",
+)
+
+
+# --- Fetching ---------------------------------------------------------------------------------
+
+
+def _staff_options(*relationships):
+    return [joinedload(rel) for rel in relationships]
+
+
+def get_infusion_or_404(infusion_id: int, *, full: bool = False) -> InfusionSession:
+    """The session with its patient, protocol and staff; `full` adds every charted row (one
+    query per collection, so the session page costs the same with 3 readings or 300)."""
+    options = _staff_options(
+        InfusionSession.patient,
+        InfusionSession.protocol,
+        InfusionSession.clinician,
+        InfusionSession.physician,
+        InfusionSession.updated_by,
+    )
+    if full:
+        options += _staff_options(
+            InfusionSession.signed_by,
+            InfusionSession.start_override_by,
+            InfusionSession.dose_override_by,
+            InfusionSession.discharged_by,
+        )
+        options += [
+            selectinload(InfusionSession.readings).options(
+                *_staff_options(Reading.recorded_by, Reading.voided_by, Reading.critical_action_by)
+            ),
+            selectinload(InfusionSession.events).joinedload(InfusionEvent.recorded_by),
+            selectinload(InfusionSession.adverse_events).options(
+                *_staff_options(AdverseEvent.recorded_by, AdverseEvent.voided_by)
+            ),
+            selectinload(InfusionSession.assessments).options(
+                *_staff_options(Assessment.recorded_by, Assessment.voided_by)
+            ),
+            selectinload(InfusionSession.addenda).joinedload(Addendum.author),
+        ]
+    infusion = db.session.scalar(
+        sa.select(InfusionSession).where(InfusionSession.id == infusion_id).options(*options)
+    )
+    if infusion is None:
+        abort(404)
+    return infusion
+
+
+def reading_values(reading: Reading | None) -> dict[str, Any] | None:
+    """A reading as the clinical rules take it: {Reading attribute: value}."""
+    if reading is None:
+        return None
+    return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
+
+
+def latest_reading(
+    infusion: InfusionSession, phase: str | None = None, until: datetime | None = None
+) -> Reading | None:
+    """The most recent reading that was not voided (of one phase, taken by `until`, if given)."""
+    query = sa.select(Reading).where(
+        Reading.infusion_id == infusion.id, Reading.voided_at.is_(None)
+    )
+    if phase is not None:
+        query = query.where(Reading.phase == phase)
+    if until is not None:
+        query = query.where(Reading.taken_at <= until)
+    return db.session.scalar(query.order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1))
+
+
+def latest_of(readings: list[Reading], phase: str | None = None) -> Reading | None:
+    """latest_reading() over rows already loaded (the session page), without a query."""
+    chosen = None
+    for reading in readings:
+        if reading.is_voided or (phase is not None and reading.phase != phase):
+            continue
+        if chosen is None or (reading.taken_at, reading.id) > (chosen.taken_at, chosen.id):
+            chosen = reading
+    return chosen
+
+
+def is_open_critical(reading: Reading) -> bool:
+    """A critical reading nobody has answered yet (adverse event or "reviewed, no action")."""
+    return reading.severity == "critical" and not reading.is_voided and not reading.critical_action
+
+
+# --- Dose and timing arithmetic ---------------------------------------------------------------
+
+
+def dose_for(
+    weight_kg: float | None,
+    dose_mg_per_kg: float | None,
+    duration_min: int | None,
+    concentration_mg_per_ml: float | None,
+) -> clinical.Dose | None:
+    """clinical.dose once every number is known (the weight often comes only at check-in)."""
+    values = (weight_kg, dose_mg_per_kg, duration_min, concentration_mg_per_ml)
+    if any(value is None or value <= 0 for value in values):
+        return None
+    return clinical.dose(*values)
+
+
+def compute_dose(infusion: InfusionSession) -> clinical.Dose | None:
+    """The session's dose by SPEC §3: total = weight × mg/kg, rate = total / duration."""
+    return dose_for(*(getattr(infusion, name) for name in DOSE_FIELDS))
+
+
+def dose_problem(infusion: InfusionSession) -> str | None:
+    dose = compute_dose(infusion)
+    if dose is None:
+        return None
+    return clinical.dose_problem(dose.total_mg, infusion.protocol.max_total_mg)
+
+
+def current_rate(infusion: InfusionSession) -> float | None:
+    """The running rate in mg/h: the last start or rate change."""
+    rate = None
+    for event in infusion.events:
+        if event.rate_mg_per_h is not None:
+            rate = event.rate_mg_per_h
+    return rate
+
+
+def infused_minutes(events: list[InfusionEvent], until: datetime) -> float:
+    """Minutes the pump actually ran: start/resume to pause/stop, the open interval to `until`."""
+    total = timedelta()
+    running_since = None
+    for event in sorted(events, key=lambda e: (e.occurred_at, e.id or 0)):
+        if event.kind in ("start", "resume"):
+            running_since = running_since or event.occurred_at
+        elif event.kind in ("pause", "stop") and running_since is not None:
+            total += event.occurred_at - running_since
+            running_since = None
+    if running_since is not None:
+        total += until - running_since
+    return total.total_seconds() / 60
+
+
+def whole_minutes(since: datetime | None, now: datetime) -> int | None:
+    if since is None:
+        return None
+    return max(0, int((now - since).total_seconds() // 60))
+
+
+def reading_interval(infusion: InfusionSession) -> int | None:
+    """The protocol's reading interval for the session's phase (None when none is due)."""
+    if infusion.status in ("infusing", "paused"):
+        return infusion.protocol.reading_interval_infusion_min
+    if infusion.status in ("recovery", "stopped_early"):
+        return infusion.protocol.reading_interval_recovery_min
+    return None
+
+
+@dataclass
+class StatusLine:
+    """What the top of the session page and a board card say about a session right now."""
+
+    minutes_since_start: int | None
+    minutes_since_stop: int | None
+    last_reading: Reading | None
+    due_at: datetime | None
+    overdue: bool
+    open_criticals: list[Reading] = field(default_factory=list)
+
+    @property
+    def critical_messages(self) -> list[str]:
+        return [
+            flag.get("message", "")
+            for reading in self.open_criticals
+            for flag in (reading.flags or [])
+            if flag.get("level") == "critical"
+        ]
+
+
+def status_line(
+    infusion: InfusionSession,
+    last_reading: Reading | None,
+    open_criticals: list[Reading],
+    now: datetime,
+) -> StatusLine:
+    """Minutes since start, next reading due (counted from the later of the last reading and
+    the start of the phase), and the critical readings still waiting for an answer."""
+    due_at, overdue = None, False
+    interval = reading_interval(infusion)
+    if interval:
+        phase_start = (
+            infusion.started_at
+            if infusion.status in ("infusing", "paused")
+            else infusion.ended_at or infusion.started_at
+        )
+        times = [t for t in (phase_start, last_reading and last_reading.taken_at) if t]
+        due_at, overdue = clinical.reading_due(max(times) if times else None, interval, now)
+    return StatusLine(
+        minutes_since_start=whole_minutes(infusion.started_at, now),
+        minutes_since_stop=whole_minutes(infusion.ended_at, now),
+        last_reading=last_reading,
+        due_at=due_at,
+        overdue=overdue,
+        open_criticals=open_criticals,
+    )
+
+
+def start_problems(infusion: InfusionSession, baseline: Reading | None, now: datetime) -> list[str]:
+    """Why the start gate is closed (SPEC §3): checklist, a recent baseline within limits."""
+    checklist = {key: getattr(infusion, key) for key, _label in clinical.CHECKLIST_ITEMS}
+    return clinical.start_gate_problems(
+        checklist,
+        reading_values(baseline),
+        baseline.taken_at if baseline else None,
+        now,
+        clinical.Limits.from_dict(infusion.protocol.limits),
+    )
+
+
+# --- Shared steps of every action -------------------------------------------------------------
+
+
+def _begin(infusion: InfusionSession, version: int | None) -> None:
+    guards.ensure_editable(infusion)
+    guards.check_version(infusion, version)
+
+
+def ensure_allowed(infusion: InfusionSession, action: str) -> None:
+    """Refuse (RuleError) an action — a clinical.TRANSITIONS key or "rate" — the state forbids."""
+    if action == "rate":
+        if infusion.status != "infusing":
+            raise RuleError(
+                f"The rate can change only while infusing (the session is "
+                f"{infusion.status_label.lower()})."
+            )
+        return
+    _transition(infusion, action)
+
+
+def _transition(infusion: InfusionSession, action: str) -> str:
+    try:
+        return clinical.next_status(infusion.status, action)
+    except clinical.TransitionRefused as refused:
+        raise RuleError(str(refused)) from refused
+
+
+def _when(at: datetime | None, not_before: datetime | None, what: str) -> datetime:
+    """The clinical time of an action: now by default; never in the future, never out of order."""
+    now = utcnow()
+    at = at or now
+    if at > now + CLOCK_SKEW:
+        raise RuleError(f"{what} cannot be in the future.", field="at")
+    if not_before is not None and at < not_before:
+        raise RuleError(f"{what} cannot be before {format_time(not_before)}.", field="at")
+    return at
+
+
+def _apply(infusion: InfusionSession, actor: Staff, **values: Any) -> None:
+    """Change the session in one step, stamped with who and when. Callers do every read first
+    (a lazy load autoflushes), so one UPDATE — one new version — writes the whole action."""
+    actor_id = actor.id  # may load the actor: before any change, so nothing flushes half-done
+    for name, value in values.items():
+        setattr(infusion, name, value)
+    infusion.updated_at = utcnow()
+    infusion.updated_by_id = actor_id
+
+
+def _reason(reason: str | None) -> str:
+    return (reason or "").strip()
+
+
+def _last_event_at(infusion: InfusionSession) -> datetime | None:
+    return max((event.occurred_at for event in infusion.events), default=None)
+
+
+def _add_event(
+    infusion: InfusionSession,
+    actor: Staff,
+    kind: str,
+    at: datetime,
+    reason: str = "",
+    rate_mg_per_h: float | None = None,
+) -> InfusionEvent:
+    event = InfusionEvent(
+        kind=kind,
+        occurred_at=at,
+        reason=reason,
+        rate_mg_per_h=rate_mg_per_h,
+        recorded_by_id=actor.id,
+    )
+    infusion.events.append(event)
+    return event
+
+
+def _record(action: str, infusion: InfusionSession, actor: Staff, **details: Any) -> None:
+    audit.record(
+        action, entity=infusion, patient_id=infusion.patient_id, actor=actor, details=details
+    )
+
+
+def _ensure_room_free(infusion: InfusionSession, room: str) -> None:
+    """One patient per room: the board shows each room's one session."""
+    if not room:
+        raise RuleError(
+            "Choose a room first: the suite board shows patients by room.", field="room"
+        )
+    other = db.session.scalar(
+        sa.select(InfusionSession)
+        .options(joinedload(InfusionSession.patient))
+        .where(
+            InfusionSession.room == room,
+            InfusionSession.status.in_(ACTIVE_STATUSES),
+            InfusionSession.id != infusion.id,
+        )
+        .limit(1)
+    )
+    if other is not None:
+        raise RuleError(
+            f"{room} is in use by {other.patient.full_name} ({other.status_label.lower()}). "
+            "Choose another room.",
+            field="room",
+        )
+
+
+def _active_staff(staff_id: int | None, roles: tuple[str, ...], label: str, field: str) -> Staff:
+    staff = db.session.get(Staff, staff_id) if staff_id else None
+    if staff is None or not staff.active or staff.role not in roles:
+        raise RuleError(f"{label}: choose an active member of staff from the list.", field=field)
+    return staff
+
+
+def _total_mg(*values) -> float | None:
+    dose = dose_for(*values)
+    return dose.total_mg if dose else None
+
+
+# --- Planning and details ---------------------------------------------------------------------
+
+
+def plan_infusion(patient: Patient, data: dict[str, Any], actor: Staff) -> InfusionSession:
+    """Plan the patient's next session in the series under the current protocol version.
+
+    `data`: protocol_id, clinician_id, physician_id (required); scheduled_for (aware UTC,
+    default now), room, weight_kg, indication, notes; dose_mg_per_kg, duration_min,
+    concentration_mg_per_ml (None = the protocol's). total_mg follows from clinical.dose.
+    """
+    if not patient.active:
+        raise RuleError("This patient's record is archived: restore it before planning.")
+    protocol = db.session.get(Protocol, data.get("protocol_id") or 0)
+    if protocol is None or not protocol.is_current:
+        raise RuleError("Protocol: choose a current protocol from the list.", field="protocol_id")
+    clinician = _active_staff(
+        data.get("clinician_id"), CLINICAL_ROLES, "Overseeing clinician", "clinician_id"
+    )
+    physician = _active_staff(
+        data.get("physician_id"), (ROLE_PHYSICIAN,), "Supervising physician", "physician_id"
+    )
+    last_number = db.session.scalar(
+        sa.select(sa.func.max(InfusionSession.series_number)).where(
+            InfusionSession.patient_id == patient.id
+        )
+    )
+
+    def given(key: str, default):
+        value = data.get(key)
+        return default if value is None else value
+
+    infusion = InfusionSession(
+        patient=patient,
+        series_number=(last_number or 0) + 1,
+        protocol=protocol,
+        room=data.get("room") or "",
+        status="planned",
+        scheduled_for=data.get("scheduled_for") or utcnow(),
+        clinician_id=clinician.id,
+        physician_id=physician.id,
+        indication=data.get("indication") or patient.indication,
+        weight_kg=data.get("weight_kg"),
+        drug=protocol.drug,
+        dose_mg_per_kg=given("dose_mg_per_kg", protocol.dose_mg_per_kg),
+        duration_min=given("duration_min", protocol.infusion_minutes),
+        concentration_mg_per_ml=given("concentration_mg_per_ml", protocol.concentration_mg_per_ml),
+        notes=data.get("notes") or "",
+        created_by_id=actor.id,
+    )
+    infusion.total_mg = _total_mg(
+        infusion.weight_kg,
+        infusion.dose_mg_per_kg,
+        infusion.duration_min,
+        infusion.concentration_mg_per_ml,
+    )
+    db.session.add(infusion)
+    db.session.flush()
+    _record(
+        "session.planned",
+        infusion,
+        actor,
+        after=audit.snapshot(infusion, PLANNED_FIELDS),
+        protocol=protocol.label,
+    )
+    return infusion
+
+
+def update_infusion(
+    infusion: InfusionSession, data: dict[str, Any], actor: Staff, form_version: int | None
+) -> dict[str, list]:
+    """Checklist, room, IV site/gauge, lot, notes — and the dose fields until the infusion
+    starts (after that the rate changes by event). Only keys present in `data` are applied.
+    Returns the changes ({} when nothing changed: no audit row, no new version)."""
+    _begin(infusion, form_version)
+    fields = [name for name in (*DETAIL_FIELDS, *DOSE_FIELDS) if name in data]
+    before = audit.snapshot(infusion, [*fields, "total_mg"])
+    started = infusion.status not in NOT_STARTED_STATUSES
+    new = dict(before)
+    for name in fields:
+        value = data[name]
+        new[name] = value.strip() if isinstance(value, str) else value
+        if name not in DOSE_FIELDS:
+            continue
+        if started and new[name] != before[name]:
+            raise RuleError(
+                "The weight and dose cannot change once the infusion has started; "
+                "record a rate change instead.",
+                field=name,
+            )
+        if name != "weight_kg" and (new[name] is None or new[name] <= 0):
+            raise RuleError("Dose, duration and concentration are needed.", field=name)
+    if not started:
+        new["total_mg"] = _total_mg(
+            *(new.get(name, getattr(infusion, name)) for name in DOSE_FIELDS)
+        )
+    changed = audit.changes(before, new)
+    if not changed:
+        return {}
+    if "room" in changed and infusion.status in ACTIVE_STATUSES:
+        _ensure_room_free(infusion, new["room"])
+    _apply(infusion, actor, **{name: new[name] for name in changed})
+    _record(
+        "session.updated",
+        infusion,
+        actor,
+        before={k: before[k] for k in changed},
+        after={k: new[k] for k in changed},
+    )
+    return changed
+
+
+# --- The state machine ------------------------------------------------------------------------
+
+
+def check_in(
+    infusion: InfusionSession,
+    actor: Staff,
+    at: datetime | None = None,
+    *,
+    version: int | None = None,
+) -> None:
+    """planned → checked_in: the patient is in a room (one patient per room)."""
+    _begin(infusion, version)
+    status = _transition(infusion, "check_in")
+    at = _when(at, None, "The check-in time")
+    _ensure_room_free(infusion, infusion.room)
+    _apply(infusion, actor, status=status, checked_in_at=at)
+    _record("session.checked_in", infusion, actor, at=at, room=infusion.room)
+
+
+def start_infusion(
+    infusion: InfusionSession,
+    actor: Staff,
+    at: datetime | None = None,
+    override_reason: str | None = None,
+    *,
+    version: int | None = None,
+) -> InfusionEvent:
+    """checked_in → infusing behind the start gate and the dose maximum (SPEC §3); either may
+    be overridden only by a physician, with a reason, which is stored and audited."""
+    _begin(infusion, version)
+    status = _transition(infusion, "start")
+    at = _when(at, infusion.checked_in_at, "The start time")
+    dose = compute_dose(infusion)
+    if dose is None:
+        raise RuleError(
+            "Record the weight first: without it the dose cannot be computed.", field="weight_kg"
+        )
+    # The baseline that counts is the last one before the start (which may be charted late).
+    gate = start_problems(infusion, latest_reading(infusion, "baseline", until=at), at)
+    too_much = clinical.dose_problem(dose.total_mg, infusion.protocol.max_total_mg)
+    reason = _reason(override_reason)
+    problems = [*gate, *([too_much] if too_much else [])]
+    if problems:
+        if not reason:
+            raise RuleError(
+                "Start refused: " + " ".join(problems) + " A physician may override with a reason.",
+                field="override_reason",
+            )
+        if actor.role != ROLE_PHYSICIAN:
+            raise RuleError(
+                "Only a physician may override the start gate or the dose maximum.",
+                field="override_reason",
+            )
+    overrides = {}
+    if gate:
+        overrides.update(start_override_reason=reason, start_override_by_id=actor.id)
+    if too_much:
+        overrides.update(dose_override_reason=reason, dose_override_by_id=actor.id)
+    _apply(infusion, actor, status=status, started_at=at, total_mg=dose.total_mg, **overrides)
+    event = _add_event(infusion, actor, "start", at, rate_mg_per_h=dose.mg_per_h)
+    if gate:
+        _record("session.start_override", infusion, actor, problems=gate, reason=reason)
+    if too_much:
+        _record(
+            "session.dose_override",
+            infusion,
+            actor,
+            total_mg=dose.total_mg,
+            max_total_mg=infusion.protocol.max_total_mg,
+            reason=reason,
+        )
+    _record(
+        "session.started",
+        infusion,
+        actor,
+        at=at,
+        total_mg=dose.total_mg,
+        mg_per_h=dose.mg_per_h,
+        ml_per_h=dose.ml_per_h,
+    )
+    return event
+
+
+def pause_infusion(
+    infusion: InfusionSession,
+    actor: Staff,
+    reason: str,
+    at: datetime | None = None,
+    *,
+    version: int | None = None,
+) -> InfusionEvent:
+    """infusing → paused; a pause is never routine, so it carries a reason."""
+    _begin(infusion, version)
+    status = _transition(infusion, "pause")
+    reason = _reason(reason)
+    if not reason:
+        raise RuleError("Give the reason for the pause.", field="reason")
+    at = _when(at, _last_event_at(infusion), "The pause time")
+    _apply(infusion, actor, status=status)
+    event = _add_event(infusion, actor, "pause", at, reason)
+    _record("session.paused", infusion, actor, at=at, reason=reason)
+    return event
+
+
+def resume_infusion(
+    infusion: InfusionSession,
+    actor: Staff,
+    at: datetime | None = None,
+    *,
+    version: int | None = None,
+) -> InfusionEvent:
+    """paused → infusing at the running rate."""
+    _begin(infusion, version)
+    status = _transition(infusion, "resume")
+    at = _when(at, _last_event_at(infusion), "The resume time")
+    _apply(infusion, actor, status=status)
+    event = _add_event(infusion, actor, "resume", at)
+    _record("session.resumed", infusion, actor, at=at)
+    return event
+
+
+def change_rate(
+    infusion: InfusionSession,
+    actor: Staff,
+    mg_per_h: float,
+    reason: str,
+    at: datetime | None = None,
+    *,
+    version: int | None = None,
+) -> InfusionEvent:
+    """A new pump rate while infusing: an infusion event with the new mg/h and its reason."""
+    _begin(infusion, version)
+    ensure_allowed(infusion, "rate")
+    if mg_per_h is None or not math.isfinite(mg_per_h) or mg_per_h <= 0:
+        raise RuleError("The new rate must be above 0 mg/h.", field="mg_per_h")
+    reason = _reason(reason)
+    if not reason:
+        raise RuleError("Give the reason for the rate change.", field="reason")
+    at = _when(at, _last_event_at(infusion), "The rate change time")
+    previous = current_rate(infusion)
+    # The row changes too (who and when), so a stale second click on the old rate is refused.
+    _apply(infusion, actor)
+    event = _add_event(infusion, actor, "rate_change", at, reason, rate_mg_per_h=mg_per_h)
+    _record(
+        "session.rate_changed",
+        infusion,
+        actor,
+        at=at,
+        before=previous,
+        after=mg_per_h,
+        reason=reason,
+    )
+    return event
+
+
+def stop_infusion(
+    infusion: InfusionSession,
+    actor: Staff,
+    reason: str = "",
+    early: bool = False,
+    at: datetime | None = None,
+    *,
+    version: int | None = None,
+) -> InfusionEvent:
+    """infusing/paused → recovery, or → stopped_early when an adverse event ended it.
+    Stopping before the planned duration is not routine and needs a reason."""
+    _begin(infusion, version)
+    status = _transition(infusion, "stop_early" if early else "stop")
+    at = _when(at, _last_event_at(infusion), "The stop time")
+    reason = _reason(reason) or ("Stopped for an adverse event" if early else "")
+    ran = infused_minutes(infusion.events, at)
+    short = timedelta(minutes=ran) < timedelta(minutes=infusion.duration_min) - STOP_GRACE
+    if short and not reason:
+        raise RuleError(
+            f"The infusion ran {int(ran)} of the planned {infusion.duration_min} minutes: "
+            "give the reason for stopping early.",
+            field="reason",
+        )
+    _apply(infusion, actor, status=status, ended_at=at)
+    event = _add_event(infusion, actor, "stop", at, reason)
+    _record(
+        "session.stopped",
+        infusion,
+        actor,
+        at=at,
+        early=early,
+        reason=reason,
+        infused_min=round(ran, 1),
+    )
+    return event
+
+
+def observation_remaining(infusion: InfusionSession, now: datetime) -> timedelta:
+    """Time left of the protocol's minimum observation after the infusion ended."""
+    if infusion.ended_at is None:
+        return timedelta(minutes=infusion.protocol.min_observation_min)
+    minimum = timedelta(minutes=infusion.protocol.min_observation_min)
+    return max(timedelta(), infusion.ended_at + minimum - now)
+
+
+def discharge(
+    infusion: InfusionSession,
+    data: dict[str, Any],
+    actor: Staff,
+    *,
+    version: int | None = None,
+) -> None:
+    """recovery/stopped_early → discharged: modified Aldrete (Aldrete 1995) ≥ 9 or a documented
+    reason, an escort named, and the protocol's minimum observation time respected.
+
+    `data`: the five clinical.ALDRETE_ITEMS keys (0–2), escort, override_reason, note, at.
+    """
+    _begin(infusion, version)
+    status = _transition(infusion, "discharge")
+    at = _when(data.get("at"), infusion.ended_at, "The discharge time")
+    try:
+        items = {key: data.get(key) for key in clinical.ALDRETE_ITEMS}
+        total = clinical.aldrete_total(items)
+    except ValueError as error:
+        raise RuleError(f"Answer every Aldrete item with 0, 1 or 2 ({error}).") from error
+    reason = _reason(data.get("override_reason"))
+    if total < clinical.ALDRETE_DISCHARGE_MIN and not reason:
+        raise RuleError(
+            f"The modified Aldrete score is {total} of 10; discharge needs "
+            f"{clinical.ALDRETE_DISCHARGE_MIN} or a documented reason.",
+            field="override_reason",
+        )
+    escort = _reason(data.get("escort"))
+    if not escort:
+        raise RuleError("Name the escort who takes the patient home.", field="escort")
+    remaining = observation_remaining(infusion, at)
+    if remaining > timedelta():
+        minutes = math.ceil(remaining.total_seconds() / 60)
+        raise RuleError(
+            f"The minimum observation after the infusion is "
+            f"{infusion.protocol.min_observation_min} minutes: {minutes} minute"
+            f"{'' if minutes == 1 else 's'} remain (discharge from "
+            f"{format_time(at + remaining)})."
+        )
+    _apply(
+        infusion,
+        actor,
+        status=status,
+        discharged_at=at,
+        discharged_by_id=actor.id,
+        aldrete=items,
+        aldrete_total=total,
+        discharge_override_reason=reason if total < clinical.ALDRETE_DISCHARGE_MIN else "",
+        discharge_escort=escort,
+        discharge_note=_reason(data.get("note")),
+    )
+    _record(
+        "session.discharged",
+        infusion,
+        actor,
+        at=at,
+        aldrete=items,
+        aldrete_total=total,
+        escort=escort,
+        override_reason=infusion.discharge_override_reason,
+    )
+
+
+def cancel_infusion(
+    infusion: InfusionSession,
+    actor: Staff,
+    reason: str,
+    *,
+    version: int | None = None,
+) -> None:
+    """planned/checked_in → cancelled; sessions are never deleted (SPEC §3)."""
+    _begin(infusion, version)
+    status = _transition(infusion, "cancel")
+    reason = _reason(reason)
+    if not reason:
+        raise RuleError("Give the reason for cancelling.", field="reason")
+    _apply(infusion, actor, status=status, cancelled_at=utcnow(), cancel_reason=reason)
+    _record("session.cancelled", infusion, actor, reason=reason)
+
+
+# --- The suite board --------------------------------------------------------------------------
+
+
+@dataclass
+class BoardCard:
+    room: str
+    infusion: InfusionSession | None = None
+    status: StatusLine | None = None
+
+
+@dataclass
+class Board:
+    cards: list[BoardCard]
+    planned: list[InfusionSession]
+    finished: list[InfusionSession]
+
+
+def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
+    """Every room with the session in it, today's planned and finished sessions — in a fixed
+    number of queries however many rooms, sessions and readings there are."""
+    with_people = (
+        joinedload(InfusionSession.patient),
+        joinedload(InfusionSession.clinician),
+    )
+    active = db.session.scalars(
+        sa.select(InfusionSession)
+        .options(*with_people, joinedload(InfusionSession.protocol))
+        .where(InfusionSession.status.in_(ACTIVE_STATUSES))
+        .order_by(InfusionSession.checked_in_at, InfusionSession.id)
+    ).all()
+    ids = [infusion.id for infusion in active]
+    last_by_session: dict[int, Reading] = {}
+    criticals: dict[int, list[Reading]] = {}
+    if ids:
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=Reading.infusion_id,
+                order_by=(Reading.taken_at.desc(), Reading.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            sa.select(Reading.id, rank)
+            .where(Reading.infusion_id.in_(ids), Reading.voided_at.is_(None))
+            .subquery()
+        )
+        for reading in db.session.scalars(
+            sa.select(Reading).join(ranked, Reading.id == ranked.c.id).where(ranked.c.rank == 1)
+        ):
+            last_by_session[reading.infusion_id] = reading
+        for reading in db.session.scalars(
+            sa.select(Reading)
+            .where(
+                Reading.infusion_id.in_(ids),
+                Reading.severity == "critical",
+                Reading.voided_at.is_(None),
+                Reading.critical_action == "",
+            )
+            .order_by(Reading.taken_at)
+        ):
+            criticals.setdefault(reading.infusion_id, []).append(reading)
+
+    by_room: dict[str, InfusionSession] = {}
+    elsewhere = []
+    for infusion in active:
+        if infusion.room in rooms and infusion.room not in by_room:
+            by_room[infusion.room] = infusion
+        else:
+            elsewhere.append(infusion)
+
+    def card(room: str, infusion: InfusionSession | None) -> BoardCard:
+        if infusion is None:
+            return BoardCard(room)
+        line = status_line(
+            infusion, last_by_session.get(infusion.id), criticals.get(infusion.id, []), now
+        )
+        return BoardCard(room, infusion, line)
+
+    cards = [card(room, by_room.get(room)) for room in rooms]
+    # A session in a room no longer configured still shows, so nobody drops off the board.
+    cards += [card(infusion.room or "No room", infusion) for infusion in elsewhere]
+
+    start, end = clinic_day_bounds(day)
+    planned = db.session.scalars(
+        sa.select(InfusionSession)
+        .options(*with_people)
+        .where(
+            InfusionSession.status == "planned",
+            InfusionSession.scheduled_for >= start,
+            InfusionSession.scheduled_for < end,
+        )
+        .order_by(InfusionSession.scheduled_for, InfusionSession.id)
+    ).all()
+    finished_at = sa.func.coalesce(InfusionSession.discharged_at, InfusionSession.cancelled_at)
+    finished = db.session.scalars(
+        sa.select(InfusionSession)
+        .options(*with_people)
+        .where(
+            InfusionSession.status.in_(("discharged", "cancelled")),
+            finished_at >= start,
+            finished_at < end,
+        )
+        .order_by(finished_at, InfusionSession.id)
+    ).all()
+    return Board(cards, planned, finished)

@@ -1,0 +1,1 @@
+"""Patients: registration, search, the patient page with its history, outcome scores."""

@@ -1,0 +1,249 @@
+"""The patient page's history: the series of sessions with their worst flag, adverse events,
+PHQ-9 and blood-pressure/heart-rate surge, and the outcome trend (SPEC §5).
+
+Every figure comes from a fixed number of set-based queries, so the page costs the same
+with two sessions or two hundred (no query per session or per reading).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from markupsafe import Markup
+from sqlalchemy.orm import joinedload
+
+from .. import charts, clinical
+from ..extensions import db
+from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
+from ..timeutil import format_datetime
+
+SEVERITY_RANK = {"normal": 0, "abnormal": 1, "critical": 2}
+RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
+SURGE_PHASES = ("infusion", "recovery")
+# "PHQ-9 before" a session: one linked to it, or an unlinked one from the day before it began.
+PHQ9_BEFORE_WINDOW = timedelta(days=1)
+CHART_SERIES = {"phq9": "PHQ-9", "gad7": "GAD-7", "pain_nrs": "Pain NRS"}
+
+
+@dataclass
+class SeriesRow:
+    infusion: InfusionSession
+    worst: str | None = None  # max severity of non-voided readings; None without readings
+    adverse_events: list[str] = field(default_factory=list)
+    phq9_before: Assessment | None = None
+    sbp_rise: int | None = None
+    hr_rise: int | None = None
+
+
+@dataclass
+class PatientHistory:
+    rows: list[SeriesRow]
+    assessments: list[Assessment]  # every score, voided ones too, oldest first
+    baseline_phq9: Assessment | None
+    status: str  # PHQ-9 course in words, e.g. "response since infusion 4 (…)"
+    status_kind: str  # remission / response / none / unknown
+    outcome_chart: Markup | None
+    peak_rise_chart: Markup | None
+    flagged_phq9: Assessment | None  # the latest PHQ-9 when its item 9 is above 0
+
+    @property
+    def session_numbers(self) -> dict[int, int]:
+        return {row.infusion.id: row.infusion.series_number for row in self.rows}
+
+    @property
+    def signed_session_ids(self) -> set[int]:
+        """Sessions whose scores are locked by the physician's signature."""
+        return {row.infusion.id for row in self.rows if row.infusion.is_signed}
+
+
+def _sessions(patient_id: int) -> list[InfusionSession]:
+    return list(
+        db.session.scalars(
+            sa.select(InfusionSession)
+            .where(InfusionSession.patient_id == patient_id)
+            .options(
+                joinedload(InfusionSession.protocol),
+                joinedload(InfusionSession.clinician),
+                joinedload(InfusionSession.signed_by),
+            )
+            .order_by(InfusionSession.series_number)
+        )
+    )
+
+
+def _patient_readings(patient_id: int):
+    """Non-voided readings of this patient's sessions (a WHERE clause, not a query)."""
+    return sa.and_(
+        Reading.voided_at.is_(None),
+        Reading.infusion_id.in_(
+            sa.select(InfusionSession.id).where(InfusionSession.patient_id == patient_id)
+        ),
+    )
+
+
+def reading_stats(patient_id: int) -> dict[int, tuple[str, int | None, int | None]]:
+    """Per session in one GROUP BY: worst severity, peak SBP and peak HR during the
+    infusion and recovery phases."""
+    rank = sa.case(
+        *((Reading.severity == name, value) for name, value in SEVERITY_RANK.items()), else_=0
+    )
+    surge = Reading.phase.in_(SURGE_PHASES)
+    rows = db.session.execute(
+        sa.select(
+            Reading.infusion_id,
+            sa.func.max(rank),
+            sa.func.max(sa.case((surge, Reading.systolic))),
+            sa.func.max(sa.case((surge, Reading.heart_rate))),
+        )
+        .where(_patient_readings(patient_id))
+        .group_by(Reading.infusion_id)
+    )
+    return {infusion_id: (RANK_SEVERITY[worst], sbp, hr) for infusion_id, worst, sbp, hr in rows}
+
+
+def baselines(patient_id: int) -> dict[int, tuple[int | None, int | None]]:
+    """Per session: SBP and HR of the last non-voided baseline-phase reading (one query)."""
+    ranked = (
+        sa.select(
+            Reading.infusion_id,
+            Reading.systolic,
+            Reading.heart_rate,
+            sa.func.row_number()
+            .over(
+                partition_by=Reading.infusion_id,
+                order_by=(Reading.taken_at.desc(), Reading.id.desc()),
+            )
+            .label("position"),
+        )
+        .where(_patient_readings(patient_id), Reading.phase == "baseline")
+        .subquery()
+    )
+    rows = db.session.execute(
+        sa.select(ranked.c.infusion_id, ranked.c.systolic, ranked.c.heart_rate).where(
+            ranked.c.position == 1
+        )
+    )
+    return {infusion_id: (sbp, hr) for infusion_id, sbp, hr in rows}
+
+
+def adverse_event_labels(patient_id: int) -> dict[int, list[str]]:
+    """Per session: the non-voided adverse events' types, in onset order (one query)."""
+    events = db.session.scalars(
+        sa.select(AdverseEvent)
+        .join(InfusionSession)
+        .where(InfusionSession.patient_id == patient_id, AdverseEvent.voided_at.is_(None))
+        .order_by(AdverseEvent.onset_at, AdverseEvent.id)
+    )
+    labels: dict[int, list[str]] = {}
+    for event in events:
+        labels.setdefault(event.infusion_id, []).append(event.type_label)
+    return labels
+
+
+def _assessments(patient_id: int) -> list[Assessment]:
+    return list(
+        db.session.scalars(
+            sa.select(Assessment)
+            .where(Assessment.patient_id == patient_id)
+            .options(joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by))
+            .order_by(Assessment.taken_at, Assessment.id)
+        )
+    )
+
+
+def _rise(peak: int | None, base: int | None) -> int | None:
+    return peak - base if peak is not None and base is not None else None
+
+
+def session_start(infusion: InfusionSession) -> datetime:
+    return infusion.started_at or infusion.scheduled_for
+
+
+def phq9_before(infusion: InfusionSession, phq9s: list[Assessment]) -> Assessment | None:
+    """The latest non-voided PHQ-9 taken on the session, or unlinked within the day before
+    it began (`phq9s` are the patient's non-voided PHQ-9s, oldest first)."""
+    start = session_start(infusion)
+    found = None
+    for score in phq9s:
+        linked = score.infusion_id == infusion.id
+        unlinked_before = (
+            score.infusion_id is None and start - PHQ9_BEFORE_WINDOW <= score.taken_at <= start
+        )
+        if linked or unlinked_before:
+            found = score
+    return found
+
+
+def patient_history(patient: Patient) -> PatientHistory:
+    """Everything the patient page shows about the series and the outcomes."""
+    sessions = _sessions(patient.id)
+    stats = reading_stats(patient.id)
+    base = baselines(patient.id)
+    events = adverse_event_labels(patient.id)
+    assessments = _assessments(patient.id)
+    numbers = {infusion.id: infusion.series_number for infusion in sessions}
+    valid = [a for a in assessments if not a.is_voided]
+    phq9s = [a for a in valid if a.instrument == "phq9"]
+
+    rows = []
+    for infusion in sessions:
+        worst, peak_sbp, peak_hr = stats.get(infusion.id, (None, None, None))
+        base_sbp, base_hr = base.get(infusion.id, (None, None))
+        rows.append(
+            SeriesRow(
+                infusion=infusion,
+                worst=worst,
+                adverse_events=events.get(infusion.id, []),
+                phq9_before=phq9_before(infusion, phq9s),
+                sbp_rise=_rise(peak_sbp, base_sbp),
+                hr_rise=_rise(peak_hr, base_hr),
+            )
+        )
+
+    baseline = phq9s[0] if phq9s else None
+    baseline_score = baseline.score if baseline else None
+    since_baseline = [(numbers.get(a.infusion_id), a.score) for a in phq9s[1:]]
+
+    series = {
+        label: [(a.taken_at, a.score) for a in valid if a.instrument == key]
+        for key, label in CHART_SERIES.items()
+    }
+    outcome_chart = None
+    if any(series.values()):
+        outcome_chart = charts.outcome_chart(
+            series,
+            baseline=baseline_score,
+            # Response: PHQ-9 at or below half the baseline; remission: PHQ-9 below 5.
+            response_line=(
+                baseline_score * (1 - clinical.PHQ9_RESPONSE_DROP) if baseline_score else None
+            ),
+            remission_line=clinical.PHQ9_REMISSION_BELOW if baseline else None,
+            title=f"Outcome scores over time for {patient.full_name}",
+            fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
+        )
+
+    surges = [
+        (row.infusion.series_number, row.sbp_rise, row.hr_rise)
+        for row in rows
+        if row.sbp_rise is not None or row.hr_rise is not None
+    ]
+    peak_chart = None
+    if surges:
+        peak_chart = charts.peak_rise_chart(
+            surges,
+            title=f"Peak rise in systolic BP and heart rate per infusion for {patient.full_name}",
+        )
+
+    latest_phq9 = phq9s[-1] if phq9s else None
+    return PatientHistory(
+        rows=rows,
+        assessments=assessments,
+        baseline_phq9=baseline,
+        status=clinical.outcome_status(baseline_score, since_baseline),
+        status_kind=clinical.outcome_kind(baseline_score, since_baseline),
+        outcome_chart=outcome_chart,
+        peak_rise_chart=peak_chart,
+        flagged_phq9=latest_phq9 if latest_phq9 and latest_phq9.flag_physician else None,
+    )

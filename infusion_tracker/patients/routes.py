@@ -1,0 +1,274 @@
+"""Patients: search, register, edit, archive/reactivate, the patient page, outcome scores."""
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from wtforms import SelectChoice
+
+from ..errors import RuleError
+from ..extensions import db
+from ..infusions.guards import ensure_editable
+from ..models import SEXES, InfusionSession
+from ..permissions import clinician_required
+from ..security import is_safe_next
+from ..timeutil import clinic_today, format_datetime, utcnow
+from . import assessments, history, services
+from .forms import AssessmentForm, PatientEditForm, PatientForm, PatientSearchForm, VoidForm
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+
+# Endpoints another area provides; the patient page links to them once they exist.
+PLAN_ENDPOINT = "infusions.plan"
+SESSION_ENDPOINT = "infusions.detail"
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def _safe_next(target: str | None) -> str | None:
+    return target if is_safe_next(target) else None
+
+
+@bp.route("/")
+@clinician_required
+def search():
+    form = PatientSearchForm(request.args)
+    page = request.args.get("page", 1, type=int)
+    problem = None
+    pagination = None
+    if form.validate():
+        try:
+            statement = services.search_statement(form.q.data, form.archived.data)
+        except services.SearchProblem as error:
+            problem = str(error)
+        else:
+            pagination = db.paginate(
+                statement, page=page, per_page=current_app.config["PER_PAGE"], error_out=False
+            )
+    return render_template(
+        "patients/search.html", form=form, pagination=pagination, problem=problem, sexes=SEXES
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@clinician_required
+def new():
+    form = PatientForm()
+    if form.validate_on_submit():
+        try:
+            patient = services.create_patient(form.values(), _actor())
+        except RuleError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"Registered {patient.full_name} (MRN {patient.mrn}).", "success")
+            return redirect(url_for("patients.view", patient_id=patient.id))
+    return render_template("patients/form.html", form=form, patient=None)
+
+
+@bp.route("/<int:patient_id>")
+@clinician_required
+def view(patient_id: int):
+    patient = services.get_patient_or_404(patient_id)
+    services.record_view(patient, _actor())
+    session_url = None
+    if SESSION_ENDPOINT in current_app.view_functions:
+
+        def session_url(infusion):
+            return url_for(SESSION_ENDPOINT, infusion_id=infusion.id)
+
+    page = render_template(
+        "patients/view.html",
+        patient=patient,
+        history=history.patient_history(patient),
+        age=services.age_on(patient.date_of_birth, clinic_today()),
+        sexes=SEXES,
+        session_url=session_url,
+        can_plan=PLAN_ENDPOINT in current_app.view_functions,
+        score_label=assessments.score_label,
+        can_void=lambda a: assessments.can_void(a, current_user),
+    )
+    # Commit the view's audit row after rendering: committing first would expire every
+    # loaded row and make the template load them all again.
+    db.session.commit()
+    return page
+
+
+@bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
+@clinician_required
+def edit(patient_id: int):
+    patient = services.get_patient_or_404(patient_id)
+    form = PatientEditForm(obj=patient, patient_id=patient.id)
+    if form.validate_on_submit():
+        try:
+            changed = services.update_patient(patient, form.values(), _actor(), form.version.data)
+        except RuleError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash("Changes saved." if changed else "Nothing changed.", "success")
+            return redirect(url_for("patients.view", patient_id=patient.id))
+    return render_template("patients/form.html", form=form, patient=patient)
+
+
+def _toggle_active(patient_id: int, action):
+    patient = services.get_patient_or_404(patient_id)
+    try:
+        action(patient, _actor())
+    except RuleError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        state = "reactivated" if patient.active else "archived"
+        flash(f"{patient.full_name} was {state}.", "success")
+    return redirect(url_for("patients.view", patient_id=patient_id))
+
+
+@bp.route("/<int:patient_id>/archive", methods=["POST"])
+@clinician_required
+def archive(patient_id: int):
+    return _toggle_active(patient_id, services.archive_patient)
+
+
+@bp.route("/<int:patient_id>/reactivate", methods=["POST"])
+@clinician_required
+def reactivate(patient_id: int):
+    return _toggle_active(patient_id, services.reactivate_patient)
+
+
+def _session_choices(patient_id: int) -> list[SelectChoice]:
+    infusions = db.session.scalars(
+        sa.select(InfusionSession)
+        .where(InfusionSession.patient_id == patient_id, InfusionSession.status != "cancelled")
+        .order_by(InfusionSession.series_number.desc())
+    )
+    return [SelectChoice("", "Not linked to a session")] + [
+        SelectChoice(
+            infusion.id,
+            f"Infusion {infusion.series_number} — "
+            f"{format_datetime(infusion.started_at or infusion.scheduled_for, '%d %b %Y')}"
+            f" ({infusion.status_label})",
+        )
+        for infusion in infusions
+    ]
+
+
+@bp.route("/<int:patient_id>/assessments/new", methods=["GET", "POST"])
+@clinician_required
+def new_assessment(patient_id: int):
+    patient = services.get_patient_or_404(patient_id)
+    form = AssessmentForm()
+    form.infusion_id.choices = _session_choices(patient.id)
+    corrects = None
+    corrects_id = form.corrects_id.data if request.method == "POST" else None
+    corrects_id = corrects_id or request.args.get("corrects", type=int)
+    if corrects_id:
+        corrects = assessments.get_assessment_or_404(corrects_id)
+        if corrects.patient_id != patient.id:
+            abort(404)
+    if request.method == "GET":
+        form.next.data = _safe_next(request.args.get("next"))
+        form.taken_at.data = utcnow()
+        form.infusion_id.data = request.args.get("infusion_id", type=int)
+        if corrects is not None:
+            form.corrects_id.data = corrects.id
+            form.instrument.data = corrects.instrument
+            form.score.data = corrects.score
+            form.taken_at.data = corrects.taken_at
+            form.infusion_id.data = corrects.infusion_id
+            for item, answer in zip(form.item_fields(), corrects.items or [], strict=False):
+                item.data = answer
+    if form.validate_on_submit():
+        infusion = (
+            db.session.get(InfusionSession, form.infusion_id.data)
+            if (form.infusion_id.data)
+            else None
+        )
+        try:
+            assessment = assessments.record_assessment(
+                patient,
+                instrument=form.instrument.data,
+                score=form.score.data,
+                items=form.items(),
+                taken_at=form.taken_at.data,
+                infusion=infusion,
+                actor=_actor(),
+                corrects=corrects,
+                correction_reason=form.correction_reason.data or "",
+            )
+        except RuleError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(
+                f"{assessment.instrument_label} "
+                f"{assessments.score_label(assessment.instrument, assessment.score)} recorded"
+                + (" as a correction." if corrects is not None else "."),
+                "success",
+            )
+            if assessment.flag_physician:
+                flash(
+                    f"PHQ-9 item 9 (thoughts of death or self-harm) answered "
+                    f"{assessment.items[assessments.PHQ9_SELF_HARM_ITEM]}: the physician is "
+                    "flagged. Assess suicide risk now and tell the physician in person.",
+                    "error",
+                )
+            target = _safe_next(form.next.data)
+            return redirect(target or url_for("patients.view", patient_id=patient.id))
+    return render_template(
+        "patients/assessment_form.html",
+        patient=patient,
+        form=form,
+        corrects=corrects,
+        may_correct=corrects is None or assessments.can_void(corrects, current_user),
+        score_label=assessments.score_label,
+        stem=assessments.PHQ9_STEM,
+        back=_safe_next(form.next.data) or url_for("patients.view", patient_id=patient.id),
+    )
+
+
+@bp.route("/assessments/<int:assessment_id>/void", methods=["GET", "POST"])
+@clinician_required
+def void_assessment(assessment_id: int):
+    assessment = assessments.get_assessment_or_404(assessment_id)
+    patient = services.get_patient_or_404(assessment.patient_id)
+    if assessment.infusion is not None:
+        # A signed session's scores are locked like the rest of it (409, SPEC §3).
+        ensure_editable(assessment.infusion)
+    form = VoidForm()
+    if request.method == "GET":
+        form.next.data = _safe_next(request.args.get("next"))
+    back = _safe_next(form.next.data) or url_for("patients.view", patient_id=patient.id)
+    if form.validate_on_submit():
+        try:
+            assessments.void_assessment(assessment, form.reason.data, _actor())
+        except RuleError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            db.session.commit()
+            flash(f"{assessment.instrument_label} score voided.", "success")
+            return redirect(back)
+    return render_template(
+        "patients/void_assessment.html",
+        patient=patient,
+        assessment=assessment,
+        form=form,
+        back=back,
+        may_void=assessments.can_void(assessment, current_user) and not assessment.is_voided,
+        score_label=assessments.score_label,
+    )

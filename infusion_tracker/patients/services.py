@@ -1,0 +1,247 @@
+"""Patient records: register, edit (optimistic locking), archive/reactivate, search.
+
+Patients are never deleted (SPEC §2): an archived patient drops out of the default search
+but keeps every session, reading and score.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit
+from ..errors import RuleError, StaleRecord
+from ..extensions import db
+from ..models import Patient, Staff
+from ..timeutil import utcnow
+
+# Generated MRNs look like "IT-000123"; a typed MRN may be anything unique.
+MRN_PREFIX = "IT-"
+MRN_DIGITS = 6
+MRN_ATTEMPTS = 5
+
+PATIENT_FIELDS = (
+    "mrn",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "sex",
+    "indication",
+    "indication_other",
+    "allergies",
+    "medications",
+    "emergency_contact",
+    "notes",
+)
+
+# Search accepts dates the way US staff and the date input write them.
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
+DATE_LIKE = re.compile(r"^\d{1,4}[-/]\d{1,2}[-/]\d{1,4}$")
+
+
+def get_patient_or_404(patient_id: int) -> Patient:
+    return db.get_or_404(Patient, patient_id)
+
+
+def normalize_mrn(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+def mrn_taken(mrn: str, exclude_id: int | None = None) -> bool:
+    query = sa.select(Patient.id).where(Patient.mrn == normalize_mrn(mrn))
+    if exclude_id is not None:
+        query = query.where(Patient.id != exclude_id)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def next_mrn() -> str:
+    """One past the highest generated MRN; typed MRNs in the same pattern count too."""
+    candidates = db.session.scalars(
+        sa.select(Patient.mrn)
+        .where(Patient.mrn.like(f"{MRN_PREFIX}%"))
+        .order_by(sa.func.length(Patient.mrn).desc(), Patient.mrn.desc())
+        .limit(50)
+    )
+    for mrn in candidates:
+        suffix = mrn[len(MRN_PREFIX) :]
+        if suffix.isdigit():
+            return f"{MRN_PREFIX}{int(suffix) + 1:0{MRN_DIGITS}d}"
+    return f"{MRN_PREFIX}{1:0{MRN_DIGITS}d}"
+
+
+def _clean(data: dict[str, Any]) -> dict[str, Any]:
+    values = {name: data.get(name) for name in PATIENT_FIELDS}
+    for name, value in values.items():
+        if isinstance(value, str):
+            values[name] = value.strip()
+    values["mrn"] = normalize_mrn(values["mrn"])
+    if values["indication"] != "other":
+        values["indication_other"] = ""
+    for name in ("indication_other", "allergies", "medications", "emergency_contact", "notes"):
+        values[name] = values[name] or ""
+    return values
+
+
+def _insert(patient: Patient) -> bool:
+    """Insert in a savepoint; False when the MRN was taken meanwhile (unique constraint)."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(patient)
+    except IntegrityError:
+        return False
+    return True
+
+
+def create_patient(data: dict[str, Any], actor: Staff) -> Patient:
+    """Register a patient; a blank MRN gets the next generated one, never a colliding one."""
+    values = _clean(data)
+    typed_mrn = values.pop("mrn")
+    if typed_mrn and mrn_taken(typed_mrn):
+        raise RuleError(f"MRN {typed_mrn} already belongs to another patient.")
+    for _ in range(MRN_ATTEMPTS):
+        patient = Patient(
+            mrn=typed_mrn or next_mrn(), created_by_id=actor.id, created_at=utcnow(), **values
+        )
+        if _insert(patient):
+            break
+        if typed_mrn:
+            raise RuleError(f"MRN {typed_mrn} already belongs to another patient.")
+    else:
+        raise RuleError("Could not generate a free MRN; try again.")
+    audit.record(
+        "patient.created",
+        entity=patient,
+        patient_id=patient.id,
+        actor=actor,
+        details={"after": audit.snapshot(patient, PATIENT_FIELDS)},
+    )
+    return patient
+
+
+def check_version(patient: Patient, form_version: int) -> None:
+    """Refuse a save drawn from an older version of the record (no lost updates, SPEC §3)."""
+    if int(form_version) != patient.version:
+        who = patient.updated_by.display_name if patient.updated_by else "another user"
+        raise StaleRecord(who, patient.updated_at, what="This patient's record")
+
+
+def update_patient(patient: Patient, data: dict[str, Any], actor: Staff, form_version: int) -> bool:
+    """Save an edit drawn from `form_version`; audited with what changed. False if nothing did."""
+    check_version(patient, form_version)
+    values = _clean(data)
+    if not values["mrn"]:
+        raise RuleError("An MRN is required.")
+    if values["mrn"] != patient.mrn and mrn_taken(values["mrn"], exclude_id=patient.id):
+        raise RuleError(f"MRN {values['mrn']} already belongs to another patient.")
+    before = audit.snapshot(patient, PATIENT_FIELDS)
+    # One UPDATE (one version step): nothing below may autoflush half of the change.
+    with db.session.no_autoflush:
+        for name, value in values.items():
+            setattr(patient, name, value)
+        after = audit.snapshot(patient, PATIENT_FIELDS)
+        changed = audit.changes(before, after)
+        if not changed:
+            # Equal values make no UPDATE, so the version (and others' open forms) stay valid.
+            return False
+        patient.updated_at = utcnow()
+        patient.updated_by_id = actor.id
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        raise RuleError(f"MRN {values['mrn']} already belongs to another patient.") from error
+    audit.record(
+        "patient.updated",
+        entity=patient,
+        patient_id=patient.id,
+        actor=actor,
+        details={"changes": changed},
+    )
+    return True
+
+
+def _set_active(patient: Patient, active: bool, actor: Staff) -> None:
+    if patient.active == active:
+        state = "active" if active else "archived"
+        raise RuleError(f"{patient.full_name} is already {state}.")
+    with db.session.no_autoflush:
+        patient.active = active
+        patient.updated_at = utcnow()
+        patient.updated_by_id = actor.id
+    audit.record(
+        "patient.reactivated" if active else "patient.archived",
+        entity=patient,
+        patient_id=patient.id,
+        actor=actor,
+        details={"changes": {"active": [not active, active]}},
+    )
+
+
+def archive_patient(patient: Patient, actor: Staff) -> None:
+    """Archive instead of delete: the record and its history stay (SPEC §2)."""
+    _set_active(patient, False, actor)
+
+
+def reactivate_patient(patient: Patient, actor: Staff) -> None:
+    """Bring an archived patient back into the default search."""
+    _set_active(patient, True, actor)
+
+
+def record_view(patient: Patient, actor: Staff) -> None:
+    """Viewing a patient's record is itself audited (who looked at whose chart)."""
+    audit.record("patient.viewed", entity=patient, patient_id=patient.id, actor=actor)
+
+
+def age_on(born: date, day: date) -> int:
+    """Age in whole years on `day`."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def parse_date(text: str) -> date | None:
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SearchProblem(ValueError):
+    """The search text looks like a date but is not one."""
+
+
+def search_statement(text: str, include_archived: bool = False) -> sa.Select:
+    """Patients matching a name, an MRN (or its start) or a date of birth, by name."""
+    query = sa.select(Patient)
+    text = (text or "").strip()
+    if text:
+        if DATE_LIKE.match(text):
+            day = parse_date(text)
+            if day is None:
+                raise SearchProblem(
+                    f"“{text}” is not a valid date; write it as YYYY-MM-DD or MM/DD/YYYY."
+                )
+            query = query.where(Patient.date_of_birth == day)
+        else:
+            mrn = Patient.mrn.ilike(_like_escape(normalize_mrn(text)) + "%", escape="\\")
+            terms = [term for term in re.split(r"[\s,]+", text) if term]
+            names = sa.and_(
+                *(
+                    sa.or_(
+                        Patient.first_name.ilike(f"%{_like_escape(term)}%", escape="\\"),
+                        Patient.last_name.ilike(f"%{_like_escape(term)}%", escape="\\"),
+                    )
+                    for term in terms
+                )
+            )
+            query = query.where(sa.or_(mrn, names))
+    if not include_archived:
+        query = query.where(Patient.active.is_(True))
+    return query.order_by(Patient.last_name, Patient.first_name, Patient.id)

@@ -1,0 +1,2 @@
+"""The physician's review: the queue of sessions awaiting signature, signing, addenda, and the
+printable session record."""

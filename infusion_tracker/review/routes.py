@@ -1,0 +1,191 @@
+"""The review queue (/review/), signing and addenda (POST under the session's address), and the
+printable session record (/infusions/<id>/print). Paths are written in full because the
+session-level ones live under /infusions/ (SPEC §7), not under /review."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy.orm import joinedload, selectinload
+
+from .. import audit
+from ..extensions import db
+from ..models import (
+    Addendum,
+    AdverseEvent,
+    Assessment,
+    InfusionEvent,
+    InfusionSession,
+    Reading,
+)
+from ..permissions import clinician_required, physician_required
+from . import record, services
+from .forms import AddendumForm, SignForm
+
+bp = Blueprint("review", __name__)
+
+
+def get_infusion_or_404(infusion_id: int) -> InfusionSession:
+    infusion = db.session.scalar(
+        sa.select(InfusionSession)
+        .where(InfusionSession.id == infusion_id)
+        .options(joinedload(InfusionSession.patient), joinedload(InfusionSession.signed_by))
+    )
+    if infusion is None:
+        abort(404)
+    return infusion
+
+
+def session_page(infusion_id: int, anchor: str | None = "signature") -> str:
+    return url_for("infusions.detail", infusion_id=infusion_id, _anchor=anchor)
+
+
+@bp.route("/review/")
+@physician_required
+def queue():
+    page = request.args.get("page", 1, type=int)
+    queue_page = services.review_queue(page, current_app.config["PER_PAGE"])
+    return render_template("review/queue.html", queue=queue_page, reasons=services.REASONS)
+
+
+def _hidden_errors_to_summary(form: SignForm) -> None:
+    # The error summary lists visible fields only; a bad hidden version must still be said.
+    form.form_errors.extend(form.version.errors)
+
+
+@bp.route("/infusions/<int:infusion_id>/sign", methods=["POST"])
+@physician_required
+def sign(infusion_id: int):
+    infusion = get_infusion_or_404(infusion_id)
+    actor = current_user._get_current_object()
+    # State first: a locked or unfinished session is refused (409) whatever was posted.
+    services.check_can_sign(infusion, actor)
+    form = SignForm()
+    if form.validate_on_submit():
+        try:
+            services.sign_infusion(
+                infusion,
+                actor,
+                form.attestation.data,
+                form.version.data,
+                password=form.password.data,
+            )
+        except services.ReauthFailed as error:
+            db.session.commit()  # keep the failure count and its audit row
+            form.password.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash("Session signed. It is now locked; later facts go in an addendum.", "success")
+            return redirect(session_page(infusion.id))
+    _hidden_errors_to_summary(form)
+    return render_template(
+        "review/sign.html",
+        infusion=infusion,
+        form=form,
+        reauth_needed=services.reauth_needed(),
+    )
+
+
+@bp.route("/infusions/<int:infusion_id>/addenda", methods=["POST"])
+@physician_required
+def add_addendum(infusion_id: int):
+    infusion = get_infusion_or_404(infusion_id)
+    actor = current_user._get_current_object()
+    services.check_can_add_addendum(infusion, actor)
+    form = AddendumForm()
+    if form.validate_on_submit():
+        services.add_addendum(infusion, actor, form.text.data)
+        db.session.commit()
+        flash("Addendum added.", "success")
+        return redirect(session_page(infusion.id, "addenda"))
+    return render_template("review/addendum.html", infusion=infusion, form=form)
+
+
+def load_record(infusion_id: int) -> InfusionSession:
+    """Everything the printed record shows, in a fixed number of queries."""
+    infusion = db.session.scalar(
+        sa.select(InfusionSession)
+        .where(InfusionSession.id == infusion_id)
+        .options(
+            joinedload(InfusionSession.patient),
+            joinedload(InfusionSession.protocol),
+            joinedload(InfusionSession.clinician),
+            joinedload(InfusionSession.physician),
+            joinedload(InfusionSession.signed_by),
+            joinedload(InfusionSession.start_override_by),
+            joinedload(InfusionSession.dose_override_by),
+            joinedload(InfusionSession.discharged_by),
+            selectinload(InfusionSession.readings).options(
+                joinedload(Reading.recorded_by),
+                joinedload(Reading.voided_by),
+                joinedload(Reading.critical_action_by),
+            ),
+            selectinload(InfusionSession.events).joinedload(InfusionEvent.recorded_by),
+            selectinload(InfusionSession.adverse_events).options(
+                joinedload(AdverseEvent.recorded_by), joinedload(AdverseEvent.voided_by)
+            ),
+            selectinload(InfusionSession.assessments).options(
+                joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by)
+            ),
+            selectinload(InfusionSession.addenda).joinedload(Addendum.author),
+        )
+    )
+    if infusion is None:
+        abort(404)
+    return infusion
+
+
+@bp.route("/infusions/<int:infusion_id>/print")
+@clinician_required
+def print_record(infusion_id: int):
+    infusion = load_record(infusion_id)
+    audit.record("session.printed", entity=infusion, patient_id=infusion.patient_id)
+    # Draw before committing: a commit expires the loaded record and would reload it all.
+    page = render_template("review/print.html", r=record.build(infusion))
+    db.session.commit()
+    return page
+
+
+# --- The signature panel on the session page --------------------------------------------
+
+
+@dataclass
+class SignaturePanel:
+    addenda: list[Addendum]
+    sign_form: SignForm | None  # set when this user may sign now
+    addendum_form: AddendumForm | None  # set when this user may add an addendum
+    reauth_needed: bool
+
+
+@bp.app_template_global("signature_panel")
+def signature_panel(infusion: InfusionSession) -> SignaturePanel:
+    """What templates/infusions/_signature.html draws for the signed-in user (one query)."""
+    physician = current_user.is_authenticated and current_user.is_physician
+    sign_form = addendum_form = None
+    if physician and infusion.status == "discharged" and not infusion.is_signed:
+        # formdata=None: the session page may be redrawn after another form's POST.
+        sign_form = SignForm(
+            formdata=None,
+            attestation=current_app.config["ATTESTATION_TEXT"],
+            version=infusion.version,
+        )
+    if physician and infusion.is_signed:
+        addendum_form = AddendumForm(formdata=None)
+    return SignaturePanel(
+        addenda=services.addenda_of(infusion),
+        sign_form=sign_form,
+        addendum_form=addendum_form,
+        reauth_needed=bool(sign_form) and services.reauth_needed(),
+    )

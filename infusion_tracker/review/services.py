@@ -1,0 +1,298 @@
+"""The physician's review: which sessions await a signature and why, signing (with a recent
+login), and addenda — the only way to add to a signed session (SPEC §3, §5)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app, has_request_context, session
+from sqlalchemy.orm import joinedload
+
+from .. import audit
+from ..auth.services import end_sessions
+from ..errors import RuleError
+from ..extensions import db
+from ..infusions.guards import check_version
+from ..models import (
+    ROLE_PHYSICIAN,
+    Addendum,
+    AdverseEvent,
+    Assessment,
+    InfusionEvent,
+    InfusionSession,
+    Reading,
+    Staff,
+)
+from ..passwords import verify_password
+from ..timeutil import format_datetime, utcnow
+
+ATTESTATION_MAX = 2000
+ADDENDUM_MAX = 5000
+
+# Why a session is reviewed first, in the order the tags are shown.
+REASONS = {
+    "critical": "Critical reading",
+    "adverse_event": "Adverse event",
+    "override": "Override",
+    "phq9_item9": "PHQ-9 item 9",
+    "stopped_early": "Stopped early",
+}
+
+
+class ReauthFailed(RuleError):
+    """The password given to confirm a signature was missing or wrong."""
+
+
+# --- The queue ----------------------------------------------------------------------
+
+
+def awaiting_signature():
+    """The one definition of "awaiting signature", shared by the queue and the nav badge."""
+    return sa.and_(InfusionSession.status == "discharged", InfusionSession.signed_at.is_(None))
+
+
+def _reason_columns() -> dict[str, sa.ColumnElement[bool]]:
+    """One boolean SQL expression per reason, correlated to the outer session row."""
+    return {
+        "critical": sa.exists().where(
+            Reading.infusion_id == InfusionSession.id,
+            Reading.voided_at.is_(None),
+            Reading.severity == "critical",
+        ),
+        "adverse_event": sa.exists().where(
+            AdverseEvent.infusion_id == InfusionSession.id,
+            AdverseEvent.voided_at.is_(None),
+        ),
+        "override": sa.or_(
+            InfusionSession.start_override_reason != "",
+            InfusionSession.dose_override_reason != "",
+            InfusionSession.discharge_override_reason != "",
+        ),
+        "phq9_item9": sa.exists().where(
+            Assessment.infusion_id == InfusionSession.id,
+            Assessment.voided_at.is_(None),
+            Assessment.flag_physician.is_(True),
+        ),
+        # A stop carries a reason only when it was not routine: the lifecycle requires one when
+        # the infusion ended before its planned duration (SPEC §2 "a reason where it is not
+        # routine"), including sessions stopped early for an adverse event.
+        "stopped_early": sa.exists().where(
+            InfusionEvent.infusion_id == InfusionSession.id,
+            InfusionEvent.kind == "stop",
+            InfusionEvent.reason != "",
+        ),
+    }
+
+
+@dataclass
+class QueueEntry:
+    infusion: InfusionSession
+    reasons: list[str] = field(default_factory=list)  # keys of REASONS
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def reason_labels(self) -> list[str]:
+        return [REASONS[key] for key in self.reasons]
+
+
+@dataclass
+class QueuePage:
+    entries: list[QueueEntry]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
+    """Discharged, unsigned sessions: those with critical readings, adverse events, overrides,
+    a PHQ-9 item 9 flag or an early stop first, then oldest discharge first (SPEC §5).
+    Two queries, whatever the number of sessions or rows."""
+    total = db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
+    columns = _reason_columns()
+    flagged = sa.or_(*columns.values())
+    rows = db.session.execute(
+        sa.select(InfusionSession, *(expr.label(key) for key, expr in columns.items()))
+        .where(awaiting_signature())
+        .options(
+            joinedload(InfusionSession.patient),
+            joinedload(InfusionSession.clinician),
+            joinedload(InfusionSession.physician),
+        )
+        .order_by(
+            sa.case((flagged, 0), else_=1),
+            InfusionSession.discharged_at,
+            InfusionSession.id,
+        )
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    entries = [QueueEntry(row[0], [key for key in columns if getattr(row, key)]) for row in rows]
+    return QueuePage(entries, total, page, per_page)
+
+
+# --- Signing --------------------------------------------------------------------------
+
+
+def reauth_needed() -> bool:
+    """Signing needs a login (or password entry) within REAUTH_MINUTES. Outside a web request
+    (CLI, scripts) there is no recent login to rely on, so the password is always needed."""
+    if not has_request_context():
+        return True
+    limit = current_app.config["REAUTH_MINUTES"] * 60
+    return time.time() - float(session.get("auth_at", 0)) > limit
+
+
+def _signed_message(infusion: InfusionSession) -> str:
+    who = infusion.signed_by.display_name if infusion.signed_by else "a physician"
+    return (
+        f"This session was already signed by {who} at "
+        f"{format_datetime(infusion.signed_at)}. Later facts go in an addendum."
+    )
+
+
+def check_can_sign(infusion: InfusionSession, actor: Staff) -> None:
+    """Refuse before any form is read: only a physician signs, only a discharged session,
+    only once."""
+    if actor.role != ROLE_PHYSICIAN:
+        raise RuleError("Only a physician can sign a session.")
+    if infusion.is_signed:
+        raise RuleError(_signed_message(infusion))
+    if infusion.status != "discharged":
+        raise RuleError(
+            f"Only a discharged session can be signed; this one is {infusion.status_label.lower()}."
+        )
+
+
+def confirm_password(actor: Staff, password: str | None) -> None:
+    """Re-authentication: a wrong password counts towards the lockout like a failed login."""
+    if not password:
+        raise ReauthFailed(
+            f"Enter your password: you signed in more than "
+            f"{current_app.config['REAUTH_MINUTES']} minutes ago."
+        )
+    if verify_password(actor.password_hash, password):
+        actor.failed_logins = 0
+        if has_request_context():
+            session["auth_at"] = time.time()
+        return
+    config = current_app.config
+    actor.failed_logins += 1
+    audit.record(
+        "auth.reauth_failed",
+        actor=actor,
+        entity=actor,
+        details={"failed_logins": actor.failed_logins},
+    )
+    if actor.failed_logins >= config["LOCKOUT_THRESHOLD"]:
+        actor.locked_until = utcnow() + timedelta(minutes=config["LOCKOUT_MINUTES"])
+        actor.failed_logins = 0
+        end_sessions(actor)
+        audit.record(
+            "auth.locked_out",
+            actor=actor,
+            entity=actor,
+            details={"locked_until": actor.locked_until},
+        )
+    raise ReauthFailed("Password: not correct.")
+
+
+def sign_infusion(
+    infusion: InfusionSession,
+    actor: Staff,
+    attestation: str,
+    form_version: int | None,
+    password: str | None = None,
+) -> None:
+    """The supervising physician's signature (SPEC §3): locks the session for good.
+
+    Refused for anyone but a physician, before discharge, a second time, from a stale page, and
+    without a recent login (the password is asked again after REAUTH_MINUTES)."""
+    check_can_sign(infusion, actor)
+    check_version(infusion, form_version)
+    attestation = (attestation or "").strip()
+    if not attestation:
+        raise RuleError("Attestation: enter the attestation you sign.")
+    if len(attestation) > ATTESTATION_MAX:
+        raise RuleError(f"Attestation: at most {ATTESTATION_MAX} characters.")
+    if reauth_needed():
+        confirm_password(actor, password)
+    now = utcnow()
+    infusion.signed_by = actor
+    infusion.signed_at = now
+    infusion.attestation = attestation
+    infusion.updated_by = actor
+    infusion.updated_at = now
+    db.session.flush()
+    audit.record(
+        "session.signed",
+        entity=infusion,
+        actor=actor,
+        patient_id=infusion.patient_id,
+        details={"attestation": attestation, "version": infusion.version},
+    )
+
+
+# --- Addenda ----------------------------------------------------------------------------
+
+
+def check_can_add_addendum(infusion: InfusionSession, actor: Staff) -> None:
+    """Addenda are a physician's, and only on signed sessions (before that, chart directly)."""
+    if actor.role != ROLE_PHYSICIAN:
+        raise RuleError("Only a physician can add an addendum.")
+    if not infusion.is_signed:
+        raise RuleError(
+            "Addenda are for signed sessions. This session is not signed yet: "
+            "record the facts on the session itself."
+        )
+
+
+def add_addendum(infusion: InfusionSession, actor: Staff, text: str) -> Addendum:
+    """A later fact on a signed session (SPEC §3): who, when, text; never edited afterwards."""
+    check_can_add_addendum(infusion, actor)
+    text = (text or "").strip()
+    if not text:
+        raise RuleError("Addendum: enter the text of the addendum.")
+    if len(text) > ADDENDUM_MAX:
+        raise RuleError(f"Addendum: at most {ADDENDUM_MAX} characters.")
+    addendum = Addendum(infusion=infusion, text=text, author=actor, created_at=utcnow())
+    db.session.add(addendum)
+    db.session.flush()
+    audit.record(
+        "session.addendum_added",
+        entity=addendum,
+        actor=actor,
+        patient_id=infusion.patient_id,
+        details={"infusion_id": infusion.id, "text": text},
+    )
+    return addendum
+
+
+def addenda_of(infusion: InfusionSession) -> list[Addendum]:
+    """A session's addenda with their authors, oldest first, in one query."""
+    return list(
+        db.session.scalars(
+            sa.select(Addendum)
+            .where(Addendum.infusion_id == infusion.id)
+            .options(joinedload(Addendum.author))
+            .order_by(Addendum.created_at, Addendum.id)
+        )
+    )
+
+
+@sa.event.listens_for(Addendum, "before_update")
+@sa.event.listens_for(Addendum, "before_delete")
+def _addendum_is_immutable(mapper, connection, target):
+    # No route edits or deletes an addendum; this stops any other code path doing it too.
+    raise RuleError("An addendum cannot be changed or deleted once written.")

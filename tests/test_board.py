@@ -1,0 +1,245 @@
+"""The infusion suite board (/): every room with its session, the last reading and when the
+next is due, open critical flags, today's planned and finished sessions — in clinic time and
+in a fixed number of queries."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from infusion_tracker.extensions import db
+from infusion_tracker.models import Reading
+from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, format_time, utcnow
+
+ROOMS = ["Room A", "Room B", "Room C"]
+
+
+@pytest.fixture
+def app_config():
+    return {"ROOMS": ROOMS}
+
+
+@pytest.fixture
+def protocol(make_protocol):
+    return make_protocol()
+
+
+@pytest.fixture
+def session_in(make_infusion, protocol):
+    def make(room, status="infusing", minutes_ago=15, **fields):
+        now = utcnow()
+        times = {"checked_in_at": now - timedelta(minutes=minutes_ago + 20)}
+        if status in ("infusing", "paused", "recovery", "stopped_early"):
+            times["started_at"] = now - timedelta(minutes=minutes_ago)
+        if status in ("recovery", "stopped_early"):
+            times["ended_at"] = now - timedelta(minutes=2)
+        return make_infusion(protocol=protocol, room=room, status=status, **{**times, **fields})
+
+    return make
+
+
+def add_reading(infusion, minutes_ago, **values):
+    vitals = {"systolic": 132, "diastolic": 84, "heart_rate": 77, "spo2": 97}
+    vitals.update(values)
+    reading = Reading(
+        infusion_id=infusion.id,
+        taken_at=utcnow() - timedelta(minutes=minutes_ago),
+        phase="infusion",
+        recorded_by_id=infusion.clinician_id,
+        **vitals,
+    )
+    db.session.add(reading)
+    db.session.commit()
+    return reading
+
+
+def cards(html):
+    """{room: card html} for each room card on the board."""
+    found = {}
+    for block in html.split('<li class="board-card')[1:]:
+        block = block.split("</li>")[0]
+        room = re.search(r'<h3 class="board-card__room">([^<]+)</h3>', block).group(1)
+        found[room] = block
+    return found
+
+
+def queries(counter):
+    return [s for s in counter.statements if not s.startswith("BEGIN")]
+
+
+def board(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_every_room_is_shown_and_empty_rooms_say_so(client, login_as, session_in):
+    login_as("np")
+    infusion = session_in("Room B", minutes_ago=15)
+    reading = add_reading(infusion, minutes_ago=2)
+    shown = cards(board(client))
+    assert list(shown) == ROOMS
+    assert "Empty" in shown["Room A"] and "Empty" in shown["Room C"]
+    card = shown["Room B"]
+    assert infusion.patient.full_name in card
+    assert 'tag--ok">Infusing' in card
+    assert "15 min since start" in card
+    assert f"{format_time(reading.taken_at)} ·" in card
+    assert "BP 132/84" in card and "HR 77" in card and "SpO2 97%" in card
+    due = format_time(reading.taken_at + timedelta(minutes=5))
+    assert due in card
+    assert "OVERDUE" not in card
+
+
+def test_overdue_reading_stands_out(client, login_as, session_in):
+    login_as("np")
+    infusion = session_in("Room A", minutes_ago=30)
+    add_reading(infusion, minutes_ago=12)
+    card = cards(board(client))["Room A"]
+    assert 'tag--critical">OVERDUE' in card
+    assert "board-card--overdue" in card
+
+
+def test_recovery_uses_the_recovery_interval(client, login_as, session_in):
+    login_as("np")
+    infusion = session_in(
+        "Room A", status="recovery", minutes_ago=80, ended_at=utcnow() - timedelta(minutes=40)
+    )
+    reading = add_reading(infusion, minutes_ago=10)
+    card = cards(board(client))["Room A"]
+    assert format_time(reading.taken_at + timedelta(minutes=15)) in card
+    assert "OVERDUE" not in card
+
+
+def test_first_recovery_reading_is_due_an_interval_after_the_stop(client, login_as, session_in):
+    login_as("np")
+    ended = utcnow() - timedelta(minutes=3)
+    infusion = session_in("Room A", status="recovery", minutes_ago=45, ended_at=ended)
+    add_reading(infusion, minutes_ago=5)  # the last infusion-phase reading, before the stop
+    assert format_time(ended + timedelta(minutes=15)) in cards(board(client))["Room A"]
+
+
+def test_open_critical_flags_show_until_answered_or_voided(client, login_as, session_in):
+    staff = login_as("np")
+    infusion = session_in("Room C")
+    critical = {
+        "severity": "critical",
+        "flags": [{"field": "spo2", "level": "critical", "message": "SpO2 89 < 92"}],
+    }
+    open_one = add_reading(infusion, minutes_ago=3, spo2=89, **critical)
+    answered = add_reading(
+        infusion,
+        minutes_ago=6,
+        spo2=88,
+        critical_action="reviewed",
+        **{
+            **critical,
+            "flags": [{"field": "spo2", "level": "critical", "message": "SpO2 88 < 92"}],
+        },
+    )
+    assert answered.critical_action
+    card = cards(board(client))["Room C"]
+    assert "SpO2 89 &lt; 92" in card
+    assert "SpO2 88" not in card
+    assert "board-card--critical" in card
+    open_one.voided_at = utcnow()
+    open_one.voided_by_id = staff.id
+    open_one.void_reason = "probe off"
+    db.session.commit()
+    card = cards(board(client))["Room C"]
+    assert "CRITICAL" not in card
+    # The last reading shown is the last one not voided.
+    assert "SpO2 88%" in card
+
+
+def test_checked_in_patient_waits_for_a_baseline(client, login_as, session_in):
+    login_as("pa")
+    session_in("Room A", status="checked_in")
+    card = cards(board(client))["Room A"]
+    assert 'tag--info">Checked in' in card
+    assert "Baseline before the start" in card
+    assert "since start" not in card
+
+
+def test_session_in_an_unconfigured_room_is_not_lost(client, login_as, session_in):
+    login_as("np")
+    infusion = session_in("Old annex")
+    shown = cards(board(client))
+    assert list(shown) == [*ROOMS, "Old annex"]
+    assert infusion.patient.full_name in shown["Old annex"]
+
+
+def test_today_planned_and_finished_in_clinic_time(client, login_as, make_infusion, protocol):
+    login_as("np")
+    start, end = clinic_day_bounds(clinic_today())
+    late_today = make_infusion(
+        protocol=protocol, room="", scheduled_for=end - timedelta(minutes=30)
+    )
+    make_infusion(protocol=protocol, room="", scheduled_for=end + timedelta(minutes=30))
+    yesterday = make_infusion(
+        protocol=protocol, room="", scheduled_for=start - timedelta(minutes=30)
+    )
+    discharged = make_infusion(
+        protocol=protocol,
+        status="discharged",
+        started_at=start + timedelta(minutes=1),
+        ended_at=start + timedelta(minutes=2),
+        discharged_at=start + timedelta(minutes=3),
+    )
+    cancelled = make_infusion(
+        protocol=protocol,
+        status="cancelled",
+        cancelled_at=start + timedelta(minutes=4),
+        cancel_reason="flu",
+    )
+    make_infusion(
+        protocol=protocol, status="discharged", discharged_at=start - timedelta(minutes=5)
+    )
+    html = board(client)
+    planned = html[html.index('id="planned-heading"') : html.index('id="finished-heading"')]
+    finished = html[html.index('id="finished-heading"') :]
+    assert late_today.patient.full_name in planned
+    assert "23:30" in planned  # shown in clinic time
+    assert planned.count("<tr>") == 2  # header + the one session planned today
+    assert yesterday.patient.full_name not in planned
+    assert discharged.patient.full_name in finished and "Discharged" in finished
+    assert cancelled.patient.full_name in finished and "Cancelled" in finished
+    assert finished.count("<tr>") == 3
+
+
+def test_board_query_count_is_fixed(
+    client, login_as, session_in, make_infusion, protocol, count_queries
+):
+    login_as("np")
+    first = session_in("Room A")
+    add_reading(first, minutes_ago=1)
+    make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
+    client.get("/")
+    with count_queries() as few:
+        board(client)
+    for room in ("Room B", "Room C", "Elsewhere"):
+        infusion = session_in(room, status="recovery")
+        for minute in range(10):
+            add_reading(
+                infusion,
+                minutes_ago=minute + 1,
+                severity="critical",
+                flags=[{"field": "systolic", "level": "critical", "message": "SBP 185 ≥ 180"}],
+            )
+    for _ in range(3):
+        make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
+    db.session.commit()
+    with count_queries() as many:
+        html = board(client)
+    assert html.count("SBP 185") == 30
+    assert many.count == few.count, (few.statements, many.statements)
+    # The signed-in user, active sessions, last readings, open criticals, planned, finished
+    # (SQLite adds its BEGIN IMMEDIATE).
+    assert len(queries(few)) == 6, few.statements
+
+
+def test_admin_is_sent_to_the_staff_list(client, login_as):
+    login_as("admin")
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/staff/"

@@ -1,0 +1,297 @@
+"""The session page: the status line at the top (patient, allergies, state, minutes, next
+reading due, critical flags), the one primary action per state, the dose panel, and a query
+count that does not grow with the number of readings."""
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from infusion_tracker.extensions import db
+from infusion_tracker.infusions import services
+from infusion_tracker.models import Assessment, InfusionEvent, Reading
+from infusion_tracker.timeutil import utcnow
+from tests.conftest import PASSWORD
+
+
+def add_reading(infusion, staff, minutes_ago, phase="infusion", **values):
+    vitals = {"systolic": 124, "diastolic": 76, "heart_rate": 70, "resp_rate": 14, "spo2": 98}
+    vitals.update(values)
+    reading = Reading(
+        infusion_id=infusion.id,
+        taken_at=utcnow() - timedelta(minutes=minutes_ago),
+        phase=phase,
+        recorded_by_id=staff.id,
+        **vitals,
+    )
+    db.session.add(reading)
+    db.session.commit()
+    return reading
+
+
+@pytest.fixture
+def infusing(make_infusion, make_staff):
+    """Infusing for 12 minutes (started through a real start event)."""
+    clinician = make_staff("np")
+    infusion = make_infusion(
+        clinician=clinician,
+        status="infusing",
+        checked_in_at=utcnow() - timedelta(minutes=40),
+        started_at=utcnow() - timedelta(minutes=12),
+        consent_on_file=True,
+    )
+    db.session.add(
+        InfusionEvent(
+            infusion_id=infusion.id,
+            kind="start",
+            occurred_at=infusion.started_at,
+            rate_mg_per_h=52.5,
+            recorded_by_id=clinician.id,
+        )
+    )
+    db.session.commit()
+    return infusion
+
+
+def page(client, infusion):
+    response = client.get(f"/infusions/{infusion.id}")
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_status_line_comes_first_with_patient_allergies_and_state(client, login_as, infusing):
+    staff = login_as("np")
+    add_reading(infusing, staff, minutes_ago=3)
+    html = page(client, infusing)
+    status = html.index('id="status"')
+    reading_form = html.index('id="chart-reading"')
+    assert status < reading_form < html.index('id="events"') < html.index('id="details"')
+    top = html[status:reading_form]
+    assert infusing.patient.full_name in top
+    assert infusing.patient.mrn in top
+    assert "Allergies:</strong> Penicillin (rash)" in top
+    assert 'tag--ok">Infusing' in top
+    assert "12 min" in top
+    assert "52.5 mg/h" in top
+    assert "OVERDUE" not in top
+    assert ">Stop infusion</button>" in top  # the primary action while infusing
+
+
+def test_overdue_reading_stands_out(client, login_as, infusing):
+    staff = login_as("np")
+    add_reading(infusing, staff, minutes_ago=9)  # interval 5 min
+    html = page(client, infusing)
+    top = html[html.index('id="status"') : html.index('id="chart-reading"')]
+    assert 'tag--critical">OVERDUE' in top
+
+
+def test_open_critical_reading_is_a_banner_until_answered(client, login_as, infusing):
+    staff = login_as("np")
+    reading = add_reading(
+        infusing,
+        staff,
+        minutes_ago=1,
+        systolic=186,
+        severity="critical",
+        flags=[{"field": "systolic", "level": "critical", "message": "SBP 186 ≥ 180"}],
+    )
+    html = page(client, infusing)
+    top = html[html.index('id="status"') : html.index('id="chart-reading"')]
+    assert "CRITICAL" in top and "SBP 186 ≥ 180" in top
+    reading.critical_action = "reviewed"
+    reading.critical_action_by_id = staff.id
+    reading.critical_action_at = utcnow()
+    db.session.commit()
+    html = page(client, infusing)
+    assert "SBP 186 ≥ 180" not in html[html.index('id="status"') : html.index('id="chart-reading"')]
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [
+        ("planned", ">Check in</button>"),
+        ("checked_in", ">Start infusion</button>"),
+        ("paused", ">Resume infusion</button>"),
+        ("recovery", ">Discharge</a>"),
+    ],
+)
+def test_one_primary_action_per_state(client, login_as, make_infusion, status, label):
+    login_as("pa")
+    now = utcnow()
+    times = {
+        "checked_in": {"checked_in_at": now},
+        "paused": {"checked_in_at": now, "started_at": now},
+        "recovery": {"checked_in_at": now, "started_at": now, "ended_at": now},
+    }.get(status, {})
+    infusion = make_infusion(status=status, **times)
+    html = page(client, infusion)
+    primary = html[html.index('id="primary-action"') :]
+    primary = primary[: primary.index("</section>")]
+    assert label in primary
+
+
+def test_start_gate_problems_are_listed_and_physicians_get_the_override_box(
+    client, login_as, make_infusion
+):
+    login_as("physician")
+    infusion = make_infusion(status="checked_in", checked_in_at=utcnow())
+    html = page(client, infusion)
+    assert "Not ready to start" in html
+    assert "No baseline reading yet" in html
+    assert 'name="start-override_reason"' in html
+    assert "Start infusion with override" in html
+
+
+def test_nurse_practitioner_sees_no_override_box(client, login_as, make_infusion):
+    login_as("np")
+    infusion = make_infusion(status="checked_in", checked_in_at=utcnow())
+    html = page(client, infusion)
+    assert "ask a physician to override" in html
+    assert 'name="start-override_reason"' not in html
+
+
+def test_dose_panel_shows_the_computed_numbers_and_the_maximum(client, login_as, make_infusion):
+    login_as("np")
+    infusion = make_infusion(weight_kg=240.0, concentration_mg_per_ml=2.0)
+    html = page(client, infusion)
+    panel = html[html.index('id="details"') :]
+    # 240 kg x 0.5 mg/kg = 120 mg over 40 min = 180 mg/h; at 2 mg/mL 90 mL/h, 60 mL.
+    assert 'data-dose-out="total_mg">120<' in panel
+    assert 'data-dose-out="mg_per_h">180<' in panel
+    assert 'data-dose-out="ml_per_h">90<' in panel
+    assert 'data-dose-out="volume_ml">60<' in panel
+    assert "Total dose 120 mg is above the protocol maximum of 100 mg." in panel
+
+
+def test_assessments_of_the_session_are_listed_with_a_link_to_record(client, login_as, infusing):
+    staff = login_as("np")
+    db.session.add(
+        Assessment(
+            patient_id=infusing.patient_id,
+            infusion_id=infusing.id,
+            instrument="phq9",
+            score=14,
+            taken_at=utcnow(),
+            recorded_by_id=staff.id,
+        )
+    )
+    db.session.commit()
+    html = page(client, infusing)
+    section = html[html.index('id="assessments"') :]
+    assert "PHQ-9" in section and ">14<" in section
+    assert f"/patients/{infusing.patient_id}/assessments/new?infusion_id={infusing.id}" in section
+
+
+def test_signed_session_shows_no_actions_or_edit_form(client, login_as, make_infusion, make_staff):
+    login_as("np")
+    physician = make_staff("physician")
+    now = utcnow()
+    infusion = make_infusion(
+        status="discharged",
+        checked_in_at=now,
+        started_at=now,
+        ended_at=now,
+        discharged_at=now,
+        signed_at=now,
+        signed_by=physician,
+        attestation="Reviewed.",
+    )
+    html = page(client, infusion)
+    assert "Save checklist and details" not in html
+    assert "Cancel session" not in html
+
+
+def test_query_count_does_not_grow_with_readings(client, login_as, infusing, count_queries):
+    staff = login_as("np")
+    for minute in range(3):
+        add_reading(infusing, staff, minutes_ago=10 - minute)
+    services.pause_infusion(infusing, staff, "Nausea")
+    db.session.commit()
+    url = f"/infusions/{infusing.id}"
+    client.get(url)  # warm caches (templates, mapper configuration)
+    with count_queries() as few:
+        client.get(url)
+    for minute in range(27):
+        add_reading(infusing, staff, minutes_ago=11 + minute, phase="baseline")
+    services.resume_infusion(infusing, staff)
+    services.change_rate(infusing, staff, 40.0, "BP up")
+    db.session.commit()
+    db.session.commit()  # the test's own session stays out of the count
+    with count_queries() as many:
+        html = client.get(url).get_data(as_text=True)
+    assert html.count("<tr") > 30
+    assert many.count == few.count, (few.statements, many.statements)
+    # The signed-in user, the session with its people, one query per collection (readings,
+    # events, adverse events, assessments, addenda) and the signature panel's addenda (SQLite
+    # adds its BEGIN IMMEDIATE).
+    assert len([s for s in few.statements if not s.startswith("BEGIN")]) == 8, few.statements
+
+
+# --- In a real browser: the tablet layout and the live dose preview --------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/team/shots"))  # noqa: S108
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real HTTP server in a thread (the database is the test's SQLite file)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.mark.browser
+def test_tablet_page_previews_the_dose_live_without_csp_errors(
+    app, live_server, make_staff, make_infusion
+):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    nurse = make_staff("np", username="tablet")
+    infusion = make_infusion(clinician=nurse, weight_kg=None, total_mg=None)
+    infusion_id = infusion.id
+    db.session.commit()  # SQLite: let the server's requests write
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            # CSP refusals and script errors; a missing favicon is not this page's problem.
+            page.on(
+                "console",
+                lambda msg: "Content Security Policy" in msg.text and problems.append(msg.text),
+            )
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(f"{live_server}/login")
+            page.fill("#username", "tablet")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live_server}/")
+            page.goto(f"{live_server}/infusions/{infusion_id}")
+            check_in = page.locator("#primary-action button")
+            assert check_in.inner_text() == "Check in"
+            assert check_in.bounding_box()["height"] >= 44
+            page.fill("#details-weight", "250")
+            assert page.inner_text('[data-dose-out="total_mg"]') == "125"
+            assert page.inner_text('[data-dose-out="mg_per_h"]') == "187.5"
+            assert "above the protocol maximum" in page.inner_text("[data-dose-warning]")
+            page.fill("#details-weight", "80")
+            assert page.inner_text('[data-dose-out="total_mg"]') == "40"
+            assert not page.is_visible("[data-dose-warning]")
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(SHOTS / "session-page-1024.png"))
+            page.goto(f"{live_server}/")
+            page.screenshot(path=str(SHOTS / "suite-board-1024.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == []
