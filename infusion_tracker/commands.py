@@ -1,10 +1,13 @@
-"""CLI: create-staff, seed-demo, backup, verify-audit (`flask --app infusion_tracker …`)."""
+"""CLI (`flask --app infusion_tracker …`): create-staff, verify-audit, backup.
+
+Add a command by appending it to COMMANDS.
+"""
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import click
-from flask import current_app
 
 from . import audit
 from .errors import RuleError
@@ -16,8 +19,8 @@ from .models import ROLES
 @click.argument("username")
 @click.option("--role", type=click.Choice(list(ROLES)), required=True)
 @click.option("--full-name", required=True)
-@click.option("--credentials", default="")
-@click.option("--password", help="Prompted for (hidden) when not given.")
+@click.option("--credentials", default="", help="Printed after the name, e.g. MD or APRN.")
+@click.option("--password", help="Prompted for (hidden, twice) when not given.")
 def create_staff_command(username, role, full_name, credentials, password):
     """Create a staff account (the first admin, or any other)."""
     from .auth.services import create_staff
@@ -25,7 +28,9 @@ def create_staff_command(username, role, full_name, credentials, password):
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        staff = create_staff(username, full_name, role, password, credentials=credentials)
+        staff = create_staff(
+            username, full_name, role, password, credentials=credentials, via="cli"
+        )
     except RuleError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from error
@@ -38,10 +43,14 @@ def verify_audit_command():
     """Check the audit trail's hash chain; exit 1 at the first broken row."""
     report = audit.verify_chain()
     if report.ok:
-        click.echo(f"Audit chain intact: {report.rows} rows verified.")
+        click.echo(f"Audit chain OK: {report.rows} rows verified.")
         return
-    click.echo(f"Audit chain BROKEN at row id {report.broken_at}: {report.reason}.", err=True)
-    raise SystemExit(1)
+    click.echo(
+        f"Audit chain BROKEN at row id {report.broken_at} (row {report.rows} in order): "
+        f"{report.reason}. Rows from there on cannot be trusted.",
+        err=True,
+    )
+    raise click.exceptions.Exit(1)
 
 
 @click.command("backup")
@@ -51,22 +60,52 @@ def backup_command(destination: Path):
     engine = db.engine
     if engine.dialect.name != "sqlite":
         raise click.ClickException(
-            "backup copies the embedded SQLite database; use pg_dump for PostgreSQL."
+            f"backup copies the embedded SQLite database, but this installation uses "
+            f"{engine.dialect.name}. Back PostgreSQL up with its own tools (pg_dump)."
         )
+    source_path = engine.url.database
+    if not source_path or source_path == ":memory:":
+        raise click.ClickException("The database is in memory; there is no file to back up.")
     if destination.exists():
         raise click.ClickException(f"{destination} already exists; choose a new file name.")
-    source_path = engine.url.database
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(source_path) as source, sqlite3.connect(destination) as target:
+    # SQLite's online backup API copies a consistent snapshot, even with writers active.
+    with (
+        closing(sqlite3.connect(source_path)) as source,
+        closing(sqlite3.connect(destination)) as target,
+    ):
         source.backup(target)
-    with sqlite3.connect(destination) as check:
+    with closing(sqlite3.connect(destination)) as check:
         result = check.execute("PRAGMA integrity_check").fetchone()[0]
     if result != "ok":
-        raise click.ClickException(f"Backup written but integrity check says: {result}")
-    click.echo(f"Backed up {source_path} to {destination} (integrity ok).")
-    current_app.logger.info("database backed up to %s", destination)
+        raise click.ClickException(f"Backup written but its integrity check says: {result}")
+    # Who took a copy of the records, and where to, belongs in the trail.
+    audit.record("database.backed_up", details={"destination": str(destination.resolve())})
+    db.session.commit()
+    click.echo(f"Backed up {source_path} to {destination} (integrity check ok).")
+
+
+@click.command("seed-demo")
+@click.option("--seed", default=2026, show_default=True, help="Random seed for the demo data.")
+def seed_demo_command(seed: int):
+    """Fill an empty database with a realistic demo clinic and print its logins."""
+    from .demo import DEMO_PASSWORD, seed_demo
+
+    try:
+        accounts = seed_demo(seed)
+    except (ValueError, RuleError) as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo("Demo clinic created. Sign in with any of these (password for all: "
+               f"“{DEMO_PASSWORD}”):")
+    for username, role in accounts.items():
+        click.echo(f"  {username:<10} {role}")
+
+
+COMMANDS = [create_staff_command, verify_audit_command, backup_command, seed_demo_command]
 
 
 def register(app) -> None:
-    for command in (create_staff_command, verify_audit_command, backup_command):
+    for command in COMMANDS:
         app.cli.add_command(command)
