@@ -1,12 +1,12 @@
 """The printable session record: everything charted on one session, shaped for one template.
 
-Works on a session loaded by routes.load_record (every relationship eager-loaded), so building
-it issues no queries."""
+Works on a session loaded by get_infusion_or_404(full=True) (every relationship eager-loaded),
+so building it issues no queries."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from flask import current_app
 from flask_login import current_user
@@ -27,6 +27,7 @@ from ..models import (
     InfusionSession,
     Reading,
 )
+from ..patients.services import age_on
 
 
 @dataclass
@@ -88,10 +89,6 @@ class Record:
     @property
     def draft(self) -> bool:
         return not self.infusion.is_signed
-
-
-def age_on(born: date, day: date) -> int:
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 def dose_lines(infusion: InfusionSession) -> DoseLines:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -18,34 +16,19 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
 from ..extensions import db
+from ..infusions.services import get_infusion_or_404
 from ..models import (
     Addendum,
-    AdverseEvent,
-    Assessment,
-    InfusionEvent,
     InfusionSession,
-    Reading,
 )
 from ..permissions import clinician_required, physician_required
 from . import record, services
 from .forms import AddendumForm, SignForm
 
 bp = Blueprint("review", __name__)
-
-
-def get_infusion_or_404(infusion_id: int) -> InfusionSession:
-    infusion = db.session.scalar(
-        sa.select(InfusionSession)
-        .where(InfusionSession.id == infusion_id)
-        .options(joinedload(InfusionSession.patient), joinedload(InfusionSession.signed_by))
-    )
-    if infusion is None:
-        abort(404)
-    return infusion
 
 
 def session_page(infusion_id: int, anchor: str | None = "signature") -> str:
@@ -113,44 +96,10 @@ def add_addendum(infusion_id: int):
     return render_template("review/addendum.html", infusion=infusion, form=form)
 
 
-def load_record(infusion_id: int) -> InfusionSession:
-    """Everything the printed record shows, in a fixed number of queries."""
-    infusion = db.session.scalar(
-        sa.select(InfusionSession)
-        .where(InfusionSession.id == infusion_id)
-        .options(
-            joinedload(InfusionSession.patient),
-            joinedload(InfusionSession.protocol),
-            joinedload(InfusionSession.clinician),
-            joinedload(InfusionSession.physician),
-            joinedload(InfusionSession.signed_by),
-            joinedload(InfusionSession.start_override_by),
-            joinedload(InfusionSession.dose_override_by),
-            joinedload(InfusionSession.discharged_by),
-            selectinload(InfusionSession.readings).options(
-                joinedload(Reading.recorded_by),
-                joinedload(Reading.voided_by),
-                joinedload(Reading.critical_action_by),
-            ),
-            selectinload(InfusionSession.events).joinedload(InfusionEvent.recorded_by),
-            selectinload(InfusionSession.adverse_events).options(
-                joinedload(AdverseEvent.recorded_by), joinedload(AdverseEvent.voided_by)
-            ),
-            selectinload(InfusionSession.assessments).options(
-                joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by)
-            ),
-            selectinload(InfusionSession.addenda).joinedload(Addendum.author),
-        )
-    )
-    if infusion is None:
-        abort(404)
-    return infusion
-
-
 @bp.route("/infusions/<int:infusion_id>/print")
 @clinician_required
 def print_record(infusion_id: int):
-    infusion = load_record(infusion_id)
+    infusion = get_infusion_or_404(infusion_id, full=True)
     audit.record("session.printed", entity=infusion, patient_id=infusion.patient_id)
     # Draw before committing: a commit expires the loaded record and would reload it all.
     page = render_template("review/print.html", r=record.build(infusion))
@@ -171,7 +120,7 @@ class SignaturePanel:
 
 @bp.app_template_global("signature_panel")
 def signature_panel(infusion: InfusionSession) -> SignaturePanel:
-    """What templates/infusions/_signature.html draws for the signed-in user (one query)."""
+    """What templates/infusions/_signature.html draws for the signed-in user (no query)."""
     physician = current_user.is_authenticated and current_user.is_physician
     sign_form = addendum_form = None
     if physician and infusion.status == "discharged" and not infusion.is_signed:
@@ -184,7 +133,7 @@ def signature_panel(infusion: InfusionSession) -> SignaturePanel:
     if physician and infusion.is_signed:
         addendum_form = AddendumForm(formdata=None)
     return SignaturePanel(
-        addenda=services.addenda_of(infusion),
+        addenda=infusion.addenda,  # eager-loaded with their authors by the session page
         sign_form=sign_form,
         addendum_form=addendum_form,
         reauth_needed=bool(sign_form) and services.reauth_needed(),

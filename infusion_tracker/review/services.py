@@ -279,18 +279,6 @@ def add_addendum(infusion: InfusionSession, actor: Staff, text: str) -> Addendum
     return addendum
 
 
-def addenda_of(infusion: InfusionSession) -> list[Addendum]:
-    """A session's addenda with their authors, oldest first, in one query."""
-    return list(
-        db.session.scalars(
-            sa.select(Addendum)
-            .where(Addendum.infusion_id == infusion.id)
-            .options(joinedload(Addendum.author))
-            .order_by(Addendum.created_at, Addendum.id)
-        )
-    )
-
-
 @sa.event.listens_for(Addendum, "before_update")
 @sa.event.listens_for(Addendum, "before_delete")
 def _addendum_is_immutable(mapper, connection, target):
