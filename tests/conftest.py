@@ -178,21 +178,10 @@ def count_queries(app):
 @pytest.fixture
 def make_protocol(app):
     from infusion_tracker.models import Protocol
+    from infusion_tracker.protocols.services import DEFAULT_PROTOCOL
 
     def make(**fields):
-        values = {
-            "name": "Ketamine 0.5 mg/kg over 40 min (depression)",
-            "drug": "ketamine",
-            "indication": "depression",
-            "dose_mg_per_kg": 0.5,
-            "infusion_minutes": 40,
-            "max_total_mg": 100.0,
-            "concentration_mg_per_ml": 1.0,
-            "reading_interval_infusion_min": 5,
-            "reading_interval_recovery_min": 15,
-            "min_observation_min": 30,
-            "limits": {},  # empty = the clinical defaults (clinical.Limits)
-        }
+        values = dict(DEFAULT_PROTOCOL)
         values.update(fields)
         protocol = Protocol(**values)
         db.session.add(protocol)

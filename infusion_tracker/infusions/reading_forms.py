@@ -36,6 +36,7 @@ from ..models import (
     Reading,
 )
 from ..timeutil import from_clinic, to_clinic, utcnow
+from .adverse_events import ENTRY_FIELDS
 
 # datetime-local submits "YYYY-MM-DDTHH:MM"; the first format is also how the value is drawn.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -338,18 +339,7 @@ class AdverseEventForm(FlaskForm):
     def fill_from(self, event: AdverseEvent) -> None:
         """Pre-fill with an adverse event's values (the correction form)."""
         self.onset_at.data = wall_time(event.onset_at)
-        for name in (
-            "event_type",
-            "type_other",
-            "severity",
-            "serious",
-            "intervention",
-            "intervention_drug",
-            "intervention_dose",
-            "infusion_action",
-            "physician_notified",
-            "outcome",
-        ):
+        for name in set(ENTRY_FIELDS) - {"onset_at", "reading_id"}:
             getattr(self, name).data = getattr(event, name)
         self.reading_id.data = str(event.reading_id) if event.reading_id else ""
 

@@ -32,7 +32,7 @@ from wtforms.widgets import HiddenInput
 from ..models import INDICATIONS, INSTRUMENTS, SEXES
 from ..timeutil import clinic_today, clinic_zone, utcnow
 from .assessments import PHQ9_ANSWERS, PHQ9_ITEMS, assessment_problems
-from .services import mrn_taken
+from .services import PATIENT_FIELDS, mrn_taken
 
 EARLIEST_BIRTH = date(1900, 1, 1)
 
@@ -135,22 +135,7 @@ class PatientForm(FlaskForm):
         return ok
 
     def values(self) -> dict:
-        return {
-            name: self[name].data
-            for name in (
-                "mrn",
-                "first_name",
-                "last_name",
-                "date_of_birth",
-                "sex",
-                "indication",
-                "indication_other",
-                "allergies",
-                "medications",
-                "emergency_contact",
-                "notes",
-            )
-        }
+        return {name: self[name].data for name in PATIENT_FIELDS}
 
 
 class PatientEditForm(PatientForm):
