@@ -4,6 +4,7 @@ variables (plus DATABASE_URL and SECRET_KEY), then the test_config given to crea
 import os
 import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Defaults:
@@ -31,6 +32,9 @@ class Defaults:
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
 
     PER_PAGE = 25
+    # Reverse proxies in front of the app (nginx = 1): trust that many X-Forwarded-* hops so
+    # audit rows get the client's address and url_for the https scheme.
+    TRUSTED_PROXIES = 0
 
     # Physician signature (review): the default attestation, editable on the sign form.
     ATTESTATION_TEXT = (
@@ -49,6 +53,28 @@ def secret_key_from_instance(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+# Plain environment variables read besides the FLASK_-prefixed ones.
+ENVIRONMENT = {
+    "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "SECRET_KEY": "SECRET_KEY",
+    "CLINIC_TIMEZONE": "CLINIC_TIMEZONE",
+    "UNITS": "UNITS",
+}
+
+
+def check(config) -> None:
+    """Refuse to start on settings that would otherwise fail on the first page."""
+    try:
+        ZoneInfo(config["CLINIC_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"CLINIC_TIMEZONE {config['CLINIC_TIMEZONE']!r} is not a time zone name "
+            "(e.g. America/New_York)."
+        ) from error
+    if config["UNITS"] not in ("metric", "us"):
+        raise ValueError(f"UNITS must be 'metric' or 'us', not {config['UNITS']!r}.")
+
+
 def load(app, test_config=None) -> None:
     app.config.from_object(Defaults)
     app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
@@ -56,7 +82,7 @@ def load(app, test_config=None) -> None:
     )
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env()
-    for name, key in (("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"), ("SECRET_KEY", "SECRET_KEY")):
+    for name, key in ENVIRONMENT.items():
         if os.environ.get(name):
             app.config[key] = os.environ[name]
     if test_config:
@@ -67,3 +93,4 @@ def load(app, test_config=None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key_from_instance(app.instance_path)
+    check(app.config)
