@@ -251,9 +251,17 @@ def taken_at_problem(
     """A reading's clinical time: not in the future (beyond 5 min skew), not before check-in."""
     if taken_at > now + CLOCK_SKEW:
         return "The time taken cannot be in the future."
-    if checked_in_at is not None and taken_at < checked_in_at:
+    if before_check_in(taken_at, checked_in_at):
         return "The time taken cannot be before the patient was checked in."
     return None
+
+
+def before_check_in(moment: datetime, checked_in_at: datetime | None) -> bool:
+    """Before the check-in minute. Times are typed to the minute while check-in is stamped to
+    the second, so a baseline charted in the check-in minute itself is not "before" it."""
+    if checked_in_at is None:
+        return False
+    return moment < checked_in_at.replace(second=0, microsecond=0)
 
 
 # --- Tiers 2 and 3: abnormal and critical flags ----------------------------------------------

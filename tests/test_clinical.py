@@ -167,6 +167,16 @@ def test_taken_at_rules():
     assert clinical.taken_at_problem(NOW - timedelta(days=3), NOW, None) is None
 
 
+def test_a_reading_typed_in_the_check_in_minute_is_not_before_check_in():
+    # The form gives minutes; check-in is stamped to the second.
+    checked_in = datetime(2026, 11, 27, 15, 0, 40, tzinfo=UTC)
+    typed = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    assert clinical.taken_at_problem(typed, typed + timedelta(minutes=1), checked_in) is None
+    assert clinical.taken_at_problem(typed - timedelta(seconds=1), typed, checked_in) == (
+        "The time taken cannot be before the patient was checked in."
+    )
+
+
 # --- tiers 2 and 3 ---------------------------------------------------------------------------
 
 TIERS = [

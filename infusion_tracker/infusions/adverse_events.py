@@ -82,7 +82,7 @@ def _problems(
         problems["onset_at"] = "Enter the time the event began."
     elif onset > now + clinical.CLOCK_SKEW:
         problems["onset_at"] = "The onset time cannot be in the future."
-    elif infusion.checked_in_at is not None and onset < infusion.checked_in_at:
+    elif clinical.before_check_in(onset, infusion.checked_in_at):
         problems["onset_at"] = "The onset time cannot be before the patient was checked in."
     if data.get("event_type") not in ADVERSE_EVENT_TYPES:
         problems["event_type"] = "Choose the type of event."
