@@ -2,18 +2,16 @@
 reading due, critical flags), the one primary action per state, the dose panel, and a query
 count that does not grow with the number of readings."""
 
-import os
-import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import services
 from infusion_tracker.models import Assessment, InfusionEvent, Reading
 from infusion_tracker.timeutil import utcnow
+from tests import browser_support
+from tests.browser_support import SHOTS
 from tests.conftest import PASSWORD
 
 
@@ -231,66 +229,41 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/team/shots"))  # noqa: S108
-
-
-@pytest.fixture
-def live_server(app):
-    """The app on a real HTTP server in a thread (the database is the test's SQLite file)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+# The shared browser fixtures (tests/browser_support.py), bound here so pytest finds them.
+live_server = browser_support.live_server
+browser_page = browser_support.browser_page
+csp_errors = browser_support.csp_errors
+script_errors = browser_support.script_errors
 
 
 @pytest.mark.browser
 def test_tablet_page_previews_the_dose_live_without_csp_errors(
-    app, live_server, make_staff, make_infusion
+    app, live_server, browser_page, csp_errors, script_errors, make_staff, make_infusion
 ):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
     nurse = make_staff("np", username="tablet")
     infusion = make_infusion(clinician=nurse, weight_kg=None, total_mg=None)
     infusion_id = infusion.id
     db.session.commit()  # SQLite: let the server's requests write
-    problems = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 768})
-            # CSP refusals and script errors; a missing favicon is not this page's problem.
-            page.on(
-                "console",
-                lambda msg: "Content Security Policy" in msg.text and problems.append(msg.text),
-            )
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(f"{live_server}/login")
-            page.fill("#username", "tablet")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{live_server}/")
-            page.goto(f"{live_server}/infusions/{infusion_id}")
-            check_in = page.locator("#primary-action button")
-            assert check_in.inner_text() == "Check in"
-            assert check_in.bounding_box()["height"] >= 44
-            page.fill("#details-weight", "250")
-            assert page.inner_text('[data-dose-out="total_mg"]') == "125"
-            assert page.inner_text('[data-dose-out="mg_per_h"]') == "187.5"
-            assert "above the protocol maximum" in page.inner_text("[data-dose-warning]")
-            page.fill("#details-weight", "80")
-            assert page.inner_text('[data-dose-out="total_mg"]') == "40"
-            assert not page.is_visible("[data-dose-warning]")
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(SHOTS / "session-page-1024.png"))
-            page.goto(f"{live_server}/")
-            page.screenshot(path=str(SHOTS / "suite-board-1024.png"), full_page=True)
-        finally:
-            browser.close()
-    assert problems == []
+    page = browser_page  # CSP refusals and script errors are collected by the fixtures
+    page.goto(f"{live_server}/login")
+    page.fill("#username", "tablet")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/infusions/{infusion_id}")
+    check_in = page.locator("#primary-action button")
+    assert check_in.inner_text() == "Check in"
+    assert check_in.bounding_box()["height"] >= 44
+    page.fill("#details-weight", "250")
+    assert page.inner_text('[data-dose-out="total_mg"]') == "125"
+    assert page.inner_text('[data-dose-out="mg_per_h"]') == "187.5"
+    assert "above the protocol maximum" in page.inner_text("[data-dose-warning]")
+    page.fill("#details-weight", "80")
+    assert page.inner_text('[data-dose-out="total_mg"]') == "40"
+    assert not page.is_visible("[data-dose-warning]")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SHOTS / "session-page-1024.png"))
+    page.goto(f"{live_server}/")
+    page.screenshot(path=str(SHOTS / "suite-board-1024.png"), full_page=True)
+    assert csp_errors + script_errors == []

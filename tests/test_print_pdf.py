@@ -4,45 +4,26 @@ and the record must fit on one or two pages, with the patient header on every pa
 The PDF and PNG renderings of its pages are kept under tmp_path and copied to /tmp/team/shots/
 for people to look at."""
 
-import os
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from infusion_tracker.extensions import db
+from tests import browser_support
+from tests.browser_support import SHOTS, require
 from tests.conftest import PASSWORD
 from tests.test_review import full_session
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-# Where the team looks at pictures of the pages (override with SHOTS_DIR).
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/team/shots"))  # noqa: S108
-IN_CI = os.environ.get("CI") == "true"
-
-
-def require(tool_present: bool, what: str) -> None:
-    if not tool_present:
-        if IN_CI:
-            pytest.fail(f"{what} is missing; CI must install it")
-        pytest.skip(f"{what} is missing (install it to run the browser check)")
-
-
-@pytest.fixture
-def live_server(app):
-    """The app on a real HTTP server in a thread (the database is the test's SQLite file)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+# The shared browser fixtures (tests/browser_support.py), bound here so pytest finds them.
+live_server = browser_support.live_server
+browser_page = browser_support.browser_page
+csp_errors = browser_support.csp_errors
+script_errors = browser_support.script_errors
 
 
 def page_texts(pdf: Path) -> list[str]:
@@ -60,11 +41,9 @@ def run(*command: str) -> str:
 
 @pytest.mark.parametrize("paper", ["Letter", "A4"])
 def test_record_prints_on_one_or_two_pages(
-    app, live_server, make_staff, make_infusion, tmp_path, paper
+    app, live_server, browser_page, csp_errors, make_staff, make_infusion, tmp_path, paper
 ):
-    require(Path(CHROMIUM).exists(), CHROMIUM)
     require(bool(shutil.which("pdftoppm") and shutil.which("pdftotext")), "poppler-utils")
-    from playwright.sync_api import sync_playwright
 
     infusion = full_session(make_staff, make_infusion, readings=20)
     reader = make_staff("np", username="printer")
@@ -76,31 +55,16 @@ def test_record_prints_on_one_or_two_pages(
     db.session.commit()
 
     pdf = tmp_path / f"record-{paper}.pdf"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 768})
-            page.goto(f"{live_server}/login")
-            page.fill("#username", username)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{live_server}/")
-            response = page.goto(f"{live_server}/infusions/{infusion_id}/print")
-            assert response.status == 200
-            page.screenshot(path=str(tmp_path / f"record-screen-{paper}.png"), full_page=True)
-            page.pdf(path=str(pdf), format=paper, print_background=True)
-        finally:
-            browser.close()
+    page = browser_page
+    page.goto(f"{live_server}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+    response = page.goto(f"{live_server}/infusions/{infusion_id}/print")
+    assert response.status == 200
+    page.screenshot(path=str(tmp_path / f"record-screen-{paper}.png"), full_page=True)
+    page.pdf(path=str(pdf), format=paper, print_background=True)
 
     texts = page_texts(pdf)
     run("pdftoppm", "-png", "-r", "80", str(pdf), str(tmp_path / f"record-{paper}"))
@@ -127,3 +91,4 @@ def test_record_prints_on_one_or_two_pages(
     ):
         assert words.lower() in whole, words
     assert "back to the session" not in whole and "print\n" not in whole  # screen-only controls
+    assert csp_errors == []
