@@ -400,12 +400,19 @@ def vitals_chart(
             )
         )
 
-    # Infusion events: dashed vertical lines, labels staggered when close together.
-    last_label_x, row = -1000.0, 0
+    # Infusion events: dashed vertical lines; a label goes on the first row where it does not
+    # run into an earlier label (about 7 px per character at 11 px bold).
+    row_ends: list[float] = []
     for mark in marks:
         xx = round(x(mark.at), 1)
-        row = row + 1 if xx - last_label_x < 70 else 0
-        last_label_x = xx
+        label_width = 7 * len(mark.label)
+        # Labels that would run off the right edge are written to the left of the line.
+        flip = xx + 3 + label_width > width
+        left = xx - 3 - label_width if flip else xx + 3
+        row = next((i for i, end in enumerate(row_ends) if left > end + 4), len(row_ends))
+        if row == len(row_ends):
+            row_ends.append(left + label_width)
+        row_ends[row] = left + label_width
         body.append(
             '<g class="mark">'
             + _el(
@@ -419,13 +426,12 @@ def vitals_chart(
                 stroke_dasharray="6 4",
             )
             + _text(
-                # Labels that would run off the right edge are written to the left of the line.
-                xx - 3 if xx + 3 + 7 * len(mark.label) > width else xx + 3,
-                round(top + 11 + 12 * (row % 3), 1),
+                xx - 3 if flip else xx + 3,
+                round(top + 11 + 12 * row, 1),
                 mark.label,
                 font_size=11,
                 font_weight="bold",
-                text_anchor="end" if xx + 3 + 7 * len(mark.label) > width else None,
+                text_anchor="end" if flip else None,
                 class_="mark-label",
             )
             + "</g>"

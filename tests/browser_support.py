@@ -2,11 +2,8 @@
 bedside tablet's 1024×768 with the console's Content-Security-Policy refusals and script errors
 collected, and small helpers (sign in, screenshots the team can look at).
 
-A test module binds all four fixtures to module names, where pytest finds them (browser_page
-needs the other three even where a test does not ask for them):
-    live_server = browser_support.live_server   # and browser_page, csp_errors, script_errors
-A plain `from ... import live_server` works too, but ruff then reports each test parameter of
-that name as a redefinition of the import (F811).
+conftest.py loads this module as a pytest plugin, so its fixtures (live_server, browser_page,
+csp_errors, script_errors, dialogs) are available to every test by name.
 """
 
 import os
@@ -67,7 +64,13 @@ def script_errors() -> list[str]:
 
 
 @pytest.fixture
-def browser_page(live_server, csp_errors, script_errors):
+def dialogs() -> list[str]:
+    """Confirmation dialogs shown (and accepted, as the person at the bedside would)."""
+    return []
+
+
+@pytest.fixture
+def browser_page(live_server, csp_errors, script_errors, dialogs):
     """A Chromium page at 1024×768. launch() gives a fresh temporary profile each time.
 
     It depends on live_server so that the browser closes before the server stops."""
@@ -87,6 +90,12 @@ def browser_page(live_server, csp_errors, script_errors):
                 ),
             )
             page.on("pageerror", lambda error: script_errors.append(str(error)))
+
+            def confirm(dialog):
+                dialogs.append(dialog.message)
+                dialog.accept()
+
+            page.on("dialog", confirm)
             yield page
         finally:
             browser.close()

@@ -11,6 +11,9 @@ from flask.testing import FlaskClient
 from infusion_tracker import create_app
 from infusion_tracker.extensions import db
 
+# The browser tests' fixtures (live server, Chromium page) live in their own module.
+pytest_plugins = ["tests.browser_support"]
+
 PASSWORD = "plum orbit lantern 42"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 

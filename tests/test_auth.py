@@ -303,3 +303,9 @@ def test_temporary_passwords_meet_the_policy_and_differ(app):
     first, second = temporary_password(), temporary_password()
     assert first != second
     assert problems(first) == [] and len(first) >= 16
+
+
+def test_first_visit_goes_to_setup_without_asking_to_sign_in(client):
+    response = client.get("/", follow_redirects=True)
+    assert response.request.path == "/setup"
+    assert "Please sign in" not in response.get_data(as_text=True)

@@ -25,18 +25,10 @@ from infusion_tracker.models import (
 )
 from infusion_tracker.patients import assessments
 from infusion_tracker.timeutil import utcnow
-from tests import browser_support
 from tests.browser_support import shoot, sign_in, sign_out
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-# The shared browser fixtures, bound here so pytest finds them by name. (An import would do
-# the same, but ruff then takes each test's parameter for a redefinition of it, F811.)
-live_server = browser_support.live_server
-browser_page = browser_support.browser_page
-csp_errors = browser_support.csp_errors
-script_errors = browser_support.script_errors
 
 ADMIN_PASSWORD = "harbour violet seventeen"
 NP_PASSWORD = "copper meadow lantern 9"
@@ -157,6 +149,7 @@ def test_nurse_practitioner_charts_a_whole_session(
     browser_page,
     csp_errors,
     script_errors,
+    dialogs,
     make_staff,
     make_protocol,
     tmp_path,
@@ -296,6 +289,8 @@ def test_nurse_practitioner_charts_a_whole_session(
         primary.get_by_role("button", name="Stop infusion").click()
     expect(flash(page)).to_contain_text("Recovery observation has begun")
     expect(status_tag(page)).to_contain_text("Recovery")
+    # Stopping cannot be undone, so the button asks first (the person here says yes).
+    assert dialogs.count("Stop the infusion now? A stopped infusion cannot be restarted.") == 2
 
     # Recovery readings.
     expect(page.locator("#chart-reading").get_by_role("radio", name="Recovery")).to_be_checked()

@@ -81,6 +81,18 @@ def test_vitals_chart_plots_every_value_and_mark():
         assert mark.find(SVG + "line").get("stroke-dasharray")  # dashed, not colour alone
 
 
+def test_event_labels_close_together_go_on_separate_rows():
+    marks = [
+        EventMark(T0, "Infusion started"),
+        EventMark(T0 + timedelta(minutes=1), "Infusion stopped"),
+        EventMark(T0 + timedelta(minutes=25), "Resumed"),
+    ]
+    root = parse(vitals_chart(session_points(), marks, title="Vital signs"))
+    rows = [float(m.find(SVG + "text").get("y")) for m in with_class(root, "mark")]
+    assert rows[0] != rows[1]  # a minute apart: the second label drops a row
+    assert rows[2] == rows[0]  # far enough along to use the first row again
+
+
 def test_abnormal_points_are_ringed_and_critical_ones_bold_with_a_bang():
     root = parse(vitals_chart(session_points(), MARKS, title="Vital signs"))
     abnormal = with_class(root, "ring--abnormal")

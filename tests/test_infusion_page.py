@@ -10,7 +10,6 @@ from infusion_tracker.extensions import db
 from infusion_tracker.infusions import services
 from infusion_tracker.models import Assessment, InfusionEvent, Reading
 from infusion_tracker.timeutil import utcnow
-from tests import browser_support
 from tests.browser_support import SHOTS
 from tests.conftest import PASSWORD
 
@@ -229,11 +228,6 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------
 
-# The shared browser fixtures (tests/browser_support.py), bound here so pytest finds them.
-live_server = browser_support.live_server
-browser_page = browser_support.browser_page
-csp_errors = browser_support.csp_errors
-script_errors = browser_support.script_errors
 
 
 @pytest.mark.browser

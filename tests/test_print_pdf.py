@@ -12,18 +12,12 @@ from pathlib import Path
 import pytest
 
 from infusion_tracker.extensions import db
-from tests import browser_support
 from tests.browser_support import SHOTS, require
 from tests.conftest import PASSWORD
 from tests.test_review import full_session
 
 pytestmark = pytest.mark.browser
 
-# The shared browser fixtures (tests/browser_support.py), bound here so pytest finds them.
-live_server = browser_support.live_server
-browser_page = browser_support.browser_page
-csp_errors = browser_support.csp_errors
-script_errors = browser_support.script_errors
 
 
 def page_texts(pdf: Path) -> list[str]:

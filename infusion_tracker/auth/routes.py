@@ -28,6 +28,8 @@ def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     if not services.any_staff_exists():
+        # "Please sign in" makes no sense before any account exists.
+        session.pop("_flashes", None)
         return redirect(url_for("auth.setup"))
     form = LoginForm()
     if form.validate_on_submit():
