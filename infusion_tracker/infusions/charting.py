@@ -20,8 +20,8 @@ from ..models import RHYTHMS, AdverseEvent, InfusionSession, Reading
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
 from . import adverse_events as ae_services
+from . import guards, services
 from . import readings as reading_services
-from . import services
 from .blueprint import bp
 from .reading_forms import (
     AdverseEventForm,
@@ -352,8 +352,7 @@ def record_reading(infusion_id: int):
 
 def _reading_for_change(reading_id: int) -> Reading:
     reading = reading_services.get_reading_or_404(reading_id)
-    if reading.infusion.is_signed:
-        raise RuleError("This session was signed and is locked.")
+    guards.ensure_editable(reading.infusion)
     return reading
 
 
@@ -450,8 +449,7 @@ def record_adverse_event(infusion_id: int):
 
 def _event_for_change(ae_id: int) -> AdverseEvent:
     event = ae_services.get_adverse_event_or_404(ae_id)
-    if event.infusion.is_signed:
-        raise RuleError("This session was signed and is locked.")
+    guards.ensure_editable(event.infusion)
     return event
 
 
