@@ -140,6 +140,22 @@ def login_as(client, make_staff):
     return do
 
 
+def audit_rows(action: str | None = None) -> list:
+    """Audit rows in the order written, optionally of one action."""
+    from infusion_tracker.models import AuditEvent
+
+    query = sa.select(AuditEvent).order_by(AuditEvent.id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return db.session.scalars(query).all()
+
+
+def section(html: str, start_id: str) -> str:
+    """The HTML of one <section id=...> of a page."""
+    start = html.index(f'id="{start_id}"')
+    return html[start : html.index("</section>", start)]
+
+
 def csrf_token_from(html: str) -> str:
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
         r'value="([^"]+)"[^>]*name="csrf_token"', html

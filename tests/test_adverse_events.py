@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import adverse_events as ae_services
 from infusion_tracker.infusions import readings as reading_services
-from infusion_tracker.models import AdverseEvent, AuditEvent, InfusionEvent
+from infusion_tracker.models import AdverseEvent, InfusionEvent
 from infusion_tracker.timeutil import to_clinic, utcnow
-from tests.conftest import login
+from tests.conftest import audit_rows, login, section
 
 
 def wall(minutes_ago: float = 0) -> str:
@@ -44,15 +44,6 @@ def infusion_events(infusion, kind: str) -> list[InfusionEvent]:
             InfusionEvent.infusion_id == infusion.id, InfusionEvent.kind == kind
         )
     ).all()
-
-
-def audit_rows(action: str) -> list[AuditEvent]:
-    return db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action)).all()
-
-
-def section(html: str, start_id: str) -> str:
-    start = html.index(f'id="{start_id}"')
-    return html[start : html.index("</section>", start)]
 
 
 @pytest.fixture

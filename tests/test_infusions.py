@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from infusion_tracker.errors import RuleError, StaleRecord
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import services
-from infusion_tracker.models import AuditEvent, InfusionEvent, InfusionSession, Reading
+from infusion_tracker.models import InfusionEvent, InfusionSession, Reading
 from infusion_tracker.timeutil import utcnow
+from tests.conftest import audit_rows
 
 CHECKLIST = {
     "consent_on_file": True,
@@ -28,13 +29,6 @@ def checked(html, name):
         if re.search(r"\schecked[\s>]", tag):
             return int(re.search(r'value="(\d+)"', tag).group(1))
     return None
-
-
-def audit_rows(action=None):
-    query = sa.select(AuditEvent).order_by(AuditEvent.id)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    return db.session.scalars(query).all()
 
 
 def add_reading(infusion, staff, minutes_ago=5, phase="baseline", **values):

@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
-from infusion_tracker.models import AuditEvent, Patient
+from infusion_tracker.models import Patient
 from infusion_tracker.patients import services
+from tests.conftest import audit_rows
 
 FORM = {
     "first_name": "Dana",
@@ -23,12 +24,6 @@ FORM = {
     "emergency_contact": "Sam Whitfield (husband) 555-0101",
     "notes": "",
 }
-
-
-def audit_rows(action):
-    return db.session.scalars(
-        sa.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-    ).all()
 
 
 def patient_by_name(last_name):

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import readings as reading_services
-from infusion_tracker.models import AuditEvent, Reading
+from infusion_tracker.models import Reading
 from infusion_tracker.timeutil import to_clinic, utcnow
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, audit_rows, login, section
 
 
 def wall(minutes_ago: float = 0) -> str:
@@ -40,18 +40,6 @@ def readings_of(infusion) -> list[Reading]:
     return db.session.scalars(
         sa.select(Reading).where(Reading.infusion_id == infusion.id).order_by(Reading.id)
     ).all()
-
-
-def audit_rows(action: str) -> list[AuditEvent]:
-    return db.session.scalars(
-        sa.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-    ).all()
-
-
-def section(html: str, start_id: str) -> str:
-    """The HTML of one <section id=...> of the page."""
-    start = html.index(f'id="{start_id}"')
-    return html[start : html.index("</section>", start)]
 
 
 @pytest.fixture

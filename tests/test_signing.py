@@ -14,7 +14,6 @@ from infusion_tracker.models import (
     Addendum,
     AdverseEvent,
     Assessment,
-    AuditEvent,
     InfusionEvent,
     InfusionSession,
     Protocol,
@@ -22,7 +21,7 @@ from infusion_tracker.models import (
 )
 from infusion_tracker.review import services
 from infusion_tracker.timeutil import to_clinic, utcnow
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, audit_rows, login
 
 # --- Builders shared by the review tests -------------------------------------------------------
 
@@ -152,10 +151,6 @@ def set_auth_age(client, minutes: float) -> None:
         flask_session["auth_at"] = time.time() - minutes * 60
 
 
-def audit_actions(action: str) -> list[AuditEvent]:
-    return list(db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action)))
-
-
 # --- Signing -----------------------------------------------------------------------------------
 
 
@@ -170,7 +165,7 @@ def test_physician_signs_a_discharged_session(client, login_as, make_infusion):
     assert infusion.signed_at is not None
     assert infusion.attestation == "I have reviewed this record."
     assert infusion.version == version + 1
-    (event,) = audit_actions("session.signed")
+    (event,) = audit_rows("session.signed")
     assert event.entity_id == infusion.id and event.patient_id == infusion.patient_id
     assert event.actor_id == physician.id
     assert event.details["attestation"] == "I have reviewed this record."
@@ -186,7 +181,7 @@ def test_only_a_physician_can_sign_whatever_they_post(client, login_as, make_inf
     )
     assert response.status_code == 403
     assert infusion.signed_at is None
-    assert not audit_actions("session.signed")
+    assert not audit_rows("session.signed")
 
 
 @pytest.mark.parametrize("role", ["np", "pa"])
@@ -299,7 +294,7 @@ def test_old_login_needs_the_password_again(client, login_as, make_infusion):
     assert "Password: not correct." in response.get_data(as_text=True)
     assert not infusion.is_signed
     assert physician.failed_logins == 1
-    (failure,) = audit_actions("auth.reauth_failed")
+    (failure,) = audit_rows("auth.reauth_failed")
     assert failure.actor_id == physician.id
 
     before = time.time()
@@ -335,7 +330,7 @@ def test_repeated_wrong_passwords_lock_the_account_and_end_the_session(
             f"/infusions/{infusion.id}/sign", data=sign_form(infusion, password="wrong password 1")
         )
     assert physician.is_locked()
-    assert audit_actions("auth.locked_out")
+    assert audit_rows("auth.locked_out")
     response = client.get("/review/")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     assert not infusion.is_signed
@@ -357,7 +352,7 @@ def test_physician_adds_an_addendum_to_a_signed_session(client, login_as, make_i
     assert addendum.text == "Patient phoned next day: well."
     assert addendum.author_id == physician.id and addendum.created_at is not None
     assert infusion.version == version  # the signed session itself did not change
-    (event,) = audit_actions("session.addendum_added")
+    (event,) = audit_rows("session.addendum_added")
     assert event.entity_type == "addendum" and event.entity_id == addendum.id
     assert event.patient_id == infusion.patient_id
     assert event.details == {"infusion_id": infusion.id, "text": addendum.text}
