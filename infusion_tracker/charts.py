@@ -286,6 +286,24 @@ def _pad_range(t0: datetime, t1: datetime, minimum: timedelta) -> tuple[datetime
 # --- Vitals during a session --------------------------------------------------------------
 
 
+def _gridlines(
+    values: Iterable[int],
+    y: Callable[[float], float],
+    x1: float,
+    x2: float,
+    label: Callable[[int], str] = str,
+) -> list[str]:
+    """A horizontal grid line with its tick label for each value of a panel's axis."""
+    parts = []
+    for value in values:
+        yy = round(y(value), 1)
+        parts.append(_el("line", x1=x1, x2=x2, y1=yy, y2=yy, stroke=GRID, stroke_width=1))
+        parts.append(
+            _text(x1 - 6, round(yy + 4, 1), label(value), text_anchor="end", class_="tick")
+        )
+    return parts
+
+
 def vitals_chart(
     points: list[VitalPoint],
     marks: list[EventMark],
@@ -351,37 +369,11 @@ def vitals_chart(
 
     # Axes and grid: mmHg / bpm panel, SpO2 panel.
     step = 20 if hi - lo <= 160 else 40
-    for value in range(lo, hi + 1, step):
-        yy = y_main(value)
-        body.append(
-            _el(
-                "line",
-                x1=left,
-                x2=width - right,
-                y1=round(yy, 1),
-                y2=round(yy, 1),
-                stroke=GRID,
-                stroke_width=1,
-            )
-        )
-        body.append(_text(left - 6, round(yy + 4, 1), str(value), text_anchor="end", class_="tick"))
+    body.extend(_gridlines(range(lo, hi + 1, step), y_main, left, width - right))
     body.append(_axis_title(14, top, main_bottom, "mmHg / bpm"))
     # Label every 5 % only when the panel is tall enough to keep the labels apart.
     spo2_step = 5 if (plot_bottom - spo2_top) / (100 - spo2_lo) * 5 >= 14 else 10
-    for value in range(spo2_lo, 101, spo2_step):
-        yy = y_spo2(value)
-        body.append(
-            _el(
-                "line",
-                x1=left,
-                x2=width - right,
-                y1=round(yy, 1),
-                y2=round(yy, 1),
-                stroke=GRID,
-                stroke_width=1,
-            )
-        )
-        body.append(_text(left - 6, round(yy + 4, 1), str(value), text_anchor="end", class_="tick"))
+    body.extend(_gridlines(range(spo2_lo, 101, spo2_step), y_spo2, left, width - right))
     body.append(_axis_title(14, spo2_top, plot_bottom, "SpO2 %"))
     for x1, y1, x2, y2 in (
         (left, top, left, main_bottom),
@@ -573,10 +565,7 @@ def outcome_chart(
         ],
     )
     step = 5 if hi <= 40 else 10
-    for value in range(0, hi + 1, step):
-        yy = round(y(value), 1)
-        body.append(_el("line", x1=left, x2=left + plot_w, y1=yy, y2=yy, stroke=GRID))
-        body.append(_text(left - 6, round(yy + 4, 1), str(value), text_anchor="end", class_="tick"))
+    body.extend(_gridlines(range(0, hi + 1, step), y, left, left + plot_w))
     body.append(_axis_title(12, top, plot_bottom, "Score"))
     body.append(_el("line", x1=left, x2=left, y1=top, y2=plot_bottom, stroke=INK))
     body.append(_el("line", x1=left, x2=left + plot_w, y1=plot_bottom, y2=plot_bottom, stroke=INK))
@@ -703,20 +692,12 @@ def peak_rise_chart(
         ],
     )
     step = _nice_step(hi - lo, 6, (5, 10, 20, 25, 50, 100))
-    value = lo
-    while value <= hi:
-        yy = round(y(value), 1)
-        body.append(_el("line", x1=left, x2=left + plot_w, y1=yy, y2=yy, stroke=GRID))
-        body.append(
-            _text(
-                left - 6,
-                round(yy + 4, 1),
-                f"{value:+g}" if value else "0",
-                text_anchor="end",
-                class_="tick",
-            )
+    body.extend(
+        _gridlines(
+            range(lo, hi + 1, step), y, left, left + plot_w,
+            label=lambda value: f"{value:+g}" if value else "0",
         )
-        value += step
+    )
     body.append(_el("line", x1=left, x2=left, y1=top, y2=plot_bottom, stroke=INK))
 
     slot = plot_w / len(rows)
