@@ -34,7 +34,7 @@ def create_app(test_config=None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database, security  # noqa: F401  (database installs the SQLite listeners)
+    from . import database, security, unit_of_work  # noqa: F401  (database: SQLite listeners)
     from .extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -42,15 +42,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     security.init_app(app)
+    unit_of_work.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
     from .auth.routes import bp as auth_bp
     from .exports.routes import bp as exports_bp
-    from .infusions import charting as _charting  # noqa: F401  (attaches its routes to bp)
-    from .infusions import routes as _routes  # noqa: F401  (attaches its routes to bp)
-    from .infusions.blueprint import bp as infusions_bp
+    from .infusions.routes import bp as infusions_bp
     from .main.routes import bp as main_bp
     from .patients.routes import bp as patients_bp
     from .protocols.routes import bp as protocols_bp

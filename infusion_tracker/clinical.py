@@ -503,6 +503,87 @@ def dose_problem(total_mg: float, max_total_mg: float) -> str | None:
     return None
 
 
+# --- What the pump delivered ------------------------------------------------------------------
+
+# Pumps and wall clocks disagree by seconds: a stop within a minute of the planned end is the
+# routine end of the infusion, not an early stop.
+STOP_GRACE = timedelta(minutes=1)
+
+
+def round_mg(mg: float) -> float:
+    """The one rounding rule for a dose shown or exported: to 0.1 mg."""
+    return round(mg + 0.0, 1)
+
+
+@dataclass(frozen=True)
+class PumpEvent:
+    """One infusion event as the pump arithmetic needs it."""
+
+    kind: str  # start, pause, resume, rate_change, stop
+    at: datetime
+    rate_mg_per_h: float | None = None
+
+
+@dataclass(frozen=True)
+class PumpRun:
+    minutes: float  # minutes the pump ran (pauses excluded)
+    given_mg: float  # what it delivered, rounded by round_mg, never more than the bag held
+    rate_mg_per_h: float | None  # the rate last set (start or rate change)
+    running: bool
+
+
+def pump_run(events: list[PumpEvent], until: datetime, total_mg: float | None = None) -> PumpRun:
+    """Minutes run and mg given: each running stretch (start/resume to pause/stop, the open one
+    to `until`) at the rate set by the start or the last rate change. Stopped at 3 of 40 minutes
+    is about 3/40 of the dose; a pump left running cannot give more than the bag's total."""
+    minutes = given = 0.0
+    rate: float | None = None
+    running_since: datetime | None = None
+    for event in sorted(events, key=lambda e: e.at):
+        if running_since is not None:
+            stretch = max(0.0, (event.at - running_since).total_seconds() / 60)
+            minutes += stretch
+            given += (rate or 0) * stretch / 60
+            running_since = event.at
+        if event.rate_mg_per_h is not None:
+            rate = event.rate_mg_per_h
+        if event.kind in ("start", "resume"):
+            running_since = running_since or event.at
+        elif event.kind in ("pause", "stop"):
+            running_since = None
+    if running_since is not None and until > running_since:
+        stretch = (until - running_since).total_seconds() / 60
+        minutes += stretch
+        given += (rate or 0) * stretch / 60
+    if total_mg is not None:
+        given = min(given, total_mg)
+    return PumpRun(minutes, round_mg(given), rate, running_since is not None)
+
+
+def ended_short(run_minutes: float, planned_minutes: int) -> bool:
+    """The pump ran less than planned (beyond the grace a wall clock needs)."""
+    return timedelta(minutes=run_minutes) < timedelta(minutes=planned_minutes) - STOP_GRACE
+
+
+def protocol_rate_limit(
+    weight_kg: float, protocol_mg_per_kg: float, protocol_minutes: int, ordered_mg_per_h: float
+) -> float:
+    """The fastest rate a clinician may set without a physician: the protocol's dose for this
+    weight over the protocol's minutes, or the session's own order if a physician set it
+    higher."""
+    return round(max(weight_kg * protocol_mg_per_kg * 60 / protocol_minutes, ordered_mg_per_h), 2)
+
+
+def rate_problem(mg_per_h: float, limit_mg_per_h: float) -> str | None:
+    """A rate change above the protocol's limit needs a physician override, like the plan."""
+    if mg_per_h > limit_mg_per_h:
+        return (
+            f"A rate of {_num(mg_per_h)} mg/h is above the protocol's limit of "
+            f"{_num(limit_mg_per_h)} mg/h for this patient."
+        )
+    return None
+
+
 # --- Session state machine (SPEC §3) --------------------------------------------------------
 
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {

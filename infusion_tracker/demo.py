@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from .auth.services import create_staff
 from .extensions import db
-from .infusions import adverse_events, readings, services
+from .infusions import adverse_events, lifecycle, readings
 from .models import INDICATIONS, InfusionSession, Patient, Protocol, Staff
 from .patients.assessments import record_assessment
 from .patients.services import create_patient
@@ -146,7 +146,7 @@ def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bo
 
 def _plan(demo, patient, protocol, clinician, check_in_at, room="") -> InfusionSession:
     rng = demo.rng
-    infusion = services.plan_infusion(
+    infusion = lifecycle.plan_infusion(
         patient,
         {
             "protocol_id": protocol.id,
@@ -180,8 +180,8 @@ def _run(demo: Demo, infusion: InfusionSession, clinician: Staff, start: datetim
     """Check in, chart a baseline, start, chart every interval; finish = stop and discharge."""
     rng = demo.rng
     checked_in = start - timedelta(minutes=20)
-    services.check_in(infusion, clinician, at=checked_in)
-    services.update_infusion(
+    lifecycle.check_in(infusion, clinician, at=checked_in)
+    lifecycle.update_infusion(
         infusion,
         {"consent_on_file": True, "npo_confirmed": True, "escort_name": "Spouse",
          "pregnancy_status": "not_applicable" if infusion.patient.sex == "male" else "negative",
@@ -198,7 +198,7 @@ def _run(demo: Demo, infusion: InfusionSession, clinician: Staff, start: datetim
          "phase": "baseline", "temperature_c": 36.7, "moaas": 5, "pain": None},
         clinician, now=now,
     )
-    services.start_infusion(infusion, clinician, at=start)
+    lifecycle.start_infusion(infusion, clinician, at=start)
     duration = infusion.duration_min
     interval = infusion.protocol.reading_interval_infusion_min
     # Ketamine's pressor effect: BP climbs toward the end of the infusion, more in the first ones.
@@ -226,14 +226,14 @@ def _run(demo: Demo, infusion: InfusionSession, clinician: Staff, start: datetim
              "outcome": "Resolved by end of infusion"},
             clinician, now=now,
         )
-    services.stop_infusion(infusion, clinician, at=stopped)
+    lifecycle.stop_infusion(infusion, clinician, at=stopped)
     recovery = infusion.protocol.min_observation_min
     for after in range(15, recovery + 1, 15):
         fade = max(0.0, 1 - after / 30)
         values = _vitals(demo, base, peak * fade * 0.6, hr_peak * fade * 0.5)
         values.update(moaas=5, taken_at=stopped + timedelta(minutes=after), phase="recovery")
         readings.record_reading(infusion, values, clinician, now=now)
-    services.discharge(
+    lifecycle.discharge(
         infusion,
         {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2,
          "escort": "Spouse", "at": stopped + timedelta(minutes=recovery + 2),
@@ -256,7 +256,7 @@ def _today(demo: Demo, patients: list[Patient], today: date) -> None:
                        room="Room 2")
     _run(demo, recovering, pa, now - timedelta(minutes=60), surge=False, finish=False,
          until=now - timedelta(minutes=20))
-    services.stop_infusion(recovering, pa, at=now - timedelta(minutes=19))
+    lifecycle.stop_infusion(recovering, pa, at=now - timedelta(minutes=19))
     # A session this morning that is finished and waiting for signature (only if the clinic
     # day is old enough to hold it).
     morning = now - timedelta(hours=3)

@@ -360,11 +360,14 @@ class InfusionEvent(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     rate_mg_per_h: Mapped[float | None] = mapped_column(sa.Float)
+    # A rate above the protocol's limit: the physician who allowed it, and why.
+    override_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    override_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
     recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     infusion: Mapped[InfusionSession] = relationship(back_populates="events")
-    recorded_by: Mapped[Staff] = relationship()
+    recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
 
     @property
     def kind_label(self) -> str:

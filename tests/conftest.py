@@ -165,11 +165,17 @@ def csrf_token_from(html: str) -> str:
 
 
 class QueryCounter:
+    """Statements sent to the database, less transaction control (SQLite's BEGIN, PostgreSQL's
+    audit-chain lock), so a page's count is the same on both backends."""
+
+    CONTROL = ("BEGIN", "SELECT pg_advisory_xact_lock")
+
     def __init__(self):
         self.statements: list[str] = []
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):
-        self.statements.append(statement)
+        if not statement.lstrip().startswith(self.CONTROL):
+            self.statements.append(statement)
 
     @property
     def count(self) -> int:

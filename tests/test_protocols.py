@@ -235,7 +235,7 @@ def test_impossible_or_contradictory_values_are_refused(
     login_as("physician")
     protocol = make_protocol(limits=dict(clinical.DEFAULT_LIMITS))
     response = client.post(f"/protocols/{protocol.id}/edit", data=form_data(protocol, **changes))
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert len(protocols()) == 1
 

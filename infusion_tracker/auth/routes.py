@@ -5,7 +5,8 @@ import time
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from ..errors import RuleError, show_on_form
+from .. import unit_of_work
+from ..errors import RuleError, form_status, refusals_on, show_on_form
 from ..extensions import db
 from ..models import ROLE_ADMIN, Staff
 from ..permissions import public
@@ -36,10 +37,9 @@ def login():
         try:
             staff = services.authenticate(form.username.data, form.password.data)
         except services.LoginRefused as refused:
-            db.session.commit()  # keep the failure count and the audit row
+            unit_of_work.keep()  # keep the failure count and the audit row
             form.form_errors.append(str(refused))
-            return render_template("auth/login.html", form=form)
-        db.session.commit()
+            return render_template("auth/login.html", form=form), 422
         session.clear()  # a new session on sign-in: nothing carried over (session fixation)
         login_user(staff)
         start_login_session()
@@ -53,7 +53,6 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     services.logout(current_user._get_current_object())
-    db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
@@ -68,21 +67,16 @@ def setup():
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
-        try:
+        with refusals_on(form, **NEW_PASSWORD_FIELD):
             services.create_first_admin(
                 form.username.data,
                 form.full_name.data,
                 form.new_password.data,
                 credentials=form.credentials.data or "",
             )
-        except RuleError as error:
-            db.session.rollback()
-            show_on_form(form, error, NEW_PASSWORD_FIELD)
-        else:
-            db.session.commit()
             flash("Administrator account created. Sign in to continue.", "success")
             return redirect(url_for("auth.login"))
-    return render_template("auth/setup.html", form=form)
+    return render_template("auth/setup.html", form=form), form_status(form)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -94,7 +88,7 @@ def change_password():
         try:
             services.change_password(staff, form.current_password.data, form.new_password.data)
         except services.WrongCurrentPassword as error:
-            db.session.commit()  # the failure counts toward the lockout
+            unit_of_work.keep()  # the failure counts toward the lockout
             if staff.is_locked():
                 logout_user()
                 session.clear()
@@ -105,7 +99,6 @@ def change_password():
             db.session.rollback()
             show_on_form(form, error, NEW_PASSWORD_FIELD)
         else:
-            db.session.commit()
             # The token changed, so every other session ended; this one continues with the
             # new token, keeping its original sign-in time for the absolute limit.
             login_at = session.get("login_at", time.time())
@@ -114,4 +107,4 @@ def change_password():
             session["login_at"] = login_at
             flash("Password changed. Any other sessions of yours have been signed out.", "success")
             return redirect(home_for(staff))
-    return render_template("auth/change_password.html", form=form)
+    return render_template("auth/change_password.html", form=form), form_status(form)

@@ -181,6 +181,11 @@ class RateForm(VersionedForm):
             Length(max=REASON_MAX),
         ],
     )
+    override_reason = TextAreaField(
+        "Physician override: reason",
+        validators=[Optional(), Length(max=REASON_MAX)],
+        description="Only for a rate above the protocol's limit (physicians only).",
+    )
 
 
 class DoseFieldsMixin:

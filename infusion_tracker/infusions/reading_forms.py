@@ -137,6 +137,9 @@ class ReadingForm(FlaskForm):
     taken_at = ClinicTimeField(
         "Time taken", validators=[InputRequired("Enter the time the reading was taken.")]
     )
+    # The time the form was drawn with: left as it was, the reading is stamped when it is
+    # saved, so a page left open between readings does not date each one an interval early.
+    taken_at_default = HiddenField()
     phase = RadioField(
         "Phase",
         choices=choices(PHASES.items()),
@@ -166,6 +169,10 @@ class ReadingForm(FlaskForm):
     pain = WholeNumberField("Pain")
     # A one-line box, so that Enter submits from here too.
     note = StringField("Note", validators=[Length(max=NOTE_MAX)])
+    confirm_baseline = BooleanField(
+        "Yes, record a new baseline",
+        description="A baseline after the start moves every change-from-baseline.",
+    )
 
     def __init__(self, *args, units_system: str = "metric", **kwargs):
         super().__init__(*args, **kwargs)
@@ -180,8 +187,13 @@ class ReadingForm(FlaskForm):
             flow = 0.0  # room air, charted
         temperature = units.temperature_from_entry(self.temperature.data, self.units_system)
         rhythm = self.rhythm.data or ""
+        typed = (self.taken_at.raw_data or [""])[0]
+        unchanged = bool(typed) and typed == self.taken_at_default.data
         return {
-            "taken_at": from_clinic(self.taken_at.data) if self.taken_at.data else None,
+            "taken_at": None if unchanged or not self.taken_at.data else from_clinic(
+                self.taken_at.data
+            ),
+            "confirm_baseline": bool(self.confirm_baseline.data),
             "phase": self.phase.data or "",
             "systolic": self.systolic.data,
             "diastolic": self.diastolic.data,
