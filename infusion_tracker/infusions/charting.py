@@ -19,6 +19,7 @@ from ..extensions import db
 from ..models import RHYTHMS, AdverseEvent, InfusionSession, Reading
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
+from ..vocab import RHYTHM_SHORT
 from . import adverse_events as ae_services
 from . import guards, services
 from . import readings as reading_services
@@ -44,16 +45,6 @@ PHASE_FOR_STATUS = {
     "recovery": "recovery",
     "stopped_early": "recovery",
     "discharged": "discharge",
-}
-# Rhythm names short enough for a table column (the form and the record use models.RHYTHMS).
-RHYTHM_SHORT = {
-    "nsr": "NSR",
-    "sinus_tach": "Sinus tach",
-    "sinus_brady": "Sinus brady",
-    "af": "AF",
-    "flutter": "Flutter",
-    "vt": "VT",
-    "artifact": "Artifact",
 }
 # Fields with a "last …" hint beside their box.
 HINT_FIELDS = ("systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaas", "pain")

@@ -35,19 +35,9 @@ from ..models import (
     Staff,
 )
 from ..timeutil import clinic_day_bounds, format_time, utcnow
+from ..vocab import STATUS_KINDS  # noqa: F401 (the routes read services.STATUS_KINDS)
 from . import guards
 
-# Status words always come with a colour class, never colour alone.
-STATUS_KINDS = {
-    "planned": "neutral",
-    "checked_in": "info",
-    "infusing": "ok",
-    "paused": "warning",
-    "recovery": "info",
-    "stopped_early": "abnormal",
-    "discharged": "ok",
-    "cancelled": "neutral",
-}
 # Sessions that occupy a room on the suite board.
 ACTIVE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
 NOT_STARTED_STATUSES = ("planned", "checked_in")
