@@ -46,14 +46,21 @@ def test_clinical_module_knows_nothing_of_flask():
     import ast
     import inspect
 
-    tree = ast.parse(inspect.getsource(clinical))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add("." if node.level else node.module.split(".")[0])
-    assert imported <= {"__future__", "math", "dataclasses", "datetime", "typing"}
+    from infusion_tracker import vocab
+
+    def imports(module) -> set[str]:
+        imported = set()
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add("." * node.level + (node.module or "").split(".")[0])
+        return imported
+
+    stdlib = {"__future__", "math", "dataclasses", "datetime", "typing", "collections"}
+    # Its vocabularies come from vocab.py, which is plain Python too.
+    assert imports(clinical) <= stdlib | {".vocab"}
+    assert imports(vocab) <= stdlib
 
 
 # --- tier 1: impossible values ---------------------------------------------------------------
