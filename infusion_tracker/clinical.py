@@ -15,6 +15,17 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from .vocab import (
+    AVPU_CODES,
+    INSTRUMENTS,
+    MOAAS_RANGE,
+    PAIN_RANGE,
+    RHYTHM_CODES,
+    RHYTHM_FLAG_WORDS,
+    UNFLAGGED_RHYTHMS,
+    worst,
+)
+
 # --- Protocol limits (SPEC §4 defaults; a physician changes them per protocol) -------------
 
 
@@ -128,46 +139,14 @@ IMPOSSIBLE: dict[str, tuple[float, float, str, str]] = {
     "spo2": (50, 100, "SpO2", "%"),
     "o2_flow_lpm": (0, 15, "O2 flow", "L/min"),
     "temperature_c": (30.0, 43.0, "Temperature", "°C"),
-    "moaas": (0, 5, "MOAA/S", ""),
-    "pain": (0, 10, "Pain", ""),
+    "moaas": (*MOAAS_RANGE, "MOAA/S", ""),
+    "pain": (*PAIN_RANGE, "Pain", ""),
     "weight_kg": (20, 400, "Weight", "kg"),
 }
 # Whole numbers only (monitors and scales report these as integers).
 INTEGER_FIELDS = frozenset(
     {"systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaas", "pain"}
 )
-# The keys of models.RHYTHMS (kept here so this module needs no app; a test checks they match).
-RHYTHM_CODES = (
-    "nsr",
-    "sinus_tach",
-    "sinus_brady",
-    "sinus_arrhythmia",
-    "af",
-    "flutter",
-    "svt",
-    "pacs",
-    "pvcs",
-    "junctional",
-    "paced",
-    "vt",
-    "artifact",
-    "other",
-)
-RHYTHM_WORDS = {
-    "sinus_tach": "Sinus tachycardia",
-    "sinus_brady": "Sinus bradycardia",
-    "af": "Atrial fibrillation",
-    "flutter": "Atrial flutter",
-    "svt": "SVT",
-    "pacs": "PACs",
-    "pvcs": "PVCs",
-    "junctional": "Junctional rhythm",
-    "vt": "Ventricular tachycardia",
-    "other": "Other rhythm",
-}
-AVPU_CODES = ("A", "V", "P", "U")
-# Rhythms that are not flagged: normal, physiological, a known pacemaker, or no signal.
-UNFLAGGED_RHYTHMS = frozenset({"nsr", "sinus_arrhythmia", "paced", "artifact"})
 CLOCK_SKEW = timedelta(minutes=5)
 BASELINE_MAX_AGE = timedelta(minutes=30)
 
@@ -265,13 +244,6 @@ def before_check_in(moment: datetime, checked_in_at: datetime | None) -> bool:
 
 
 # --- Tiers 2 and 3: abnormal and critical flags ----------------------------------------------
-
-LEVELS = ("normal", "abnormal", "critical")
-
-
-def worst(levels) -> str:
-    """The most severe of some levels ("normal" when there are none)."""
-    return max(levels, key=LEVELS.index, default="normal")
 
 
 @dataclass
@@ -391,7 +363,7 @@ def assess_reading(
     elif rhythm == "af":
         flags.append(Flag("rhythm", "abnormal", "Atrial fibrillation (present at baseline)"))
     elif rhythm and rhythm not in UNFLAGGED_RHYTHMS:
-        flags.append(Flag("rhythm", "abnormal", RHYTHM_WORDS.get(rhythm, rhythm)))
+        flags.append(Flag("rhythm", "abnormal", RHYTHM_FLAG_WORDS.get(rhythm, rhythm)))
 
     for name, short, pct in (
         ("systolic", "SBP", L.delta_sbp_pct),
@@ -787,16 +759,6 @@ def reading_due(
 
 # --- Outcome scores --------------------------------------------------------------------------
 
-# instrument -> (label, low, high); the same as models.INSTRUMENTS (a test checks).
-INSTRUMENT_RANGES: dict[str, tuple[str, int, int]] = {
-    "phq9": ("PHQ-9", 0, 27),
-    "gad7": ("GAD-7", 0, 21),
-    "madrs": ("MADRS", 0, 60),
-    "pain_nrs": ("Pain NRS", 0, 10),
-    "cadss": ("CADSS", 0, 92),
-    "cssrs": ("C-SSRS screen", 0, 3),
-}
-
 
 def phq9_total(items: list[int]) -> int:
     """PHQ-9 total (Kroenke 2001): nine answers 0–3; ValueError otherwise."""
@@ -809,9 +771,9 @@ def phq9_total(items: list[int]) -> int:
 
 def score_problem(instrument: str, score: Any) -> str | None:
     """Tier 1 for an outcome score: a whole number within the instrument's range."""
-    if instrument not in INSTRUMENT_RANGES:
+    if instrument not in INSTRUMENTS:
         return "Choose an instrument from the list."
-    label, low, high = INSTRUMENT_RANGES[instrument]
+    label, low, high = INSTRUMENTS[instrument]
     if isinstance(score, bool) or not isinstance(score, int | float):
         return f"{label} score must be a whole number."
     if isinstance(score, float) and not score.is_integer():

@@ -14,6 +14,37 @@ from sqlalchemy.types import TypeDecorator
 from .extensions import db
 from .timeutil import utcnow
 
+# The vocabularies live in vocab.py; many callers still import them from here.
+from .vocab import (
+    ADVERSE_EVENT_TYPES,
+    AE_SEVERITIES,
+    ALDRETE_TOTAL_RANGE,
+    AVPU,
+    CLINICAL_ROLES,
+    CRITICAL_ACTIONS,
+    CSSRS_RESULTS,  # noqa: F401 (re-export)
+    FLAG_LEVELS,
+    INDICATIONS,
+    INFUSION_ACTIONS,
+    INFUSION_EVENT_KINDS,
+    INSTRUMENTS,
+    MOAAS_RANGE,
+    PAIN_RANGE,
+    PHASES,
+    PREGNANCY_STATUSES,
+    RHYTHMS,
+    ROLE_ADMIN,  # noqa: F401 (re-export)
+    ROLE_NP,  # noqa: F401 (re-export)
+    ROLE_PA,  # noqa: F401 (re-export)
+    ROLE_PHYSICIAN,
+    ROLES,
+    SEXES,
+    STATUSES,
+    sql_between,
+    sql_in,
+    sql_score_range,
+)
+
 
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes on every backend (SQLite forgets the zone, so store naive UTC there)."""
@@ -38,18 +69,6 @@ class UTCDateTime(TypeDecorator):
 
 
 # --- Staff -----------------------------------------------------------------
-
-ROLE_ADMIN = "admin"
-ROLE_PHYSICIAN = "physician"
-ROLE_NP = "np"
-ROLE_PA = "pa"
-ROLES = {
-    ROLE_ADMIN: "Administrator",
-    ROLE_PHYSICIAN: "Physician",
-    ROLE_NP: "Nurse practitioner",
-    ROLE_PA: "Physician assistant",
-}
-CLINICAL_ROLES = (ROLE_PHYSICIAN, ROLE_NP, ROLE_PA)
 
 
 def new_session_token() -> str:
@@ -79,7 +98,7 @@ class Staff(UserMixin, db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (sa.CheckConstraint("role IN ('admin','physician','np','pa')", name="role"),)
+    __table_args__ = (sa.CheckConstraint(sql_in("role", ROLES), name="role"),)
 
     def get_id(self) -> str:
         return self.session_token
@@ -113,19 +132,6 @@ class Staff(UserMixin, db.Model):
 
 # --- Patients ---------------------------------------------------------------
 
-INDICATIONS = {
-    "depression": "Depression",
-    "trd": "Treatment-resistant depression",
-    "depression_si": "Depression with suicidal ideation",
-    "ptsd": "PTSD",
-    "ocd": "OCD",
-    "fibromyalgia": "Fibromyalgia",
-    "crps": "CRPS / RSD",
-    "sfn": "Small-fiber neuropathy",
-    "other": "Other",
-}
-SEXES = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}
-
 
 class Patient(db.Model):
     __tablename__ = "patient"
@@ -154,6 +160,10 @@ class Patient(db.Model):
         back_populates="patient", order_by="InfusionSession.series_number"
     )
 
+    __table_args__ = (
+        sa.CheckConstraint(sql_in("sex", SEXES), name="sex"),
+        sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property
@@ -196,7 +206,10 @@ class Protocol(db.Model):
 
     created_by: Mapped[Staff | None] = relationship()
 
-    __table_args__ = (sa.UniqueConstraint("name", "version", name="name_version"),)
+    __table_args__ = (
+        sa.UniqueConstraint("name", "version", name="name_version"),
+        sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+    )
 
     @property
     def label(self) -> str:
@@ -204,24 +217,6 @@ class Protocol(db.Model):
 
 
 # --- Infusion sessions -----------------------------------------------------------
-
-# SPEC §3 state machine; the transitions themselves live in clinical.TRANSITIONS.
-STATUSES = {
-    "planned": "Planned",
-    "checked_in": "Checked in",
-    "infusing": "Infusing",
-    "paused": "Paused",
-    "recovery": "Recovery",
-    "stopped_early": "Stopped early",
-    "discharged": "Discharged",
-    "cancelled": "Cancelled",
-}
-PREGNANCY_STATUSES = {
-    "negative": "Negative test",
-    "not_pregnant_reported": "Not pregnant (patient report)",
-    "not_applicable": "Not applicable",
-    "positive": "Positive",
-}
 
 
 class InfusionSession(db.Model):
@@ -315,7 +310,15 @@ class InfusionSession(db.Model):
         back_populates="infusion", order_by="Addendum.created_at"
     )
 
-    __table_args__ = (sa.UniqueConstraint("patient_id", "series_number", name="patient_series"),)
+    __table_args__ = (
+        sa.UniqueConstraint("patient_id", "series_number", name="patient_series"),
+        sa.CheckConstraint(sql_in("status", STATUSES), name="status"),
+        sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+        sa.CheckConstraint(
+            sql_in("pregnancy_status", PREGNANCY_STATUSES, blank=True), name="pregnancy_status"
+        ),
+        sa.CheckConstraint(sql_between("aldrete_total", ALDRETE_TOTAL_RANGE), name="aldrete_total"),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property
@@ -342,15 +345,6 @@ class VoidableMixin:
         return self.voided_at is not None
 
 
-INFUSION_EVENT_KINDS = {
-    "start": "Infusion started",
-    "pause": "Paused",
-    "resume": "Resumed",
-    "rate_change": "Rate changed",
-    "stop": "Infusion stopped",
-}
-
-
 class InfusionEvent(db.Model):
     __tablename__ = "infusion_event"
 
@@ -369,35 +363,11 @@ class InfusionEvent(db.Model):
     infusion: Mapped[InfusionSession] = relationship(back_populates="events")
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
 
+    __table_args__ = (sa.CheckConstraint(sql_in("kind", INFUSION_EVENT_KINDS), name="kind"),)
+
     @property
     def kind_label(self) -> str:
         return INFUSION_EVENT_KINDS.get(self.kind, self.kind)
-
-
-PHASES = {
-    "baseline": "Baseline",
-    "infusion": "Infusion",
-    "recovery": "Recovery",
-    "discharge": "Discharge",
-}
-RHYTHMS = {
-    "nsr": "Normal sinus rhythm",
-    "sinus_tach": "Sinus tachycardia",
-    "sinus_brady": "Sinus bradycardia",
-    "sinus_arrhythmia": "Sinus arrhythmia",
-    "af": "Atrial fibrillation",
-    "flutter": "Atrial flutter",
-    "svt": "SVT",
-    "pacs": "PACs",
-    "pvcs": "PVCs",
-    "junctional": "Junctional",
-    "paced": "Paced",
-    "vt": "Ventricular tachycardia",
-    "artifact": "Artifact / unable to assess",
-    "other": "Other",
-}
-AVPU = {"A": "Alert", "V": "Responds to voice", "P": "Responds to pain", "U": "Unresponsive"}
-SEVERITY_LEVELS = ("normal", "abnormal", "critical")
 
 
 class Reading(VoidableMixin, db.Model):
@@ -441,33 +411,18 @@ class Reading(VoidableMixin, db.Model):
     voided_by: Mapped[Staff | None] = relationship(foreign_keys="Reading.voided_by_id")
     critical_action_by: Mapped[Staff | None] = relationship(foreign_keys=[critical_action_by_id])
 
-    __table_args__ = (sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at"),)
-
-
-ADVERSE_EVENT_TYPES = {
-    "hypertension": "Hypertension",
-    "tachycardia": "Tachycardia",
-    "bradycardia": "Bradycardia",
-    "hypotension": "Hypotension",
-    "arrhythmia": "Arrhythmia",
-    "desaturation": "Desaturation",
-    "respiratory_depression": "Respiratory depression",
-    "excessive_sedation": "Excessive sedation",
-    "emergence_reaction": "Emergence reaction / dissociation distress",
-    "anxiety": "Anxiety",
-    "agitation": "Agitation",
-    "nausea": "Nausea",
-    "vomiting": "Vomiting",
-    "dizziness": "Dizziness",
-    "headache": "Headache",
-    "allergic_reaction": "Allergic reaction",
-    "iv_infiltration": "IV infiltration",
-    "fall": "Fall",
-    "suicidal_ideation": "Emergent suicidal ideation",
-    "other": "Other",
-}
-AE_SEVERITIES = {"mild": "Mild", "moderate": "Moderate", "severe": "Severe"}
-INFUSION_ACTIONS = {"none": "None", "slowed": "Slowed", "paused": "Paused", "stopped": "Stopped"}
+    __table_args__ = (
+        sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at"),
+        sa.CheckConstraint(sql_in("phase", PHASES), name="phase"),
+        sa.CheckConstraint(sql_in("rhythm", RHYTHMS, blank=True), name="rhythm"),
+        sa.CheckConstraint(sql_in("avpu", AVPU, blank=True), name="avpu"),
+        sa.CheckConstraint(sql_in("severity", FLAG_LEVELS), name="severity"),
+        sa.CheckConstraint(
+            sql_in("critical_action", CRITICAL_ACTIONS, blank=True), name="critical_action"
+        ),
+        sa.CheckConstraint(sql_between("moaas", MOAAS_RANGE), name="moaas"),
+        sa.CheckConstraint(sql_between("pain", PAIN_RANGE), name="pain"),
+    )
 
 
 class AdverseEvent(VoidableMixin, db.Model):
@@ -495,23 +450,17 @@ class AdverseEvent(VoidableMixin, db.Model):
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
     voided_by: Mapped[Staff | None] = relationship(foreign_keys="AdverseEvent.voided_by_id")
 
+    __table_args__ = (
+        sa.CheckConstraint(sql_in("event_type", ADVERSE_EVENT_TYPES), name="event_type"),
+        sa.CheckConstraint(sql_in("severity", AE_SEVERITIES), name="severity"),
+        sa.CheckConstraint(sql_in("infusion_action", INFUSION_ACTIONS), name="infusion_action"),
+    )
+
     @property
     def type_label(self) -> str:
         if self.event_type == "other" and self.type_other:
             return self.type_other
         return ADVERSE_EVENT_TYPES.get(self.event_type, self.event_type)
-
-
-# Instrument -> (label, min, max). C-SSRS screen: 0 negative, 1 low, 2 moderate, 3 high risk.
-INSTRUMENTS = {
-    "phq9": ("PHQ-9", 0, 27),
-    "gad7": ("GAD-7", 0, 21),
-    "madrs": ("MADRS", 0, 60),
-    "pain_nrs": ("Pain NRS", 0, 10),
-    "cadss": ("CADSS", 0, 92),
-    "cssrs": ("C-SSRS screen", 0, 3),
-}
-CSSRS_RESULTS = {0: "Negative", 1: "Low risk", 2: "Moderate risk", 3: "High risk"}
 
 
 class Assessment(VoidableMixin, db.Model):
@@ -537,7 +486,11 @@ class Assessment(VoidableMixin, db.Model):
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
     voided_by: Mapped[Staff | None] = relationship(foreign_keys="Assessment.voided_by_id")
 
-    __table_args__ = (sa.Index("ix_assessment_patient_taken", "patient_id", "taken_at"),)
+    __table_args__ = (
+        sa.Index("ix_assessment_patient_taken", "patient_id", "taken_at"),
+        sa.CheckConstraint(sql_in("instrument", INSTRUMENTS), name="instrument"),
+        sa.CheckConstraint(sql_score_range(), name="score"),
+    )
 
     @property
     def instrument_label(self) -> str:

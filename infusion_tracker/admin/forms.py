@@ -5,7 +5,7 @@ from wtforms import DateField, PasswordField, RadioField, SelectChoice, SelectFi
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 
 from ..auth.services import CREDENTIALS_MAX, FULL_NAME_MAX
-from ..models import ROLES
+from ..vocab import ROLES
 
 
 def role_field():

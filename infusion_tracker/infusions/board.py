@@ -15,18 +15,6 @@ from ..models import InfusionSession, Reading
 from ..timeutil import clinic_day_bounds
 from .queries import ACTIVE_STATUSES, reading_interval
 
-# Status words always come with a colour class, never colour alone.
-STATUS_KINDS = {
-    "planned": "neutral",
-    "checked_in": "info",
-    "infusing": "ok",
-    "paused": "warning",
-    "recovery": "info",
-    "stopped_early": "abnormal",
-    "discharged": "ok",
-    "cancelled": "neutral",
-}
-
 
 def whole_minutes(since: datetime | None, now: datetime) -> int | None:
     if since is None:

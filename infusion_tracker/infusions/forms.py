@@ -27,8 +27,8 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Val
 from wtforms.widgets import HiddenInput, TextInput
 
 from .. import clinical, units
-from ..models import PREGNANCY_STATUSES
 from ..timeutil import from_clinic, to_clinic, utcnow
+from ..vocab import PREGNANCY_STATUSES
 
 REASON_MAX = 2000
 NOTES_MAX = 5000

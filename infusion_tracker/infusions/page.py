@@ -18,10 +18,11 @@ from flask_login import current_user
 from .. import charts, clinical, units
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..timeutil import format_time, utcnow
+from ..vocab import RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
 from . import queries
 from . import readings as reading_services
-from .board import STATUS_KINDS, status_line
+from .board import status_line
 from .forms import (
     CancelForm,
     CheckInForm,
@@ -68,16 +69,6 @@ PHASE_FOR_STATUS = {
     "recovery": "recovery",
     "stopped_early": "recovery",
     "discharged": "discharge",
-}
-# Rhythm names short enough for a table column (the form and the record use models.RHYTHMS).
-RHYTHM_SHORT = {
-    "nsr": "NSR",
-    "sinus_tach": "Sinus tach",
-    "sinus_brady": "Sinus brady",
-    "af": "AF",
-    "flutter": "Flutter",
-    "vt": "VT",
-    "artifact": "Artifact",
 }
 # Fields with a "last …" hint beside their box.
 HINT_FIELDS = ("systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaas", "pain")

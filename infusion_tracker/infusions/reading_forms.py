@@ -25,17 +25,9 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import TextInput
 
 from .. import clinical, units
-from ..models import (
-    ADVERSE_EVENT_TYPES,
-    AE_SEVERITIES,
-    AVPU,
-    INFUSION_ACTIONS,
-    PHASES,
-    RHYTHMS,
-    AdverseEvent,
-    Reading,
-)
+from ..models import AdverseEvent, Reading
 from ..timeutil import from_clinic, to_clinic, utcnow
+from ..vocab import ADVERSE_EVENT_TYPES, AE_SEVERITIES, AVPU, INFUSION_ACTIONS, PHASES, RHYTHMS
 from .adverse_events import ENTRY_FIELDS
 
 # datetime-local submits "YYYY-MM-DDTHH:MM"; the first format is also how the value is drawn.

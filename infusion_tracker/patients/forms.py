@@ -29,8 +29,8 @@ from wtforms.validators import (
 )
 from wtforms.widgets import HiddenInput
 
-from ..models import INDICATIONS, INSTRUMENTS, SEXES
 from ..timeutil import clinic_today, clinic_zone, utcnow
+from ..vocab import INDICATIONS, INSTRUMENTS, SEXES
 from .assessments import PHQ9_ANSWERS, PHQ9_ITEMS, assessment_problems
 from .services import PATIENT_FIELDS, mrn_taken
 

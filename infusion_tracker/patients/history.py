@@ -18,13 +18,14 @@ from .. import charts, clinical
 from ..extensions import db
 from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
 from ..timeutil import format_datetime
+from ..vocab import FLAG_RANK, INSTRUMENTS
 
-SEVERITY_RANK = {"normal": 0, "abnormal": 1, "critical": 2}
+SEVERITY_RANK = FLAG_RANK
 RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
 SURGE_PHASES = ("infusion", "recovery")
 # "PHQ-9 before" a session: one linked to it, or an unlinked one from the day before it began.
 PHQ9_BEFORE_WINDOW = timedelta(days=1)
-CHART_SERIES = {"phq9": "PHQ-9", "gad7": "GAD-7", "pain_nrs": "Pain NRS"}
+CHART_SERIES = {code: INSTRUMENTS[code][0] for code in ("phq9", "gad7", "pain_nrs")}
 
 
 @dataclass

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from .. import audit
-from ..auth.services import end_sessions
+from ..auth.services import count_failed_password
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
 from ..infusions.guards import check_version, lock
@@ -188,24 +188,7 @@ def confirm_password(actor: Staff, password: str | None) -> None:
     if verify_password(actor.password_hash, password):
         actor.failed_logins = 0
         return
-    config = current_app.config
-    actor.failed_logins += 1
-    audit.record(
-        "auth.reauth_failed",
-        actor=actor,
-        entity=actor,
-        details={"failed_logins": actor.failed_logins},
-    )
-    if actor.failed_logins >= config["LOCKOUT_THRESHOLD"]:
-        actor.locked_until = utcnow() + timedelta(minutes=config["LOCKOUT_MINUTES"])
-        actor.failed_logins = 0
-        end_sessions(actor)
-        audit.record(
-            "auth.locked_out",
-            actor=actor,
-            entity=actor,
-            details={"locked_until": actor.locked_until},
-        )
+    count_failed_password(actor, signed_in=True, action="auth.reauth_failed")
     raise ReauthFailed("Password: not correct.")
 
 
