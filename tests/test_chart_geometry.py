@@ -27,6 +27,7 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 class Scenario:
     infusion_id: int
     patient_id: int
+    nurse: str  # username; the password is conftest.PASSWORD
     day: date
     # (clinic-local time, systolic, diastolic, heart rate, SpO2) of each reading drawn.
     readings: list[tuple[datetime, int, int, int, int]]
@@ -137,10 +138,10 @@ def scenario(app, login_as, make_staff, make_patient, make_protocol):
             record_assessment(
                 patient, instrument=instrument, score=score, actor=nurse, taken_at=taken_at
             )
-    db.session.commit()
-    return Scenario(
+    built = Scenario(
         infusion_id=infusion.id,
         patient_id=patient.id,
+        nurse=nurse.username,
         day=day,
         readings=[(_local(day, t), s, d, h, o) for t, _phase, s, d, h, o in VITALS],
         voided_at=_local(day, VOIDED[0]),
@@ -149,6 +150,9 @@ def scenario(app, login_as, make_staff, make_patient, make_protocol):
         phq9=phq9,
         gad7=gad7,
     )
+    # SQLite: commit after reading the ids, so this thread holds no lock the live server needs.
+    db.session.commit()
+    return built
 
 
 # --- Reading the SVG ---------------------------------------------------------------------------
