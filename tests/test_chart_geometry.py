@@ -63,7 +63,7 @@ VOIDED = ("10:22", "infusion", 212, 60, 130, 88)  # entered in error, then voide
 def scenario(app, login_as, make_staff, make_patient, make_protocol):
     """A finished session three days ago, charted as the demo does, plus outcome scores."""
     from infusion_tracker.extensions import db
-    from infusion_tracker.infusions import readings, services
+    from infusion_tracker.infusions import lifecycle, readings
     from infusion_tracker.patients.assessments import record_assessment
 
     nurse = login_as("np")
@@ -71,7 +71,7 @@ def scenario(app, login_as, make_staff, make_patient, make_protocol):
     patient = make_patient()
     protocol = make_protocol()
     day = clinic_today() - timedelta(days=3)
-    infusion = services.plan_infusion(
+    infusion = lifecycle.plan_infusion(
         patient,
         {
             "protocol_id": protocol.id,
@@ -84,8 +84,8 @@ def scenario(app, login_as, make_staff, make_patient, make_protocol):
         },
         nurse,
     )
-    services.check_in(infusion, nurse, at=_local(day, "09:40"))
-    services.update_infusion(
+    lifecycle.check_in(infusion, nurse, at=_local(day, "09:40"))
+    lifecycle.update_infusion(
         infusion,
         {
             "consent_on_file": True,
@@ -115,18 +115,18 @@ def scenario(app, login_as, make_staff, make_patient, make_protocol):
 
     events = [_local(day, t) for t in ("10:00", "10:12", "10:17", "10:45")]
     chart(*VITALS[0])
-    services.start_infusion(infusion, nurse, at=events[0])
+    lifecycle.start_infusion(infusion, nurse, at=events[0])
     for row in VITALS[1:3]:
         chart(*row)
-    services.pause_infusion(infusion, nurse, "Patient asked for a break", at=events[1])
+    lifecycle.pause_infusion(infusion, nurse, "Patient asked for a break", at=events[1])
     chart(*VITALS[3])
-    services.resume_infusion(infusion, nurse, at=events[2])
+    lifecycle.resume_infusion(infusion, nurse, at=events[2])
     chart(*VITALS[4])
     wrong = chart(*VOIDED)
     readings.void_reading(wrong, nurse, "Entered on the wrong patient")
     for row in VITALS[5:9]:
         chart(*row)
-    services.stop_infusion(infusion, nurse, at=events[3])
+    lifecycle.stop_infusion(infusion, nurse, at=events[3])
     for row in VITALS[9:]:
         chart(*row)
 
@@ -378,15 +378,7 @@ def test_event_lines_are_drawn_at_their_times(vitals_svg, scenario):
         )
 
 
-def test_critical_reading_is_ringed_where_it_is_drawn(request, vitals_svg, scenario):
-    if request.node.callspec.params["vitals_svg"] == "session":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="infusions/routes.py session_chart keeps the last flag per field, so the "
-                "SBP baseline-rise flag (abnormal) hides the SBP >= 180 flag (critical)",
-            )
-        )
+def test_critical_reading_is_ringed_where_it_is_drawn(vitals_svg, scenario):
     x = time_axis(vitals_svg, scenario.day)
     rings = [r for r in with_class(vitals_svg, "ring--critical") if "ring" in classes(r)]
     assert rings
@@ -413,11 +405,6 @@ def test_voided_reading_is_not_drawn(vitals_svg, scenario):
         assert abs(centre(marker)[0] - voided_x) > 3, "the voided reading is drawn"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the callers (infusions/routes.py session_chart, review/record.py vitals_chart) "
-    "drop voided readings before the chart sees them; they must pass them with voided=True",
-)
 def test_chart_says_the_voided_reading_is_left_out(vitals_svg):
     desc = vitals_svg.find(SVG + "desc").text
     assert "1 voided reading not shown" in desc, desc
@@ -449,11 +436,6 @@ def date_axis(root: ET.Element) -> Axis:
     return Axis(t0, float(first.get("x")), t1, float(last.get("x")))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="patients/history.py must pass tz=clinic_zone(): the date ticks are written in clinic "
-    "time and stand at UTC midnight without it",
-)
 def test_outcome_scores_are_drawn_at_their_dates_and_scores(patient_page, scenario):
     assert_outcome_geometry(extract_svg(patient_page, "outcome"), scenario.phq9, scenario.gad7)
 

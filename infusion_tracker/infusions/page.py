@@ -320,7 +320,7 @@ def ae_refusal(infusion: InfusionSession) -> str | None:
 
 def vitals_chart(infusion: InfusionSession, height: int = 320):
     """BP, HR and SpO2 against time with the infusion's start, pauses and stop marked; voided
-    readings are not drawn (the table shows them struck through)."""
+    readings are left out of the picture and counted in its words (the table strikes them)."""
     points = [
         charts.VitalPoint(
             at=reading.taken_at,
@@ -331,9 +331,9 @@ def vitals_chart(infusion: InfusionSession, height: int = 320):
             abnormal=reading.severity == "abnormal",
             critical=reading.severity == "critical",
             field_levels=field_levels(reading),
+            voided=reading.is_voided,
         )
         for reading in infusion.readings
-        if not reading.is_voided
     ]
     marks = [
         charts.EventMark(at=event.occurred_at, label=event.kind_label)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from .. import charts, clinical
 from ..extensions import db
 from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
-from ..timeutil import format_datetime
+from ..timeutil import clinic_zone, format_datetime
 from ..vocab import FLAG_RANK, INSTRUMENTS
 
 SEVERITY_RANK = FLAG_RANK
@@ -223,6 +223,7 @@ def patient_history(patient: Patient) -> PatientHistory:
             remission_line=clinical.PHQ9_REMISSION_BELOW if baseline else None,
             title=f"Outcome scores over time for {patient.full_name}",
             fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
+            tz=clinic_zone(),
         )
 
     surges = [
