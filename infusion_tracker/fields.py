@@ -63,8 +63,9 @@ class ClinicTimeField(DateTimeLocalField):
     timeutil.from_clinic), or aware UTC with as_utc=True; aware values are drawn in clinic
     time. `window` refuses times outside its bounds with a message naming the field."""
 
-    def __init__(self, label, name_in_message=None, *, window=clinical_window, as_utc=False,
-                 **kwargs):
+    def __init__(
+        self, label, name_in_message=None, *, window=clinical_window, as_utc=False, **kwargs
+    ):
         kwargs.setdefault("format", DATETIME_FORMATS)
         self.noun = name_in_message or label.lower()
         super().__init__(

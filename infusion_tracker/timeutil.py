@@ -17,8 +17,7 @@ EARLIEST_CLINICAL = datetime(2000, 1, 1, tzinfo=UTC)
 # Nothing is planned further ahead (the plan form allows five years).
 LATEST_AHEAD = timedelta(days=6 * 366)
 AMBIGUOUS_RULE = (
-    "In the hour repeated when clocks go back, a time means its first occurrence "
-    "(daylight time)."
+    "In the hour repeated when clocks go back, a time means its first occurrence (daylight time)."
 )
 
 

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, InfusionSession, Protocol, Staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
-from ..timeutil import format_time, utcnow
+from ..timeutil import format_time, plausible, utcnow
 from . import charting, guards, services
 from .blueprint import bp
 from .forms import (
@@ -80,12 +80,12 @@ def session_chart(infusion: InfusionSession):
             },
         )
         for reading in infusion.readings
-        if not reading.is_voided
+        if not reading.is_voided and plausible(reading.taken_at)  # a typo stretches the axis
     ]
     marks = [
         charts.EventMark(at=event.occurred_at, label=event.kind_label)
         for event in infusion.events
-        if event.kind in ("start", "pause", "resume", "stop")
+        if event.kind in ("start", "pause", "resume", "stop") and plausible(event.occurred_at)
     ]
     return charts.vitals_chart(
         points, marks, title="Blood pressure, heart rate and SpO2", fmt_time=format_time

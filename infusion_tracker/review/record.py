@@ -152,7 +152,12 @@ def reading_rows(infusion: InfusionSession) -> list[ReadingRow]:
 
 
 def vitals_chart(rows: list[ReadingRow], infusion: InfusionSession) -> Markup | None:
-    shown = [row for row in rows if not row.reading.is_voided]
+    # A stored year-1 or 9999 typo would stretch the time axis past the calendar.
+    shown = [
+        row
+        for row in rows
+        if not row.reading.is_voided and timeutil.plausible(row.reading.taken_at)
+    ]
     if not shown:
         return None
     points = [
@@ -171,7 +176,7 @@ def vitals_chart(rows: list[ReadingRow], infusion: InfusionSession) -> Markup | 
     marks = [
         charts.EventMark(at=e.occurred_at, label=e.kind_label)
         for e in infusion.events
-        if e.kind in ("start", "pause", "resume", "stop")
+        if e.kind in ("start", "pause", "resume", "stop") and timeutil.plausible(e.occurred_at)
     ]
     return charts.vitals_chart(
         points,
