@@ -12,7 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def create_app(test_config=None) -> Flask:
     app = Flask(
         __name__,
-        instance_path=os.path.join(ROOT, "instance"),
+        instance_path=os.path.abspath(
+            os.environ.get("INFUSION_TRACKER_INSTANCE") or os.path.join(ROOT, "instance")
+        ),
         instance_relative_config=True,
         template_folder=os.path.join(ROOT, "templates"),
     )

@@ -1,18 +1,52 @@
-"""CLI (`flask --app infusion_tracker …`): create-staff, verify-audit, backup.
+"""CLI (`flask --app infusion_tracker …`): create-staff, verify-audit, backup, seed-demo.
 
-Add a command by appending it to COMMANDS.
+Add a command by appending it to COMMANDS. Every command first builds or upgrades the schema
+through the migrations (ensure_schema, shared with run.py), so any of them works first on a
+new instance.
 """
 
+import functools
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from flask import current_app
+from flask_migrate import upgrade
 
 from . import audit
 from .errors import RuleError
 from .extensions import db
 from .models import ROLES
+
+
+def ensure_schema() -> None:
+    """Build a new database, or bring an older one up to date, through the migrations (as
+    `flask db upgrade`); a database already at the newest migration is left alone quietly."""
+    with db.engine.connect() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+        if tables and "alembic_version" not in tables:
+            return  # built straight from the models (the test suite's db.create_all)
+        current = set()
+        if "alembic_version" in tables:
+            query = sa.text("SELECT version_num FROM alembic_version")
+            current = set(connection.execute(query).scalars())
+    config = current_app.extensions["migrate"].migrate.get_config()
+    if current != set(ScriptDirectory.from_config(config).get_heads()):
+        upgrade()
+
+
+def schema_first(command):
+    """Run ensure_schema before the command's body."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        ensure_schema()
+        return command(*args, **kwargs)
+
+    return wrapped
 
 
 @click.command("create-staff")
@@ -21,6 +55,7 @@ from .models import ROLES
 @click.option("--full-name", required=True)
 @click.option("--credentials", default="", help="Printed after the name, e.g. MD or APRN.")
 @click.option("--password", help="Prompted for (hidden, twice) when not given.")
+@schema_first
 def create_staff_command(username, role, full_name, credentials, password):
     """Create a staff account (the first admin, or any other)."""
     from .auth.services import create_staff
@@ -39,6 +74,7 @@ def create_staff_command(username, role, full_name, credentials, password):
 
 
 @click.command("verify-audit")
+@schema_first
 def verify_audit_command():
     """Check the audit trail's hash chain; exit 1 at the first broken row."""
     report = audit.verify_chain()
@@ -55,6 +91,7 @@ def verify_audit_command():
 
 @click.command("backup")
 @click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@schema_first
 def backup_command(destination: Path):
     """A consistent online copy of the SQLite database (safe while the app runs)."""
     engine = db.engine
@@ -87,6 +124,7 @@ def backup_command(destination: Path):
 
 @click.command("seed-demo")
 @click.option("--seed", default=2026, show_default=True, help="Random seed for the demo data.")
+@schema_first
 def seed_demo_command(seed: int):
     """Fill an empty database with a realistic demo clinic and print its logins."""
     from .demo import DEMO_PASSWORD, seed_demo
@@ -97,10 +135,10 @@ def seed_demo_command(seed: int):
         db.session.rollback()
         raise click.ClickException(str(error)) from error
     db.session.commit()
-    click.echo("Demo clinic created. Sign in with any of these (password for all: "
-               f"“{DEMO_PASSWORD}”):")
+    click.echo("Demo clinic created. Sign in as any of these (USERNAME ROLE):")
     for username, role in accounts.items():
-        click.echo(f"  {username:<10} {role}")
+        click.echo(f"{username} {role}")
+    click.echo(f'Password for all of them: "{DEMO_PASSWORD}"')
 
 
 COMMANDS = [create_staff_command, verify_audit_command, backup_command, seed_demo_command]

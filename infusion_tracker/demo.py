@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -41,6 +41,8 @@ MEDICATIONS = ["Sertraline 100 mg daily", "Bupropion XL 300 mg daily",
                "Venlafaxine 150 mg daily; lamotrigine 100 mg", "Duloxetine 60 mg daily",
                "Gabapentin 300 mg TID", "Escitalopram 20 mg daily; trazodone 50 mg at night"]
 PAIN_INDICATIONS = ("fibromyalgia", "crps", "sfn")
+# A patient's weight moves by at most this much (kg) either side of their own across a series.
+WEIGHT_DRIFT_KG = 0.8
 
 
 @dataclass
@@ -49,6 +51,16 @@ class Demo:
     depression: Protocol
     pain: Protocol
     rng: random.Random
+    weights: dict[int, float] = field(default_factory=dict)  # patient id: usual weight, kg
+
+    def protocol_for(self, patient: Patient) -> Protocol:
+        """Pain conditions run on the pain protocol; the rest on the (depression) default."""
+        return self.pain if patient.indication in PAIN_INDICATIONS else self.depression
+
+    def weight_of(self, patient: Patient) -> float:
+        """The patient's weight on the day: their own, give or take WEIGHT_DRIFT_KG."""
+        usual = self.weights.setdefault(patient.id, round(self.rng.uniform(52, 105), 1))
+        return round(usual + self.rng.uniform(-WEIGHT_DRIFT_KG, WEIGHT_DRIFT_KG), 1)
 
 
 def seed_demo(seed: int = 2026) -> dict[str, str]:
@@ -110,7 +122,6 @@ def _clinic_time(day: date, hour: int, minute: int = 0) -> datetime:
 def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bool) -> None:
     rng = demo.rng
     pain = patient.indication in PAIN_INDICATIONS
-    protocol = demo.pain if pain else demo.depression
     first_day = today - timedelta(days=4 * count + 3)
     phq9 = rng.randrange(17, 24)
     record_assessment(
@@ -121,7 +132,7 @@ def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bo
         day = first_day + timedelta(days=4 * (number - 1))
         clinician = demo.staff[rng.choice(["jroe", "lnguyen", "mchen"])]
         start = _clinic_time(day, 9 + number % 3, 0)
-        infusion = _plan(demo, patient, protocol, clinician, start - timedelta(minutes=20))
+        infusion = _plan(demo, patient, clinician, start - timedelta(minutes=20))
         # PHQ-9 falls over the series for responders, and only a little for the rest.
         drop = (0.55 if responder else 0.12) * (number - 1) / max(count - 1, 1)
         score = max(1, round(phq9 * (1 - drop)) + rng.randrange(-1, 2))
@@ -144,17 +155,17 @@ def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bo
             )
 
 
-def _plan(demo, patient, protocol, clinician, check_in_at, room="") -> InfusionSession:
+def _plan(demo, patient, clinician, check_in_at, room="") -> InfusionSession:
     rng = demo.rng
     infusion = lifecycle.plan_infusion(
         patient,
         {
-            "protocol_id": protocol.id,
+            "protocol_id": demo.protocol_for(patient).id,
             "clinician_id": clinician.id,
             "physician_id": demo.staff["drpatel"].id,
             "scheduled_for": check_in_at,
             "room": room or f"Room {rng.randrange(1, 7)}",
-            "weight_kg": round(rng.uniform(52, 105), 1),
+            "weight_kg": demo.weight_of(patient),
         },
         clinician,
     )
@@ -249,10 +260,10 @@ def _today(demo: Demo, patients: list[Patient], today: date) -> None:
     rng = demo.rng
     nurse, pa = demo.staff["jroe"], demo.staff["mchen"]
     # In progress: started 25 and 50 minutes ago (the second one is in recovery).
-    running = _plan(demo, patients[0], demo.depression, nurse, now - timedelta(minutes=45),
+    running = _plan(demo, patients[0], nurse, now - timedelta(minutes=45),
                     room="Room 1")
     _run(demo, running, nurse, now - timedelta(minutes=25), surge=True, finish=False)
-    recovering = _plan(demo, patients[1], demo.depression, pa, now - timedelta(minutes=80),
+    recovering = _plan(demo, patients[1], pa, now - timedelta(minutes=80),
                        room="Room 2")
     _run(demo, recovering, pa, now - timedelta(minutes=60), surge=False, finish=False,
          until=now - timedelta(minutes=20))
@@ -261,9 +272,9 @@ def _today(demo: Demo, patients: list[Patient], today: date) -> None:
     # day is old enough to hold it).
     morning = now - timedelta(hours=3)
     if morning > day_start + timedelta(minutes=30):
-        done = _plan(demo, patients[2], demo.depression, nurse, morning - timedelta(minutes=20),
+        done = _plan(demo, patients[2], nurse, morning - timedelta(minutes=20),
                      room="Room 3")
         _run(demo, done, nurse, morning, surge=False, finish=True, until=now)
     for offset, patient in zip((60, 120), patients[3:5], strict=True):
-        _plan(demo, patient, demo.depression, rng.choice([nurse, pa]),
+        _plan(demo, patient, rng.choice([nurse, pa]),
               now + timedelta(minutes=offset), room=f"Room {offset // 60 + 3}")

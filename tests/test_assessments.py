@@ -133,11 +133,11 @@ def test_a_later_phq9_without_item_nine_clears_the_banner(client, login_as, make
         ),
         (
             {"instrument": "phq9", "score": "5", "taken_at": "2999-01-01T10:00"},
-            "Taken at cannot be in the future.",
+            "The time taken cannot be in the future.",
         ),
         (
             {"instrument": "phq9", "score": "5", "taken_at": "yesterday"},
-            "Not a valid datetime value.",
+            "Enter the time taken as a date and time, e.g. 2025-03-01 14:05.",
         ),
     ],
 )

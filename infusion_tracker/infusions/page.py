@@ -17,7 +17,7 @@ from flask_login import current_user
 
 from .. import charts, clinical, units
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
-from ..timeutil import format_time, utcnow
+from ..timeutil import format_time, plausible, utcnow
 from ..vocab import RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
 from . import queries
@@ -334,11 +334,12 @@ def vitals_chart(infusion: InfusionSession, height: int = 320):
             voided=reading.is_voided,
         )
         for reading in infusion.readings
+        if plausible(reading.taken_at)  # a stored year-1 typo would stretch the axis
     ]
     marks = [
         charts.EventMark(at=event.occurred_at, label=event.kind_label)
         for event in infusion.events
-        if event.kind in ("start", "pause", "resume", "stop")
+        if event.kind in ("start", "pause", "resume", "stop") and plausible(event.occurred_at)
     ]
     return charts.vitals_chart(
         points,

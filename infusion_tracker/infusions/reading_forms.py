@@ -5,14 +5,11 @@ the service refuse the same values with the same words; the form only adds what 
 knows (a box that is not a number, the clinic's temperature unit).
 """
 
-import math
 from datetime import datetime
 
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
-    FloatField,
     HiddenField,
     IntegerField,
     RadioField,
@@ -25,13 +22,12 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import TextInput
 
 from .. import clinical, units
+from ..fields import ClinicTimeField, NumberField
 from ..models import AdverseEvent, Reading
 from ..timeutil import from_clinic, to_clinic, utcnow
 from ..vocab import ADVERSE_EVENT_TYPES, AE_SEVERITIES, AVPU, INFUSION_ACTIONS, PHASES, RHYTHMS
 from .adverse_events import ENTRY_FIELDS
 
-# datetime-local submits "YYYY-MM-DDTHH:MM"; the first format is also how the value is drawn.
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 NOTE_MAX = 1000
 TEXT_MAX = 2000
 
@@ -83,44 +79,6 @@ class WholeNumberField(IntegerField):
             self.data = None
             return
         super().process_formdata([valuelist[0].strip()] if valuelist else valuelist)
-
-
-class NumberField(FloatField):
-    """A text box for a decimal number; blank is None; NaN and infinity are not numbers."""
-
-    widget = TextInput()
-
-    def __init__(self, label, name_in_message=None, **kwargs):
-        self.number_message = f"{name_in_message or label} must be a number, e.g. {{example}}."
-        self.example = kwargs.pop("example", "1.5")
-        super().__init__(label, **kwargs)
-
-    def process_formdata(self, valuelist):
-        if not valuelist or not valuelist[0].strip():
-            self.data = None
-            return
-        try:
-            number = float(valuelist[0].strip())
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            self.data = None
-            raise ValueError(self.number_message.format(example=self.example))
-        self.data = number
-
-
-class ClinicTimeField(DateTimeLocalField):
-    """A clinical time typed as clinic wall time (the `data` stays naive; convert with
-    timeutil.from_clinic)."""
-
-    def __init__(self, label, **kwargs):
-        kwargs.setdefault("format", DATETIME_FORMATS)
-        super().__init__(
-            label,
-            invalid_value_message=f"Enter the {label.lower()} as a date and time, "
-            "e.g. 2025-03-01 14:05.",
-            **kwargs,
-        )
 
 
 class ReadingForm(FlaskForm):

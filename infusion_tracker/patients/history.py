@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from .. import charts, clinical
 from ..extensions import db
 from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
-from ..timeutil import clinic_zone, format_datetime
+from ..timeutil import clinic_zone, format_datetime, plausible
 from ..vocab import FLAG_RANK, INSTRUMENTS
 
 SEVERITY_RANK = FLAG_RANK
@@ -207,8 +207,11 @@ def patient_history(patient: Patient) -> PatientHistory:
     baseline_score = baseline.score if baseline else None
     since_baseline = [(numbers.get(a.infusion_id), a.score) for a in phq9s[1:]]
 
+    # A stored year-1 or 9999 typo would stretch the time axis past the calendar.
     series = {
-        label: [(a.taken_at, a.score) for a in valid if a.instrument == key]
+        label: [
+            (a.taken_at, a.score) for a in valid if a.instrument == key and plausible(a.taken_at)
+        ]
         for key, label in CHART_SERIES.items()
     }
     outcome_chart = None
