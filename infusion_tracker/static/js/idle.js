@@ -148,7 +148,6 @@
     function signOut() {
       if (signedOut) { return; }
       signedOut = true;
-      markSignedOut();
       var next = body.getAttribute("data-idle-return");
       var url = body.getAttribute("data-login-url") + (next ? "?next=" + encodeURIComponent(next) : "");
       // Nothing of the patient stays on screen while the sign-in page loads (or if it cannot).
@@ -164,6 +163,8 @@
       main.appendChild(link);
       document.body.replaceChildren(main);
       document.title = "Signed out";
+      // Only now: removing the focused box fires its "change", which saves it as "typing".
+      markSignedOut();
       window.location.replace(url);
     }
 
