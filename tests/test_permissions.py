@@ -20,6 +20,7 @@ EXPECTED = {
     "main.healthz": PUBLIC,
     "auth.logout": ANY_STAFF,
     "auth.change_password": ANY_STAFF,
+    "auth.keep_alive": ANY_STAFF,
     "main.board": ANY_STAFF,  # admin is redirected to the staff list
     "admin.staff_list": ADMIN,
     "admin.audit_log": ADMIN,

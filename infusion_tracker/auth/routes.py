@@ -26,8 +26,10 @@ def home_for(staff: Staff) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
+    target = request.args.get("next")
     if current_user.is_authenticated:
-        return redirect(home_for(current_user))
+        # A page whose idle script ran ahead of the server's clock comes straight back.
+        return redirect(target if is_safe_next(target) else home_for(current_user))
     if not services.any_staff_exists():
         # "Please sign in" makes no sense before any account exists.
         session.pop("_flashes", None)
@@ -45,7 +47,6 @@ def login():
         start_login_session()
         if staff.must_change_password:
             return redirect(url_for("auth.change_password"))
-        target = request.args.get("next")
         return redirect(target if is_safe_next(target) else home_for(staff))
     return render_template("auth/login.html", form=form)
 
@@ -57,6 +58,13 @@ def logout():
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/keep-alive", methods=["POST"])
+def keep_alive():
+    """"Stay signed in" and typing on a page: the request itself refreshes the idle clock
+    (security.enforce_login); an expired or anonymous one is sent to sign in like any other."""
+    return "", 204
 
 
 @bp.route("/setup", methods=["GET", "POST"])
