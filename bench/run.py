@@ -507,6 +507,9 @@ def run_wrk(
         "max_ms": raw["max_us"] / 1000,
         "errors": socket_errors + raw["unexpected_status"],
         "socket_errors": socket_errors,
+        "socket_error_kinds": {
+            k: raw[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+        },
         "unexpected_status": raw["unexpected_status"],
         "wrk_bytes_per_response": raw["bytes"] / max(raw["requests"], 1),
     }
@@ -630,9 +633,13 @@ def table(results: dict, pages: list[str]) -> str:
         r = results[page]
         queries = "—" if r.get("queries") is None else str(r["queries"])
         size = f"{r['body_bytes']:,}"
+        # No response finished within the run: wrk's percentiles would read 0.
+        p50, p99 = (
+            (f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}") if r["requests"] else ("none", "none")
+        )
         lines.append(
             f"| {BY_NAME[page].label} | {r['rps']:,.0f} | {r['rps'] / hello:.3f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | {queries} | "
+            f"{p50} | {p99} | {r['errors']} | {queries} | "
             f"{size} | {r['one_client_p50_ms']:.1f} |"
         )
     return "\n".join(lines)

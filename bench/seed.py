@@ -135,7 +135,7 @@ LAST = [
 ]
 INDICATIONS = ["depression", "trd", "depression", "trd", "ptsd", "ocd", "depression_si"]
 ROOMS = [f"Room {n}" for n in range(1, 7)]
-# Today's board: one session per room, in every chartable state the board draws.
+# Today's board: one session per room, in the chartable states the board draws.
 ACTIVE = [
     ("infusing", 10),
     ("infusing", 14),
