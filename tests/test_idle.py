@@ -206,7 +206,7 @@ def test_a_refused_reading_page_returns_to_the_session_page(client, nurse, infus
         data=reading(systolic=400),
         headers={"Referer": f"http://localhost/infusions/{infusing.id}"},
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert body_attributes(response.get_data(as_text=True))["idle-return"] == (
         f"/infusions/{infusing.id}"
     )
