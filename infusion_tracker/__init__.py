@@ -68,6 +68,10 @@ def register_blueprints(app: Flask) -> None:
         exports_bp,
     ):
         app.register_blueprint(bp)
+    # Monitor intake (issue 10): admin device pages, POST /api/hl7, proposed readings.
+    from .devices.routes import bp as devices_bp
+
+    app.register_blueprint(devices_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -80,6 +84,9 @@ def register_commands(app: Flask) -> None:
     from . import commands
 
     commands.register(app)
+    from .devices import commands as device_commands
+
+    device_commands.register(app)
 
 
 def register_templating(app: Flask) -> None:

@@ -535,3 +535,114 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[Staff | None] = relationship()
+
+
+# --- Monitor devices and proposed readings ---------------------------------------------------
+
+MESSAGE_OUTCOMES = {"AA": "Accepted", "AE": "Refused (error)", "AR": "Rejected"}
+PROPOSED_STATUSES = {"proposed": "Proposed", "accepted": "Accepted", "dismissed": "Dismissed"}
+# The reading fields a monitor can fill (the rest of a vital set is the clinician's).
+DEVICE_VALUE_FIELDS = (
+    "systolic",
+    "diastolic",
+    "mean_arterial",
+    "heart_rate",
+    "resp_rate",
+    "spo2",
+    "temperature_c",
+)
+
+
+class Device(db.Model):
+    """A bedside monitor (or an interface engine speaking for one) that belongs to a room.
+
+    Only the SHA-256 of its bearer token is stored; the token is shown once when registered.
+    """
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    room: Mapped[str] = mapped_column(sa.String(40))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # MSH-3 (or OBX-18) identifier: how the device is known on MLLP, where there is no token.
+    identifier: Mapped[str] = mapped_column(sa.String(120), default="", index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+
+    created_by: Mapped[Staff | None] = relationship(foreign_keys=[created_by_id])
+    revoked_by: Mapped[Staff | None] = relationship(foreign_keys=[revoked_by_id])
+
+
+class DeviceMessage(db.Model):
+    """Every message an authenticated device sent, raw, with the answer it got (kept for audit)."""
+
+    __tablename__ = "device_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("device.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    via: Mapped[str] = mapped_column(sa.String(10))  # "http" or "mllp"
+    control_id: Mapped[str] = mapped_column(sa.String(64), default="")
+    raw: Mapped[str] = mapped_column(sa.Text)
+    outcome: Mapped[str] = mapped_column(sa.String(2))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    # The session the values were proposed to; None when nobody was in the room.
+    infusion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("infusion_session.id"))
+
+    device: Mapped[Device] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("outcome IN ('AA','AE','AR')", name="outcome"),
+        # The per-device rate limit counts a device's recent messages.
+        sa.Index("ix_device_message_device_received", "device_id", "received_at"),
+    )
+
+
+class ProposedReading(db.Model):
+    """Values from a monitor at one observation time, waiting for a clinician to accept them
+    into the chart (as a Reading) or dismiss them. Nothing from a device is charted unaccepted."""
+
+    __tablename__ = "proposed_reading"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    infusion_id: Mapped[int] = mapped_column(sa.ForeignKey("infusion_session.id"), index=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("device.id"))
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("device_message.id"))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    phase: Mapped[str] = mapped_column(sa.String(20))
+    # As sent (floats): a fractional SpO2 is the clinician's to see and fix, not ours to round.
+    systolic: Mapped[float | None] = mapped_column(sa.Float)
+    diastolic: Mapped[float | None] = mapped_column(sa.Float)
+    mean_arterial: Mapped[float | None] = mapped_column(sa.Float)  # shown, not charted
+    heart_rate: Mapped[float | None] = mapped_column(sa.Float)
+    resp_rate: Mapped[float | None] = mapped_column(sa.Float)
+    spo2: Mapped[float | None] = mapped_column(sa.Float)
+    temperature_c: Mapped[float | None] = mapped_column(sa.Float)
+    # Observations we do not map, as received (OBX segments in ER7), for the record.
+    unknown: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    status: Mapped[str] = mapped_column(sa.String(10), default="proposed")
+    reading_id: Mapped[int | None] = mapped_column(sa.ForeignKey("reading.id"), unique=True)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    infusion: Mapped[InfusionSession] = relationship()
+    device: Mapped[Device] = relationship()
+    reading: Mapped[Reading | None] = relationship()
+    decided_by: Mapped[Staff | None] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('proposed','accepted','dismissed')", name="status"),
+    )
+
+    def values(self) -> dict[str, float]:
+        """The measured values only, {field: value}."""
+        return {
+            name: getattr(self, name)
+            for name in DEVICE_VALUE_FIELDS
+            if getattr(self, name) is not None
+        }

@@ -34,6 +34,7 @@ def nav_items() -> list[tuple[str, str, int | None]]:
 
     if current_user.role == ROLE_ADMIN:
         items = [("admin.staff_list", "Staff"), ("admin.audit_log", "Audit log")]
+        items.append(("devices.device_list", "Monitors"))
     else:
         items = [("main.board", "Suite"), ("patients.search", "Patients")]
         if current_user.role == ROLE_PHYSICIAN:

@@ -68,6 +68,15 @@ EXPECTED = {
     "infusions.record_adverse_event": CLINICIANS,
     "infusions.void_adverse_event": CLINICIANS,
     "infusions.correct_adverse_event": CLINICIANS,
+    # Monitor intake (issue 10): devices authenticate with a token, not a login.
+    "devices.device_list": ADMIN,
+    "devices.device_new": ADMIN,
+    "devices.device_detail": ADMIN,
+    "devices.device_revoke": ADMIN,
+    "devices.api_hl7": PUBLIC,  # 401 without a device token
+    "devices.api_hl7_openapi": PUBLIC,  # the interface description, no data
+    "devices.accept_proposed": CLINICIANS,
+    "devices.dismiss_proposed": CLINICIANS,
 }
 
 ROLES = ("admin", "physician", "np", "pa")
