@@ -77,8 +77,10 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from . import commands
+    from .ledger import commands as ledger_commands
 
     commands.register(app)
+    ledger_commands.register(app)
 
 
 def register_templating(app: Flask) -> None:

@@ -1,0 +1,1 @@
+"""The controlled-substance ledger (/ledger/): vials, draws, gives, witnessed wastes, counts."""
