@@ -72,7 +72,7 @@ def effective():
 
 def _signed(signs: dict[str, int]):
     return sa.case(
-        *((LedgerEntry.kind == kind, LedgerEntry.amount_mcg * sign) 
+        *((LedgerEntry.kind == kind, LedgerEntry.amount_mcg * sign)
           for kind, sign in signs.items()),
         else_=0,
     )
