@@ -68,6 +68,13 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(bp)
 
+    # Controlled-substance ledger and quality report (issue 11).
+    from .ledger.routes import bp as ledger_bp
+    from .quality.routes import bp as quality_bp
+
+    app.register_blueprint(ledger_bp)
+    app.register_blueprint(quality_bp)
+
 
 def register_errorhandlers(app: Flask) -> None:
     from . import errors
