@@ -360,7 +360,8 @@ def record_given(infusion: InfusionSession, actor: Staff, now: datetime | None =
     vial = session_vial(infusion.id)
     if vial is None:
         raise RuleError("Record the draw first: nothing was drawn for this session.")
-    amount = mcg(pump_mg_given(infusion, infusion.ended_at or now or utcnow()))
+    now = now or utcnow()
+    amount = mcg(pump_mg_given(infusion, infusion.ended_at or now))
     if amount > totals.in_hand:
         raise RuleError(
             f"The pump gave {mg_text(amount)} but only {mg_text(totals.in_hand)} was drawn and "
@@ -373,7 +374,7 @@ def record_given(infusion: InfusionSession, actor: Staff, now: datetime | None =
             infusion=infusion,
             kind="give",
             amount_mcg=amount,
-            occurred_at=infusion.ended_at or now or utcnow(),
+            occurred_at=now,
             recorded_by_id=actor.id,
             note="From the pump's events and rates",
         ),
