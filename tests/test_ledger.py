@@ -186,6 +186,15 @@ def test_a_correction_cannot_take_a_vial_below_zero(staff, session):
         services.correct_entry(first, staff["np"], 60, "more")
 
 
+def test_a_receipt_cannot_be_corrected_above_the_vials_label(staff):
+    vial = receive(staff["np"])[0]
+    receipt = db.session.scalar(sa.select(LedgerEntry).where(LedgerEntry.vial_id == vial.id))
+    with pytest.raises(RuleError, match="at most 500.0 mg"):
+        services.correct_entry(receipt, staff["np"], 600, "Typed wrong")
+    services.correct_entry(receipt, staff["np"], 0, "Arrived broken; supplier credit")
+    assert services.vial_balance(vial) == 0 and services.verify_ledger() == []
+
+
 def test_count_mismatch_opens_a_discrepancy_until_a_physician_resolves_it(staff):
     good, short = receive(staff["np"], quantity=2)
     count = services.record_count(

@@ -477,6 +477,12 @@ def correct_entry(
     if entry.infusion_id is not None:
         guards.ensure_editable(entry.infusion)
     amount = mcg(amount_mg)
+    if entry.kind == "receipt" and amount > entry.vial.content_mcg:
+        raise RuleError(
+            f"Vial {entry.vial.label} holds at most {mg_text(entry.vial.content_mcg)} by its "
+            "label; receive another vial instead.",
+            field="amount_mg",
+        )
     delta = amount - entry.amount_mcg
     # The vial and the session must still balance at zero or more after the change.
     vial = entry.vial
