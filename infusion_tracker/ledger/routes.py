@@ -17,6 +17,7 @@ from wtforms import SelectChoice
 from .. import audit
 from ..errors import RuleError, show_on_form
 from ..extensions import db
+from ..infusions import guards
 from ..infusions.services import get_infusion_or_404
 from ..models import (
     CLINICAL_ROLES,
@@ -179,6 +180,8 @@ def waste_vial(vial_id: int):
 @clinician_required
 def correct(entry_id: int):
     entry = _get(LedgerEntry, entry_id)
+    if entry.infusion is not None:
+        guards.ensure_editable(entry.infusion)  # a signed session's entries: 409
     form = CorrectForm()
     if request.method == "GET":
         form.amount_mg.data = entry.amount_mg
@@ -333,6 +336,7 @@ def session(infusion_id: int):
 
 def _session_post(infusion_id: int, form, act, message: str, which: str):
     infusion = get_infusion_or_404(infusion_id)
+    guards.ensure_editable(infusion)  # a signed session: 409 whatever was posted
     if form.validate_on_submit():
         try:
             act(infusion, form)
@@ -363,6 +367,7 @@ def draw(infusion_id: int):
 @clinician_required
 def give(infusion_id: int):
     infusion = get_infusion_or_404(infusion_id)
+    guards.ensure_editable(infusion)
     try:
         entry = services.record_given(infusion, _actor())
     except RuleError as error:
