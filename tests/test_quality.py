@@ -189,11 +189,11 @@ def test_outcomes_by_infusion_6_and_end_of_series(seeded):
 
 
 def test_query_count_is_fixed(seeded, count_queries):
-    """Ten set-based SELECTs for 15 sessions, as for 200,000: none per session or per row."""
+    """Nine set-based SELECTs for 15 sessions, as for 200,000: none per session or per row."""
     with count_queries() as counter:
         services.quality_report(seeded)
     selects = [s for s in counter.statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 10
+    assert len(selects) == 9
 
 
 def test_page_and_csv(client, login_as, seeded):

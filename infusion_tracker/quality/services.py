@@ -313,7 +313,8 @@ def peak_rise(period: Period) -> list[RiseRow]:
     valid = sa.and_(Reading.voided_at.is_(None), Reading.systolic.is_not(None))
     peaks = (
         sa.select(Reading.infusion_id, sa.func.max(Reading.systolic).label("peak"))
-        .where(valid, Reading.phase.in_(SURGE_PHASES))
+        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
+        .where(valid, _in_period(period), Reading.phase.in_(SURGE_PHASES))
         .group_by(Reading.infusion_id)
         .subquery()
     )
@@ -326,7 +327,8 @@ def peak_rise(period: Period) -> list[RiseRow]:
                   order_by=(Reading.taken_at.desc(), Reading.id.desc()))
             .label("position"),
         )
-        .where(valid, Reading.phase == "baseline")
+        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
+        .where(valid, _in_period(period), Reading.phase == "baseline")
         .subquery()
     )
     rows = db.session.execute(
@@ -370,58 +372,63 @@ class GapRow:
         return few(self.patients)
 
 
-def _seconds_between(later, earlier):
+def _epoch_seconds(column):
     if db.session.get_bind().dialect.name == "postgresql":
-        return sa.func.extract("epoch", later - earlier)
-    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400
+        return sa.func.extract("epoch", column)
+    return sa.func.julianday(column) * 86400
 
 
 def reading_gaps(period: Period) -> list[GapRow]:
     """During the infusion phase: minutes from one reading to the next, and the share later
-    than the protocol's interval (one query: a window over the readings, grouped)."""
-    previous = (
-        sa.func.lag(Reading.taken_at)
-        .over(partition_by=Reading.infusion_id, order_by=(Reading.taken_at, Reading.id))
-    )
+    than the protocol's interval. One query: a window over the period's readings, grouped by
+    protocol and patient (so patients are counted once clinic-wide), summed here."""
+    at = _epoch_seconds(Reading.taken_at)
     stepped = (
         sa.select(
-            Reading.infusion_id,
-            Reading.taken_at.label("taken_at"),
-            previous.label("previous_at"),
+            InfusionSession.patient_id,
+            Protocol.name.label("protocol"),
+            (Protocol.reading_interval_infusion_min * 60 + OVERDUE_GRACE.total_seconds()).label(
+                "limit"
+            ),
+            (at - sa.func.lag(at).over(partition_by=Reading.infusion_id,
+                                        order_by=(Reading.taken_at, Reading.id))).label("gap"),
         )
-        .where(Reading.voided_at.is_(None), Reading.phase == "infusion")
+        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
+        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
+        .where(_in_period(period), Reading.voided_at.is_(None), Reading.phase == "infusion")
         .subquery()
     )
-    gap = _seconds_between(stepped.c.taken_at, stepped.c.previous_at)
-    limit = Protocol.reading_interval_infusion_min * 60 + OVERDUE_GRACE.total_seconds()
-    columns = (
-        sa.func.count(),
-        sa.func.sum(sa.case((gap > limit, 1), else_=0)),
-        sa.func.sum(gap),
-        sa.func.count(sa.distinct(InfusionSession.patient_id)),
-    )
-
-    def over(*selected):
-        return (
-            sa.select(*selected)
-            .select_from(stepped)
-            .join(InfusionSession, InfusionSession.id == stepped.c.infusion_id)
-            .join(Protocol, Protocol.id == InfusionSession.protocol_id)
-            .where(_in_period(period), stepped.c.previous_at.is_not(None))
-        )
-
-    total = db.session.execute(over(*columns)).one()
     rows = db.session.execute(
-        over(Protocol.name, *columns).group_by(Protocol.name).order_by(Protocol.name)
-    ).all()
-
-    def row(name, count, overdue, seconds, patients):
-        count = int(count or 0)
-        return GapRow(name, count, int(overdue or 0),
-                      round(float(seconds or 0) / 60 / count, 1) if count else 0.0,
-                      int(patients or 0))
-
-    return [row(CLINIC, *total)] + [row(*r) for r in rows]
+        sa.select(
+            stepped.c.protocol,
+            stepped.c.patient_id,
+            sa.func.count(),
+            sa.func.sum(sa.case((stepped.c.gap > stepped.c.limit, 1), else_=0)),
+            sa.func.sum(stepped.c.gap),
+        )
+        .where(stepped.c.gap.is_not(None))
+        .group_by(stepped.c.protocol, stepped.c.patient_id)
+    )
+    sums: dict[str, list] = {}
+    for protocol, patient_id, count, overdue, seconds in rows:
+        for name in (CLINIC, protocol):
+            total = sums.setdefault(name, [0, 0, 0.0, set()])
+            total[0] += count
+            total[1] += int(overdue or 0)
+            total[2] += float(seconds or 0)
+            total[3].add(patient_id)
+    names = [CLINIC] + sorted(name for name in sums if name != CLINIC)
+    return [
+        GapRow(
+            protocol=name,
+            gaps=sums[name][0],
+            overdue=sums[name][1],
+            mean_minutes=round(sums[name][2] / 60 / sums[name][0], 1),
+            patients=len(sums[name][3]),
+        )
+        for name in names
+        if name in sums
+    ] or [GapRow(CLINIC, 0, 0, 0.0, 0)]
 
 
 # --- Outcomes ------------------------------------------------------------------------------------
