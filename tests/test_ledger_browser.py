@@ -96,3 +96,32 @@ def test_a_vial_from_receipt_to_printed_ledger(
     expect(page.locator("body")).to_contain_text("Paul Park")
     shoot(page, tmp_path, "ledger-5-print", full_page=True)
     assert csp_errors == [] and script_errors == []
+
+
+def test_quality_report_on_the_demo_clinic(app, live_server, browser_page, csp_errors,
+                                           script_errors, tmp_path):
+    import random
+
+    import sqlalchemy as sa
+
+    from infusion_tracker.demo import DEMO_PASSWORD, seed_demo
+    from infusion_tracker.ledger.demo import seed_ledger
+    from infusion_tracker.models import Staff
+
+    seed_demo(2026)
+    seed_ledger({s.username: s for s in db.session.scalars(sa.select(Staff))},
+                random.Random(1), DEMO_PASSWORD)
+    db.session.commit()
+    page, base = browser_page, live_server
+    sign_in(page, base, "drpatel", DEMO_PASSWORD)
+    page.goto(f"{base}/quality/")
+    expect(page.get_by_role("img", name="Adverse events per 100 infusions, all protocols")
+           ).to_be_visible()
+    shoot(page, tmp_path, "quality-1-top")
+    page.locator("#critical-readings").scroll_into_view_if_needed()
+    shoot(page, tmp_path, "quality-2-critical")
+    page.locator("#outcomes").scroll_into_view_if_needed()
+    shoot(page, tmp_path, "quality-3-outcomes")
+    page.goto(f"{base}/ledger/")
+    shoot(page, tmp_path, "ledger-6-demo-stock")
+    assert csp_errors == [] and script_errors == []

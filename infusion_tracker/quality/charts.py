@@ -43,7 +43,7 @@ def bar_chart(
             f"{label}: {value:g} {unit}" + (" (fewer than 5 patients)" if thin else "")
             for label, value, thin in bars
         )
-    row, top, label_w, right = 26, 10, 200, 90
+    row, top, label_w, right = 26, 10, 200, 170
     height = top + row * max(len(bars), 1) + 24
     hi = maximum or max([value for _, value, _ in bars] + [1])
     plot_w = width - label_w - right
@@ -54,9 +54,7 @@ def bar_chart(
         f'stroke="{BAR}" stroke-width="3"/></pattern></defs>'
     ]
     axis_y = top + row * max(len(bars), 1)
-    body.append(f'<line{_attrs(x1=label_w, y1=top, x2=label_w, y2=axis_y, stroke=INK)}/>')
-    if not bars:
-        body.append(_text(label_w + 8, top + 17, "No data in this period.", fill=INK))
+    body.append(f"<line{_attrs(x1=label_w, y1=top, x2=label_w, y2=axis_y, stroke=INK)}/>")
     for index, (label, value, thin) in enumerate(bars):
         y = top + index * row
         length = round(plot_w * (value / hi), 1) if hi else 0
@@ -67,9 +65,12 @@ def bar_chart(
         body.append(f"<rect{box}/>")
         note = f"{value:g} {unit}" + (" · < 5 patients" if thin else "")
         body.append(_text(label_w + max(length, 0) + 6, y + 17, note, fill=INK))
-    body.append(_text(label_w, axis_y + 16, f"0 {unit}", fill=INK))
-    body.append(_text(label_w + plot_w, axis_y + 16, f"{hi:g} {unit}", text_anchor="end",
-                      fill=INK))
+    if bars:
+        body.append(_text(label_w, axis_y + 16, f"0 {unit}", fill=INK))
+        body.append(_text(label_w + plot_w, axis_y + 16, f"{hi:g} {unit}", text_anchor="end",
+                          fill=INK))
+    else:
+        body = [_text(8, top + 17, "No data in this period.", fill=INK)]
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-labelledby="{ident}-title {ident}-desc" viewBox="0 0 {width} {height}" '
