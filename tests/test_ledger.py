@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from infusion_tracker.errors import RuleError
 from infusion_tracker.extensions import db
 from infusion_tracker.ledger import services
-from infusion_tracker.models import InfusionEvent, LedgerDiscrepancy, LedgerEntry
+from infusion_tracker.models import InfusionEvent, LedgerDiscrepancy, LedgerEntry, LedgerVial
 from infusion_tracker.timeutil import utcnow
 from tests.conftest import PASSWORD, audit_rows
 
@@ -86,8 +86,14 @@ def test_draw_never_takes_a_vial_below_zero(staff, session):
 
 
 def test_an_expired_vial_cannot_be_drawn(staff, session):
-    vial = receive(staff["np"])[0]
-    vial.expiry = date.today() - timedelta(days=1)
+    # Received long ago and expired since (written directly: receipt refuses an expired lot).
+    vial = LedgerVial(strength_mg_per_ml=50, volume_ml=10, lot="OLD", supplier="S",
+                      invoice_number="I", expiry=date.today() - timedelta(days=1),
+                      received_by_id=staff["np"].id, received_at=utcnow() - timedelta(days=400))
+    db.session.add(vial)
+    db.session.flush()
+    db.session.add(LedgerEntry(vial_id=vial.id, kind="receipt", amount_mcg=500_000,
+                               occurred_at=vial.received_at, recorded_by_id=staff["np"].id))
     with pytest.raises(RuleError, match="expired"):
         services.draw(session, vial, staff["np"], 35, 100)
 
@@ -255,3 +261,15 @@ def test_verify_ledger_command(runner, staff):
     db.session.commit()
     result = runner.invoke(args=["verify-ledger"])
     assert result.exit_code == 0 and "Ledger OK" in result.output
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE ledger_entry SET amount_mcg = 1", "DELETE FROM ledger_entry",
+    "UPDATE ledger_vial SET lot = 'x'", "DELETE FROM ledger_vial",
+])
+def test_the_database_refuses_edits_to_entries_and_vials(staff, statement):
+    receive(staff["np"])
+    db.session.commit()
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        db.session.execute(sa.text(statement))
+    db.session.rollback()

@@ -122,6 +122,32 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_ledger_entry_vial_id'), ['vial_id'], unique=False)
 
     # ### end Alembic commands ###
+    # Entries and vials are append-only in the database itself (as ledger/append_only.py).
+    dialect = op.get_bind().dialect.name
+    for table in ("ledger_entry", "ledger_vial"):
+        for statement in APPEND_ONLY.get(dialect, lambda t: [])(table):
+            op.execute(statement)
+
+
+def _sqlite_triggers(table):
+    return [
+        f"""CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"""
+        for verb in ("UPDATE", "DELETE")
+    ]
+
+
+def _postgres_triggers(table):
+    return [
+        """CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
+           BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$
+           LANGUAGE plpgsql""",
+        f"""CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()""",
+    ]
+
+
+APPEND_ONLY = {"sqlite": _sqlite_triggers, "postgresql": _postgres_triggers}
 
 
 def downgrade():
@@ -151,3 +177,5 @@ def downgrade():
 
     op.drop_table('ledger_count')
     # ### end Alembic commands ###
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS ledger_append_only()")
