@@ -19,7 +19,7 @@ def ddl(dialect_name: str, table: str) -> list[str]:
     if dialect_name == "postgresql":
         return [
             """CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
-               BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$
+               BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only'; END $$
                LANGUAGE plpgsql""",
             f"""CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
                 FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()""",

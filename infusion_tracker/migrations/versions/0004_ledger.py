@@ -140,7 +140,7 @@ def _sqlite_triggers(table):
 def _postgres_triggers(table):
     return [
         """CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$
-           BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$
+           BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only'; END $$
            LANGUAGE plpgsql""",
         f"""CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
             FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only()""",
