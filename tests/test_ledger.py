@@ -120,6 +120,14 @@ def test_given_follows_the_pump_when_stopped_early(staff, session):
     assert services.record_given(session, staff["np"]).amount_mcg == 17_500
 
 
+def test_the_remainder_is_wasted_only_after_the_given_is_recorded(staff, session):
+    vial = receive(staff["np"])[0]
+    services.draw(session, vial, staff["np"], 40, 100)
+    run_pump(session, staff["np"])
+    with pytest.raises(RuleError, match="Record the amount given first"):
+        services.waste_remainder(session, staff["np"], 5, "paul", PASSWORD)
+
+
 def test_witness_cannot_be_the_waster(staff, session):
     vial = receive(staff["np"])[0]
     services.draw(session, vial, staff["np"], 40, 100)

@@ -439,7 +439,9 @@ def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> Ledge
         ]
     finished = infusion.status in (*services.FINISHED_STATUSES, "cancelled")
     waste_form = None
-    if editable and finished and totals.in_hand > 0:
+    if editable and finished and totals.in_hand > 0 and (
+        totals.gives or infusion.status == "cancelled"
+    ):
         waste_form = posted.get("waste") or WasteForm(formdata=None)
         if waste_form.amount_mg.data is None:
             waste_form.amount_mg.data = totals.in_hand / 1000

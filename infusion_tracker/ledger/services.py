@@ -397,6 +397,9 @@ def waste_remainder(
         raise RuleError("The remainder is wasted once the infusion has stopped.")
     amount = _positive_mcg(amount_mg, "amount_mg", "amount wasted")
     totals = session_totals(infusion.id)
+    if not totals.gives and infusion.status != "cancelled":
+        # Otherwise the remainder is a guess: the pump's dose decides what is left.
+        raise RuleError("Record the amount given first; the remainder follows from it.")
     if amount > totals.in_hand:
         raise RuleError(
             f"Only {mg_text(totals.in_hand)} drawn for this session is not yet given or wasted.",
