@@ -159,13 +159,18 @@ def test_share_of_sessions_with_a_critical_reading(seeded):
 
 
 def test_peak_rise_by_infusion_number(seeded):
-    rows = {r.infusion_number: r for r in services.peak_rise(seeded)}
-    for number in range(1, 7):
-        rises = [s["peak"] - s["base"] for s in SPECS if min(s["number"], 6) == number]
-        label = "6+" if number == 6 else str(number)
-        assert rows[label].sessions == len(rises)
-        assert rows[label].median == statistics.median(rises)
-        assert rows[label].highest == max(rises)
+    rows = {(r.protocol, r.infusion_number): r for r in services.peak_rise(seeded)}
+    for name, key in ((services.CLINIC, None), ("Depression A", "A"), ("Pain B", "B")):
+        for number in range(1, 7):
+            rises = [s["peak"] - s["base"] for s in by_protocol(key)
+                     if min(s["number"], 6) == number]
+            label = "6+" if number == 6 else str(number)
+            if not rises:
+                assert (name, label) not in rows
+                continue
+            assert rows[(name, label)].sessions == len(rises)
+            assert rows[(name, label)].median == statistics.median(rises)
+            assert rows[(name, label)].highest == max(rises)
 
 
 def test_reading_gaps_and_overdue_share(seeded):

@@ -51,10 +51,10 @@ TABLES = {
                     _thin(x)] for x in r.critical_readings],
     ),
     "peak-rise": (
-        ["Infusion number", "Sessions", "Patients", "Median SBP rise (mmHg)", "Lower quartile",
-         "Upper quartile", "Highest", "Note"],
-        lambda r: [[x.infusion_number, x.sessions, x.patients, x.median, x.q1, x.q3, x.highest,
-                    _thin(x)] for x in r.peak_rise],
+        ["Protocol", "Infusion number", "Sessions", "Patients", "Median SBP rise (mmHg)",
+         "Lower quartile", "Upper quartile", "Highest", "Note"],
+        lambda r: [[x.protocol, x.infusion_number, x.sessions, x.patients, x.median, x.q1,
+                    x.q3, x.highest, _thin(x)] for x in r.peak_rise],
     ),
     "reading-gaps": (
         ["Protocol", "Intervals", "Mean minutes between readings", "Overdue", "Overdue (%)",
@@ -87,8 +87,9 @@ def _charts(report: services.QualityReport) -> dict:
             unit="%", maximum=100,
         ),
         "peak-rise": charts.bar_chart(
-            "Median peak systolic BP rise by infusion number",
-            [(f"Infusion {x.infusion_number}", x.median, x.few) for x in report.peak_rise],
+            "Median peak systolic BP rise by infusion number, all protocols",
+            [(f"Infusion {x.infusion_number}", x.median, x.few) for x in report.peak_rise
+             if x.protocol == clinic],
             unit="mmHg",
         ),
         "reading-gaps": charts.bar_chart(

@@ -286,6 +286,7 @@ def critical_readings(period: Period, summary_rows: list[SummaryRow]) -> list[Cr
 
 @dataclass
 class RiseRow:
+    protocol: str
     infusion_number: str
     sessions: int
     patients: int
@@ -308,7 +309,8 @@ def _quartiles(values: list[int]) -> tuple[float, float, float]:
 
 def peak_rise(period: Period) -> list[RiseRow]:
     """Peak systolic during infusion and recovery minus the session's last baseline systolic,
-    as the patient page defines it; distribution per infusion number (6 and later together).
+    as the patient page defines it; distribution per infusion number (6 and later together),
+    clinic-wide and per protocol.
     One query with two grouped subqueries."""
     valid = sa.and_(Reading.voided_at.is_(None), Reading.systolic.is_not(None))
     peaks = (
@@ -332,23 +334,27 @@ def peak_rise(period: Period) -> list[RiseRow]:
         .subquery()
     )
     rows = db.session.execute(
-        sa.select(InfusionSession.series_number, InfusionSession.patient_id,
+        sa.select(Protocol.name, InfusionSession.series_number, InfusionSession.patient_id,
                   peaks.c.peak - ranked.c.systolic)
+        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
         .join(peaks, peaks.c.infusion_id == InfusionSession.id)
         .join(ranked, sa.and_(ranked.c.infusion_id == InfusionSession.id, ranked.c.position == 1))
         .where(_in_period(period))
     )
-    groups: dict[int, tuple[list[int], set[int]]] = defaultdict(lambda: ([], set()))
-    for number, patient_id, rise in rows:
-        values, patients = groups[min(number, MILESTONE)]
-        values.append(int(rise))
-        patients.add(patient_id)
+    groups: dict[tuple[str, int], tuple[list[int], set[int]]] = defaultdict(lambda: ([], set()))
+    for name, number, patient_id, rise in rows:
+        for protocol in (CLINIC, name):
+            values, patients = groups[(protocol, min(number, MILESTONE))]
+            values.append(int(rise))
+            patients.add(patient_id)
     result = []
-    for number in sorted(groups):
-        values, patients = groups[number]
+    for protocol, number in sorted(groups, key=lambda key: (key[0] != CLINIC, key)):
+        values, patients = groups[(protocol, number)]
         median, q1, q3 = _quartiles(sorted(values))
         label = f"{number}+" if number == MILESTONE else str(number)
-        result.append(RiseRow(label, len(values), len(patients), median, q1, q3, max(values)))
+        result.append(
+            RiseRow(protocol, label, len(values), len(patients), median, q1, q3, max(values))
+        )
     return result
 
 
