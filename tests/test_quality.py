@@ -184,7 +184,11 @@ def test_reading_gaps_and_overdue_share(seeded):
 
 
 def test_outcomes_by_infusion_6_and_end_of_series(seeded):
-    rows = {(r.instrument, r.when): r for r in services.outcomes(seeded)}
+    rows = {(r.protocol, r.instrument, r.when): r for r in services.outcomes(seeded)}
+    assert rows[("Depression A", "phq9", "end of series")].patients == 3
+    assert ("Pain B", "phq9", "end of series") not in rows  # nobody there has a PHQ-9 course
+    rows = {(r.instrument, r.when): r for r in services.outcomes(seeded)
+            if r.protocol == services.CLINIC}
     end = rows[("phq9", "end of series")]
     # p1 20 → 4 (response, remission); p2 18 → 12 (neither); p3 16 → 7 (response).
     assert (end.patients, end.responders, end.remitted) == (3, 2, 1)

@@ -63,10 +63,10 @@ TABLES = {
                     _thin(x)] for x in r.reading_gaps],
     ),
     "outcomes": (
-        ["Instrument", "When", "Patients", "Responders", "Response (%)", "Remitted",
+        ["Protocol", "Instrument", "When", "Patients", "Responders", "Response (%)", "Remitted",
          "Remission (%)", "Note"],
-        lambda r: [[x.label, x.when, x.patients, x.responders, x.response_rate, x.remitted,
-                    x.remission_rate, _thin(x)] for x in r.outcomes],
+        lambda r: [[x.protocol, x.label, x.when, x.patients, x.responders, x.response_rate,
+                    x.remitted, x.remission_rate, _thin(x)] for x in r.outcomes],
     ),
 }
 
@@ -98,9 +98,9 @@ def _charts(report: services.QualityReport) -> dict:
             unit="%", maximum=100,
         ),
         "outcomes": charts.bar_chart(
-            "Response rate by instrument",
+            "Response rate by instrument, all protocols",
             [(f"{x.label}, {x.when}", x.response_rate, x.few) for x in report.outcomes
-             if x.patients],
+             if x.patients and x.protocol == clinic],
             unit="%", maximum=100,
         ),
     }

@@ -442,6 +442,7 @@ def reading_gaps(period: Period) -> list[GapRow]:
 
 @dataclass
 class OutcomeRow:
+    protocol: str
     instrument: str
     when: str  # "by infusion 6" or "end of series"
     patients: int
@@ -479,15 +480,19 @@ def outcomes(period: Period) -> list[OutcomeRow]:
     (below 5 on PHQ-9 and GAD-7) by infusion 6 and at the latest score. Baseline is the
     patient's first score; only patients with a baseline and a later score count. Two queries."""
     treated = sa.select(InfusionSession.patient_id).where(_in_period(period)).distinct()
-    reached = set(
-        db.session.scalars(
-            sa.select(InfusionSession.patient_id).where(
-                InfusionSession.patient_id.in_(treated),
-                InfusionSession.series_number >= MILESTONE,
-                InfusionSession.started_at.is_not(None),
-            )
-        )
-    )
+    # Each treated patient's protocols (by name) and whether they reached infusion 6.
+    protocols: dict[int, set[str]] = defaultdict(set)
+    reached = set()
+    for patient_id, name, highest in db.session.execute(
+        sa.select(InfusionSession.patient_id, Protocol.name,
+                  sa.func.max(InfusionSession.series_number))
+        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
+        .where(InfusionSession.patient_id.in_(treated), InfusionSession.started_at.is_not(None))
+        .group_by(InfusionSession.patient_id, Protocol.name)
+    ):
+        protocols[patient_id].add(name)
+        if highest >= MILESTONE:
+            reached.add(patient_id)
     rows = db.session.execute(
         sa.select(Assessment.patient_id, Assessment.instrument, Assessment.score,
                   InfusionSession.series_number)
@@ -505,22 +510,30 @@ def outcomes(period: Period) -> list[OutcomeRow]:
         course.latest = score
         if number is not None and number <= MILESTONE:
             course.by_milestone = score
+    tally: dict[tuple[str, str, str], list[int]] = {}
+    for (patient_id, instrument), course in courses.items():
+        remission_below = OUTCOME_INSTRUMENTS[instrument][1]
+        for when, score in ((f"by infusion {MILESTONE}", course.by_milestone),
+                            ("end of series", course.latest)):
+            if score is None or (when != "end of series" and patient_id not in reached):
+                continue
+            responded = course.baseline > 0 and score <= course.baseline * (1 - RESPONSE_DROP)
+            remitted = remission_below is not None and score < remission_below
+            for protocol in (CLINIC, *sorted(protocols[patient_id])):
+                counts = tally.setdefault((protocol, instrument, when), [0, 0, 0])
+                counts[0] += 1
+                counts[1] += responded
+                counts[2] += remitted
+    names = [CLINIC, *sorted({name for names in protocols.values() for name in names})]
     result = []
-    for instrument, (_label, remission_below) in OUTCOME_INSTRUMENTS.items():
-        for when in (f"by infusion {MILESTONE}", "end of series"):
-            patients = responders = remitted = 0
-            for (patient_id, name), course in courses.items():
-                if name != instrument:
-                    continue
-                score = course.latest if when == "end of series" else course.by_milestone
-                if score is None or (when != "end of series" and patient_id not in reached):
-                    continue
-                patients += 1
-                responders += course.baseline > 0 and score <= course.baseline * (1 - RESPONSE_DROP)
-                if remission_below is not None:
-                    remitted += score < remission_below
-            result.append(OutcomeRow(instrument, when, patients, responders,
-                                     remitted if remission_below is not None else None))
+    for protocol in names:
+        for instrument, (_label, remission_below) in OUTCOME_INSTRUMENTS.items():
+            for when in (f"by infusion {MILESTONE}", "end of series"):
+                patients, responders, remitted = tally.get((protocol, instrument, when), [0, 0, 0])
+                if not patients and protocol != CLINIC:
+                    continue  # a protocol's row only where it has patients
+                result.append(OutcomeRow(protocol, instrument, when, patients, responders,
+                                         remitted if remission_below is not None else None))
     return result
 
 
