@@ -126,3 +126,17 @@ def test_vial_print_csv_and_correction(client, login_as):
     stock = client.get(f"/ledger/reports/stock?on={date.today().isoformat()}&format=csv")
     assert "450.0" in stock.get_data(as_text=True)
     assert db.session.get(LedgerVial, 1) is not None
+
+
+def test_period_report_and_stock_on_an_earlier_date(client, login_as):
+    login_as("np")
+    client.post("/ledger/receive", data=receive_form(quantity="1"))
+    today = date.today()
+    page = client.get(f"/ledger/reports/period?start={today}&end={today}").get_data(as_text=True)
+    assert "Received" in page and "500.0 mg" in page
+    csv_text = client.get(f"/ledger/reports/period?start={today}&end={today}&format=csv")
+    assert csv_text.get_data(as_text=True).count("\n") == 2  # header and the receipt
+    backwards = client.get(f"/ledger/reports/period?start={today}&end={today - timedelta(days=3)}")
+    assert "cannot be before its start" in backwards.get_data(as_text=True)
+    earlier = client.get(f"/ledger/reports/stock?on={today - timedelta(days=2)}")
+    assert "Nothing in stock at the end of that day" in earlier.get_data(as_text=True)

@@ -413,9 +413,6 @@ class LedgerPanel:
     can_give: bool
     explain_form: ReasonForm | None
 
-    def text(self, amount: int) -> str:
-        return services.mg_text(amount)
-
 
 @bp.app_template_global("ledger_panel")
 def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> LedgerPanel:

@@ -57,10 +57,6 @@ def mg_text(amount_mcg: int) -> str:
     return f"{text} mg"
 
 
-def ml_text(amount_mcg: int, strength_mg_per_ml: float) -> str:
-    return f"{amount_mcg / 1000 / strength_mg_per_ml:.2f} mL"
-
-
 # --- Derived balances ---------------------------------------------------------------------------
 
 
@@ -237,8 +233,8 @@ def _positive_mcg(amount_mg: float | None, field: str, what: str) -> int:
     return mcg(amount_mg)
 
 
-def _ensure_in_vial(vial: LedgerVial, amount: int, field: str, less_by: int = 0) -> None:
-    balance = vial_balance(vial) - less_by
+def _ensure_in_vial(vial: LedgerVial, amount: int, field: str) -> None:
+    balance = vial_balance(vial)
     if amount > balance:
         raise RuleError(
             f"Vial {vial.label} holds {mg_text(balance)}; {mg_text(amount)} cannot come out of "
