@@ -50,11 +50,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
     from .auth.routes import bp as auth_bp
+    from .devices.routes import bp as devices_bp
     from .exports.routes import bp as exports_bp
     from .infusions.routes import bp as infusions_bp
+    from .ledger.routes import bp as ledger_bp
     from .main.routes import bp as main_bp
     from .patients.routes import bp as patients_bp
     from .protocols.routes import bp as protocols_bp
+    from .quality.routes import bp as quality_bp
     from .review.routes import bp as review_bp
 
     for bp in (
@@ -66,12 +69,11 @@ def register_blueprints(app: Flask) -> None:
         patients_bp,
         protocols_bp,
         exports_bp,
+        devices_bp,  # monitor intake: device pages, POST /api/hl7, proposed readings
+        ledger_bp,  # controlled-substance ledger
+        quality_bp,  # the clinic's quality report
     ):
         app.register_blueprint(bp)
-    # Monitor intake (issue 10): admin device pages, POST /api/hl7, proposed readings.
-    from .devices.routes import bp as devices_bp
-
-    app.register_blueprint(devices_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -82,11 +84,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from . import commands
-
-    commands.register(app)
     from .devices import commands as device_commands
+    from .ledger import commands as ledger_commands
 
-    device_commands.register(app)
+    for module in (commands, device_commands, ledger_commands):
+        module.register(app)
 
 
 def register_templating(app: Flask) -> None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from .auth.services import create_staff
 from .extensions import db
 from .infusions import adverse_events, lifecycle, readings
+from .ledger.demo import seed_ledger
 from .models import INDICATIONS, InfusionSession, Patient, Protocol, Staff
 from .patients.assessments import record_assessment
 from .patients.services import create_patient
@@ -51,6 +52,7 @@ class Demo:
     depression: Protocol
     pain: Protocol
     rng: random.Random
+    to_sign: list[InfusionSession] = field(default_factory=list)
     weights: dict[int, float] = field(default_factory=dict)  # patient id: usual weight, kg
 
     def protocol_for(self, patient: Patient) -> Protocol:
@@ -89,6 +91,14 @@ def seed_demo(seed: int = 2026) -> dict[str, str]:
         responder = number % 3 != 2
         _series(demo, patient, count, today, responder)
     _today(demo, patients[18:24], today)
+    # The ledger is balanced first: the physician signs only reconciled sessions.
+    seed_ledger(staff, rng, DEMO_PASSWORD)
+    for infusion in demo.to_sign:
+        sign_infusion(
+            infusion, physician,
+            "I have reviewed this infusion record and attest that it is accurate and complete.",
+            infusion.version, password=DEMO_PASSWORD,
+        )  # fmt: skip
     return {username: role for username, _, _, role in STAFF}
 
 
@@ -147,12 +157,7 @@ def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bo
             )
         _run(demo, infusion, clinician, start, surge=number <= 2, finish=True)
         if number < count or rng.random() < 0.6:
-            sign_infusion(
-                infusion, demo.staff["drpatel"],
-                "I have reviewed this infusion record and attest that it is accurate and "
-                "complete.",
-                infusion.version, password=DEMO_PASSWORD,
-            )
+            demo.to_sign.append(infusion)
 
 
 def _plan(demo, patient, clinician, check_in_at, room="") -> InfusionSession:

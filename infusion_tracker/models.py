@@ -646,3 +646,163 @@ class ProposedReading(db.Model):
             for name in DEVICE_VALUE_FIELDS
             if getattr(self, name) is not None
         }
+
+
+# --- Controlled-substance ledger -------------------------------------------------
+# Amounts are whole micrograms so sums are exact; balances are never stored, they are
+# derived from the entries (ledger/services.py). An entry is never edited: a correction is
+# a new entry of the same kind with `corrects_id`, and the corrected entry stops counting.
+
+LEDGER_KINDS = {
+    "receipt": "Received",
+    "draw": "Drawn for a session",
+    "give": "Given (pump)",
+    "waste": "Remainder wasted",
+    "vial_waste": "Vial wasted",
+}
+VIAL_WASTE_REASONS = {"expired": "Expired", "broken": "Broken or contaminated", "other": "Other"}
+
+
+class LedgerVial(db.Model):
+    __tablename__ = "ledger_vial"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    drug: Mapped[str] = mapped_column(sa.String(60), default="ketamine")
+    strength_mg_per_ml: Mapped[float] = mapped_column(sa.Float)
+    volume_ml: Mapped[float] = mapped_column(sa.Float)
+    lot: Mapped[str] = mapped_column(sa.String(40))
+    expiry: Mapped[date] = mapped_column(sa.Date)
+    supplier: Mapped[str] = mapped_column(sa.String(120))
+    invoice_number: Mapped[str] = mapped_column(sa.String(60))
+    received_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    received_by: Mapped[Staff] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("strength_mg_per_ml > 0 AND volume_ml > 0", name="vial_positive"),
+    )
+
+    @property
+    def label(self) -> str:
+        return f"V-{self.id:05d}"
+
+    @property
+    def content_mcg(self) -> int:
+        return round(self.strength_mg_per_ml * self.volume_ml * 1000)
+
+
+class LedgerEntry(db.Model):
+    __tablename__ = "ledger_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vial_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_vial.id"), index=True)
+    infusion_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("infusion_session.id"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    amount_mcg: Mapped[int]
+    # A draw's diluted product, e.g. 35 mg into 100 mL (the concentration follows).
+    diluted_volume_ml: Mapped[float | None] = mapped_column(sa.Float)
+    waste_reason: Mapped[str] = mapped_column(sa.String(20), default="")
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    witness_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    corrects_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("ledger_entry.id"), unique=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    vial: Mapped[LedgerVial] = relationship()
+    infusion: Mapped[InfusionSession | None] = relationship()
+    witness: Mapped[Staff | None] = relationship(foreign_keys=[witness_id])
+    recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
+
+    __table_args__ = (
+        sa.CheckConstraint("amount_mcg >= 0", name="amount_not_negative"),
+        sa.CheckConstraint(
+            "kind IN ('receipt','draw','give','waste','vial_waste')", name="ledger_kind"
+        ),
+    )
+
+    @property
+    def kind_label(self) -> str:
+        return LEDGER_KINDS.get(self.kind, self.kind)
+
+    @property
+    def amount_mg(self) -> float:
+        return self.amount_mcg / 1000
+
+
+class LedgerCount(db.Model):
+    """A count of the safe by two staff; one line per vial with a balance."""
+
+    __tablename__ = "ledger_count"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    counted_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    second_counter_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    counted_by: Mapped[Staff] = relationship(foreign_keys=[counted_by_id])
+    second_counter: Mapped[Staff] = relationship(foreign_keys=[second_counter_id])
+    lines: Mapped[list[LedgerCountLine]] = relationship(
+        back_populates="count", order_by="LedgerCountLine.vial_id"
+    )
+
+
+class LedgerCountLine(db.Model):
+    __tablename__ = "ledger_count_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    count_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_count.id"), index=True)
+    vial_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_vial.id"), index=True)
+    expected_mcg: Mapped[int]
+    counted_mcg: Mapped[int]
+
+    count: Mapped[LedgerCount] = relationship(back_populates="lines")
+    vial: Mapped[LedgerVial] = relationship()
+
+    @property
+    def matches(self) -> bool:
+        return self.expected_mcg == self.counted_mcg
+
+
+class LedgerDiscrepancy(db.Model):
+    """A count that did not match, or a session that does not balance, until someone with
+    the authority (physician or admin) records why. Only the resolution columns are ever set
+    after the row is written."""
+
+    __tablename__ = "ledger_discrepancy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vial_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_vial.id"), index=True)
+    infusion_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("infusion_session.id"), index=True
+    )
+    count_line_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_count_line.id"))
+    expected_mcg: Mapped[int]
+    found_mcg: Mapped[int]
+    description: Mapped[str] = mapped_column(sa.Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    opened_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    resolution: Mapped[str] = mapped_column(sa.Text, default="")
+
+    vial: Mapped[LedgerVial | None] = relationship()
+    infusion: Mapped[InfusionSession | None] = relationship()
+    opened_by: Mapped[Staff] = relationship(foreign_keys=[opened_by_id])
+    resolved_by: Mapped[Staff | None] = relationship(foreign_keys=[resolved_by_id])
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def difference_mcg(self) -> int:
+        return self.found_mcg - self.expected_mcg

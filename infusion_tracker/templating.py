@@ -40,6 +40,9 @@ def nav_items() -> list[tuple[str, str, int | None]]:
         if current_user.role == ROLE_PHYSICIAN:
             items.append(("review.queue", "Review"))
         items.append(("protocols.index", "Protocols"))
+    items += [("ledger.stock", "Ledger")] + (  # issue 11
+        [("quality.report", "Quality")] if current_user.role in (ROLE_ADMIN, ROLE_PHYSICIAN) else []
+    )
     result = []
     for endpoint, label in items:
         if endpoint not in current_app.view_functions:

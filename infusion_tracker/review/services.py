@@ -16,6 +16,7 @@ from ..auth.services import count_failed_password
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
 from ..infusions.guards import check_version, lock
+from ..ledger.services import ledger_problem
 from ..models import (
     ROLE_PHYSICIAN,
     Addendum,
@@ -236,6 +237,12 @@ def sign_infusion(
     changed since `opened_at`), and without the password when `password_required`."""
     lock(infusion.id)
     check_can_sign(infusion, actor)
+    unreconciled = ledger_problem(infusion)
+    if unreconciled:
+        raise RuleError(
+            f"The controlled-substance ledger does not balance: {unreconciled} Record it in "
+            "the dose panel, or record why as the physician."
+        )
     try:
         check_version(infusion, form_version)
     except StaleRecord as stale:

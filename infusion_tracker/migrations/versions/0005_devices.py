@@ -14,7 +14,7 @@ import infusion_tracker.models
 # revision identifiers, used by Alembic.
 revision = '0005_devices'
 # On main this follows 0004_ledger; the branch it was written on had only 0001.
-down_revision = "0003_rate_override"
+down_revision = "0004_ledger"
 branch_labels = None
 depends_on = None
 
