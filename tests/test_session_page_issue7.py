@@ -297,3 +297,47 @@ def test_a_time_left_as_drawn_records_the_save_time_and_a_typed_time_is_kept(
     assert client.post(f"/infusions/{infusion.id}/readings", data=data).status_code == 302
     stored = db.session.scalar(sa.select(Reading).order_by(Reading.id.desc()).limit(1))
     assert wall(stored.taken_at) == typed
+
+
+# --- 7. In Chromium at the bedside tablet's size ---------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_session_header_and_the_print_in_chromium(
+    make_infusion, make_protocol, make_staff, live_server, browser_page, tmp_path
+):
+    from tests.browser_support import shoot, sign_in
+
+    nurse = make_staff("np")
+    protocol = make_protocol()
+    running = run_session(
+        lambda **fields: make_infusion(protocol=protocol, **fields), nurse, started_ago=14
+    )
+    finished = run_session(
+        lambda **fields: make_infusion(protocol=protocol, room="Room 2", **fields),
+        nurse,
+        started_ago=300,
+        stop_after=3,
+        discharge_ago=180,
+    )
+    username, running, finished = nurse.username, running.id, finished.id
+    db.session.commit()  # SQLite: leave the writing to the server's requests
+    page, base = browser_page, live_server
+    sign_in(page, base, username)
+    for name, infusion_id in (("infusing", running), ("discharged", finished)):
+        page.goto(f"{base}/infusions/{infusion_id}")
+        strip = page.locator("#status .session-facts")
+        assert "Given" in strip.inner_text()
+        box = strip.bounding_box()
+        assert box["x"] + box["width"] <= 1024  # the strip fits the tablet's width
+        shoot(page, tmp_path, f"issue7-session-{name}")
+    page.goto(f"{base}/infusions/{running}")
+    confirm = page.locator(".charting__confirm-baseline")
+    assert not confirm.is_visible()  # only a baseline asks for it
+    page.get_by_label("Baseline", exact=True).check()
+    assert confirm.is_visible()
+    page.goto(f"{base}/infusions/{running}#events")
+    shoot(page, tmp_path, "issue7-session-events")
+    page.goto(f"{base}/infusions/{finished}/print")
+    assert "stopped at 3 of 40 min" in page.locator("#h-dose + dl").inner_text()
+    shoot(page, tmp_path, "issue7-print", full_page=True)
