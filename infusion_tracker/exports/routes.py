@@ -62,13 +62,16 @@ def _attachment(body: str, mimetype: str, filename: str) -> Response:
 @clinician_required
 def readings_csv(patient_id: int):
     patient = get_patient_or_404(patient_id)
-    infusions = load_infusions(patient)
-    body = csv_export.readings_csv(patient, infusions, clinic_zone())
+    rows = csv_export.reading_rows(patient)
+    body = csv_export.readings_csv(patient, rows, clinic_zone())
+    sessions = db.session.scalar(
+        sa.select(sa.func.count()).where(InfusionSession.patient_id == patient.id)
+    )
     audit.record(
         "export.readings_csv",
         entity=patient,
         patient_id=patient.id,
-        details={"rows": csv_export.row_count(infusions), "sessions": len(infusions)},
+        details={"rows": len(rows), "sessions": sessions},
     )
     filename = fhir.export_filename(patient, clinic_today(), "-readings.csv")
     return _attachment(body, "text/csv", filename)
@@ -89,6 +92,7 @@ def fhir_bundle(patient_id: int):
         details={"entries": len(bundle["entry"]), "bundle_id": bundle["id"]},
     )
     filename = fhir.export_filename(patient, clinic_today(), ".fhir.json")
-    return _attachment(
-        json.dumps(bundle, ensure_ascii=False, indent=1), "application/fhir+json", filename
-    )
+    # Compact: with `indent` the standard library falls back to its pure-Python encoder,
+    # several times slower on a bundle of a thousand observations (bench/RESULTS.md).
+    body = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
+    return _attachment(body, "application/fhir+json", filename)
