@@ -2,6 +2,7 @@
 voided rows, audit, permissions, and a query count that does not grow with the data."""
 
 import csv
+import gc
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
 
+from infusion_tracker.exports import fhir
 from infusion_tracker.extensions import db
 from infusion_tracker.models import Assessment, AuditEvent, InfusionEvent, Reading
 
@@ -452,6 +454,21 @@ def test_fhir_export_is_audited(client, login_as, record):
     assert (event.actor_id, event.patient_id) == (staff.id, record["patient"].id)
     assert event.details["entries"] == entries
 
+
+def test_fhir_export_resumes_the_garbage_collector(client, login_as, record, monkeypatch):
+    """The bundle is built with the cyclic GC paused (speed); it must run again afterwards, also
+    when building the bundle fails."""
+    login_as("np")
+    assert client.get(f"/patients/{record['patient'].id}/fhir").status_code == 200
+    assert gc.isenabled()
+
+    def broken(*args):
+        raise RuntimeError("bundle failed")
+
+    monkeypatch.setattr(fhir, "patient_bundle", broken)
+    client.application.testing = False  # answer 500 instead of raising into the test
+    assert client.get(f"/patients/{record['patient'].id}/fhir").status_code == 500
+    assert gc.isenabled()
 
 # --- permissions and errors --------------------------------------------------------------------
 
