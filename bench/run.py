@@ -206,10 +206,10 @@ def sign_in(browser: Browser, username: str, password: str) -> None:
 # --- databases ---------------------------------------------------------------------------------
 
 
-def database_url(db: str, scale: str, data_dir: Path) -> str:
+def database_url(db: str, scale: str, data_dir: Path, pg_database: str | None = None) -> str:
     if db == "sqlite":
         return f"sqlite:///{data_dir / f'{scale}.sqlite'}"
-    return f"{PG_BASE}/bench_{scale}"
+    return f"{PG_BASE}/{pg_database or f'bench_{scale}'}"
 
 
 def pg_name(url: str) -> str:
@@ -736,6 +736,10 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=BENCH / ".data")
     parser.add_argument("--out", type=Path, help="JSON results (default bench/results/…)")
+    parser.add_argument(
+        "--pg-database",
+        help="PostgreSQL database (default bench_<scale>), e.g. a copy made with createdb -T",
+    )
     parser.add_argument("--reseed", action="store_true", help="rebuild the dataset")
     parser.add_argument("--seed-only", action="store_true", help="build the dataset and stop")
     parser.add_argument(
@@ -754,7 +758,9 @@ def main() -> None:
     args.data_dir = args.data_dir.resolve()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["SECRET_KEY"] = SECRET_KEY  # never generate instance/secret_key for a benchmark
-    url = database_url(args.db, args.scale, args.data_dir)
+    if args.pg_database and not args.pg_database.startswith("bench"):
+        parser.error("--pg-database: benchmark databases are named bench*")
+    url = database_url(args.db, args.scale, args.data_dir, args.pg_database)
     manifest = ensure_dataset(args, url)
     if args.seed_only:
         return
