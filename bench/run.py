@@ -206,10 +206,10 @@ def sign_in(browser: Browser, username: str, password: str) -> None:
 # --- databases ---------------------------------------------------------------------------------
 
 
-def database_url(db: str, scale: str, data_dir: Path) -> str:
+def database_url(db: str, scale: str, data_dir: Path, pg_database: str | None = None) -> str:
     if db == "sqlite":
         return f"sqlite:///{data_dir / f'{scale}.sqlite'}"
-    return f"{PG_BASE}/bench_{scale}"
+    return f"{PG_BASE}/{pg_database or f'bench_{scale}'}"
 
 
 def pg_name(url: str) -> str:
@@ -268,8 +268,13 @@ def ensure_dataset(args, url: str) -> dict:
         if patients == manifest["counts"]["patient"]:
             print(
                 f"Reusing {args.db} {args.scale} dataset (seeded {manifest['seeded_on']} in "
-                f"{manifest['seed_seconds']:.0f} s)."
+                f"{manifest['seed_seconds']:.0f} s); upgrading its schema to head."
             )
+            from flask_migrate import upgrade
+
+            # A dataset seeded by an older checkout lacks the later migrations.
+            with make_app(url).app_context():
+                upgrade(directory=str(ROOT / "infusion_tracker" / "migrations"))
             return manifest
     print(f"Seeding the {args.scale} dataset into {args.db} …", flush=True)
     drop_database(args.db, url)
@@ -660,6 +665,55 @@ def profile(url: str, manifest: dict, page: str) -> str:
     return profiler.output_text(unicode=True, color=False, show_all=False)
 
 
+def plans(url: str, manifest: dict, pages: list[str]) -> str:
+    """Every statement of one request of each page, with the database's plan. Scans (SQLite's
+    SCAN, even of an index, PostgreSQL's Seq Scan) grow with the data unless the table is small
+    (staff, protocol); searches do not."""
+    import sqlalchemy as sa
+
+    from infusion_tracker.extensions import db
+
+    app = make_app(url)
+    with app.app_context():
+        engine = db.engine
+    executed = []
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, params, *rest: executed.append((statement, params)),
+    )
+    postgres = engine.dialect.name == "postgresql"
+    out = []
+    for page in pages:
+        if page in ("hello", "record_reading"):
+            continue
+        client = signed_in_client(app, BY_NAME[page].role)
+        request = first_request(client, page, manifest)
+        send(client, page, request)
+        executed.clear()
+        send(client, page, request)
+        statements = [
+            (s, p)
+            for s, p in executed
+            if s.lstrip().upper().startswith("SELECT") or " FROM " in s.upper()
+        ]
+        out.append(f"## {page} ({len(executed)} statements)")
+        with engine.connect() as connection:
+            for statement, params in statements:
+                prefix = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
+                rows = connection.exec_driver_sql(prefix + statement, params).all()
+                plan = [str(row[0] if postgres else row[-1]) for row in rows]
+                scans = [
+                    line
+                    for line in plan
+                    if "Seq Scan" in line or (line.startswith("SCAN") and "CONSTANT" not in line)
+                ]
+                first = " ".join(statement.split())[:150]
+                out.append(f"- {'SCAN ' if scans else 'ok   '}{first}")
+                out.extend(f"      {line.strip()}" for line in plan)
+    return "\n".join(out)
+
+
 def main() -> None:
     from bench.seed import SCALES
 
@@ -682,8 +736,15 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=BENCH / ".data")
     parser.add_argument("--out", type=Path, help="JSON results (default bench/results/…)")
+    parser.add_argument(
+        "--pg-database",
+        help="PostgreSQL database (default bench_<scale>), e.g. a copy made with createdb -T",
+    )
     parser.add_argument("--reseed", action="store_true", help="rebuild the dataset")
     parser.add_argument("--seed-only", action="store_true", help="build the dataset and stop")
+    parser.add_argument(
+        "--plans", action="store_true", help="print each page's statements and plans and stop"
+    )
     parser.add_argument(
         "--profile",
         metavar="PAGE",
@@ -697,13 +758,18 @@ def main() -> None:
     args.data_dir = args.data_dir.resolve()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["SECRET_KEY"] = SECRET_KEY  # never generate instance/secret_key for a benchmark
-    url = database_url(args.db, args.scale, args.data_dir)
+    if args.pg_database and not args.pg_database.startswith("bench"):
+        parser.error("--pg-database: benchmark databases are named bench*")
+    url = database_url(args.db, args.scale, args.data_dir, args.pg_database)
     manifest = ensure_dataset(args, url)
     if args.seed_only:
         return
     manifest["taken_at"] = clinic_now_text(url)
     if args.profile:
         print(profile(url, manifest, args.profile))
+        return
+    if args.plans:
+        print(plans(url, manifest, pages))
         return
     print("Counting queries per request (Flask test client) …", flush=True)
     queries = count_queries(url, manifest, pages)

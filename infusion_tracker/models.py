@@ -318,6 +318,9 @@ class InfusionSession(db.Model):
             sql_in("pregnancy_status", PREGNANCY_STATUSES, blank=True), name="pregnancy_status"
         ),
         sa.CheckConstraint(sql_between("aldrete_total", ALDRETE_TOTAL_RANGE), name="aldrete_total"),
+        # "Awaiting signature" (the review queue and its nav badge) without visiting every
+        # discharged session.
+        sa.Index("ix_infusion_session_status_signed", "status", "signed_at"),
     )
     __mapper_args__ = {"version_id_col": version}
 
@@ -527,7 +530,7 @@ class AuditEvent(db.Model):
     action: Mapped[str] = mapped_column(sa.String(60), index=True)
     entity_type: Mapped[str] = mapped_column(sa.String(40), default="")
     entity_id: Mapped[int | None]
-    patient_id: Mapped[int | None] = mapped_column(sa.ForeignKey("patient.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(sa.ForeignKey("patient.id"))
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     remote_addr: Mapped[str] = mapped_column(sa.String(64), default="")
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
@@ -535,6 +538,9 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[Staff | None] = relationship()
+
+    # A patient's rows newest first without sorting them (the audit log's patient filter).
+    __table_args__ = (sa.Index("ix_audit_event_patient", "patient_id", "id"),)
 
 
 # --- Monitor devices and proposed readings ---------------------------------------------------

@@ -636,3 +636,18 @@ def test_the_forms_carry_their_csrf_token(app, make_staff, make_infusion):
     data["reading-csrf_token"] = token
     assert client.post(f"/infusions/{infusion.id}/readings", data=data).status_code == 302
     assert len(readings_of(infusion)) == 1
+
+    # The Void box of each row is plain HTML (one token for the page): it must still post what
+    # ReasonForm(prefix="void-reading-<id>") validates, CSRF included.
+    (reading,) = readings_of(infusion)
+    prefix = f"void-reading-{reading.id}"
+    html = client.get(f"/infusions/{infusion.id}").get_data(as_text=True)
+    token = re.search(rf'name="{prefix}-csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    assert re.search(rf'<label[^>]*for="{prefix}-reason"', html)
+    assert re.search(rf'id="{prefix}-reason" maxlength="500" name="{prefix}-reason" required', html)
+    data = {f"{prefix}-reason": "wrong patient"}
+    assert client.post(f"/readings/{reading.id}/void", data=data).status_code == 400
+    data[f"{prefix}-csrf_token"] = token
+    assert client.post(f"/readings/{reading.id}/void", data=data).status_code == 302
+    db.session.refresh(reading)
+    assert reading.void_reason == "wrong patient"

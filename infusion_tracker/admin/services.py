@@ -20,6 +20,7 @@ from ..errors import RuleError
 from ..extensions import db
 from ..models import ROLES, AuditEvent, Patient, Staff
 from ..passwords import hash_password, temporary_password
+from ..patients.services import normalize_mrn
 from ..timeutil import clinic_day_bounds, to_clinic, utcnow
 
 # --- Staff accounts ----------------------------------------------------------------------
@@ -184,9 +185,8 @@ def actor_choices() -> list[SelectChoice]:
 def patient_id_for_mrn(mrn: str) -> int:
     """The patient with this MRN (case-insensitive), for the patient filter."""
     mrn = mrn.strip()
-    patient_id = db.session.scalar(
-        sa.select(Patient.id).where(sa.func.upper(Patient.mrn) == mrn.upper())
-    )
+    # MRNs are stored normalised (upper case), so the unique index answers, not a scan.
+    patient_id = db.session.scalar(sa.select(Patient.id).where(Patient.mrn == normalize_mrn(mrn)))
     if patient_id is None:
         raise RuleError(f"No patient has the MRN “{mrn}”.", field="patient")
     return patient_id

@@ -11,6 +11,7 @@ started, or was cancelled, is a MedicationAdministration. Voided rows stay in th
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from .. import clinical
@@ -71,6 +72,8 @@ SCORE_LOINC = {
 }
 
 
+# A reading's times recur in each of its observations: format each once.
+@lru_cache(maxsize=4096)
 def instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -120,9 +123,15 @@ def _entry(base_url: str, resource: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_CONTAINERS = (list, dict)
+
+
 def _clean(resource: dict[str, Any]) -> dict[str, Any]:
     """FHIR forbids empty elements: drop None, empty lists and empty dicts."""
-    return {k: v for k, v in resource.items() if v is not None and v != [] and v != {}}
+    # Truthy values are kept at once; only falsy ones need the (slower) container test.
+    return {
+        k: v for k, v in resource.items() if v is not None and (v or not isinstance(v, _CONTAINERS))
+    }
 
 
 # --- Patient and Encounter ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, render_template, request
 from flask_login import current_user
+from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
@@ -71,6 +72,10 @@ PHASE_FOR_STATUS = {
     "stopped_early": "recovery",
     "discharged": "discharge",
 }
+# The Void boxes are plain HTML posting to ReasonForm: the limit its validator enforces.
+VOID_REASON_MAX = next(
+    v.max for v in ReasonForm.reason.kwargs["validators"] if isinstance(v, Length)
+)
 # Fields with a "last …" hint beside their box.
 HINT_FIELDS = ("systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaas", "pain")
 
@@ -86,7 +91,7 @@ class ReadingRow:
     late: bool = False
     corrected_by: list[int] = field(default_factory=list)
     answered_by: list[int] = field(default_factory=list)
-    void_form: ReasonForm | None = None
+    can_void: bool = False  # Void and Correct are offered
 
     def level(self, name: str) -> str | None:
         return self.assessment.field_level(name)
@@ -113,7 +118,7 @@ class AdverseEventRow:
     event: AdverseEvent
     reading: Reading | None = None
     corrected_by: list[int] = field(default_factory=list)
-    void_form: ReasonForm | None = None
+    can_void: bool = False
 
 
 @dataclass
@@ -126,11 +131,6 @@ class NextDue:
 def reading_row(reading: Reading) -> ReadingRow:
     """A reading shown alone (the correction page)."""
     return ReadingRow(reading, _assessment(reading), news2_risk=_news2_risk(reading))
-
-
-def void_form(prefix: str) -> ReasonForm:
-    """A void box whose prefix comes from the URL it posts to, so ids are unique per row."""
-    return ReasonForm(formdata=None, prefix=prefix)
 
 
 def _assessment(reading: Reading) -> clinical.ReadingAssessment:
@@ -250,7 +250,7 @@ def _reading_rows(infusion: InfusionSession, baseline: Reading | None, changeabl
             late=reading.created_at - reading.taken_at > LATE_ENTRY,
             corrected_by=corrected_by.get(reading.id, []),
             answered_by=answered_by.get(reading.id, []),
-            void_form=void_form(f"void-reading-{reading.id}") if changeable(reading) else None,
+            can_void=changeable(reading),
         )
         for reading in infusion.readings
     ]
@@ -264,7 +264,7 @@ def _ae_rows(infusion: InfusionSession, changeable) -> list[AdverseEventRow]:
             event,
             readings_by_id.get(event.reading_id),
             corrected_by.get(event.id, []),
-            void_form(f"void-ae-{event.id}") if changeable(event) else None,
+            changeable(event),
         )
         for event in infusion.adverse_events
     ]
@@ -323,6 +323,7 @@ def charting_context(
         "ae_refusal": ae_refused,
         "ae_reading": ae_reading,
         "ae_rows": _ae_rows(infusion, changeable),
+        "void_reason_max": VOID_REASON_MAX,
     }
 
 

@@ -127,10 +127,17 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages)
     columns = _reason_columns()
-    flagged = sa.or_(*columns.values())
-    rows = db.session.execute(
-        sa.select(InfusionSession, *(expr.label(key) for key, expr in columns.items()))
+    # The reasons are worked out once per awaiting session in a subquery; ordering by the
+    # same EXISTS expressions again made SQLite evaluate each of them twice.
+    reasons = (
+        sa.select(InfusionSession.id, *(expr.label(key) for key, expr in columns.items()))
         .where(awaiting_signature())
+        .subquery("reasons")
+    )
+    flagged = sa.or_(*(reasons.c[key] for key in columns))
+    rows = db.session.execute(
+        sa.select(InfusionSession, *(reasons.c[key] for key in columns))
+        .join(reasons, reasons.c.id == InfusionSession.id)
         .options(
             joinedload(InfusionSession.patient),
             joinedload(InfusionSession.clinician),
