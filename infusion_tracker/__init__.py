@@ -16,13 +16,16 @@ def create_app(test_config=None) -> Flask:
         instance_relative_config=True,
         template_folder=os.path.join(ROOT, "templates"),
     )
-    from . import config
+    from . import config, inputs
 
-    os.makedirs(app.instance_path, exist_ok=True)
+    # Secret key, audit key and (by default) the database live here: owner only.
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    os.chmod(app.instance_path, 0o700)
     config.load(app, test_config)
     if app.config["TRUSTED_PROXIES"]:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    inputs.init_app(app)  # before the blueprints: the bounded int converter binds as routes add
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

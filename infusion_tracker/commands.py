@@ -3,6 +3,7 @@
 Add a command by appending it to COMMANDS.
 """
 
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import audit
+from .database import PRIVATE_FILE
 from .errors import RuleError
 from .extensions import db
 from .models import ROLES
@@ -69,6 +71,8 @@ def backup_command(destination: Path):
     if destination.exists():
         raise click.ClickException(f"{destination} already exists; choose a new file name.")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    # Created empty and owner-only before SQLite writes a byte (its journal inherits the mode).
+    os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     # SQLite's online backup API copies a consistent snapshot, even with writers active.
     with (
         closing(sqlite3.connect(source_path)) as source,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import RuleError, show_on_form
 from ..extensions import db
+from ..inputs import page_number
 from ..permissions import admin_required
 from ..timeutil import utcnow
 from . import services
@@ -197,7 +198,7 @@ def audit_log():
     page = None
     mrns = {}
     if filters is not None:
-        number = max(request.args.get("page", 1, type=int), 1)
+        number = page_number()
         page = services.page_of_events(filters, number, current_app.config["PER_PAGE"])
         mrns = services.patient_mrns(page.items)
     return render_template(

@@ -16,6 +16,7 @@ from flask_login import current_user
 from .. import clinical, units
 from ..errors import RuleError, show_on_form
 from ..extensions import db
+from ..inputs import arg_id
 from ..models import RHYTHMS, AdverseEvent, InfusionSession, Reading
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
@@ -180,7 +181,7 @@ def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
 
 def _answered_reading(all_readings: list[Reading]) -> Reading | None:
     """The critical reading named by ?ae_reading= ("Record adverse event" on that row)."""
-    wanted = request.args.get("ae_reading", type=int)
+    wanted = arg_id("ae_reading")
     return next((r for r in all_readings if r.id == wanted), None) if wanted else None
 
 

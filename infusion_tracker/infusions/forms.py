@@ -27,6 +27,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Val
 from wtforms.widgets import HiddenInput, TextInput
 
 from .. import clinical, units
+from ..inputs import SaneDate
 from ..models import PREGNANCY_STATUSES
 from ..timeutil import from_clinic, to_clinic, utcnow
 
@@ -214,7 +215,10 @@ class PlanForm(DoseFieldsMixin, FlaskForm):
     scheduled_for = DateTimeLocalField(
         "Scheduled for",
         format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        validators=[InputRequired(message="Enter the date and time, like 2025-03-14 09:30.")],
+        validators=[
+            InputRequired(message="Enter the date and time, like 2025-03-14 09:30."),
+            SaneDate(),
+        ],
         description="Clinic time.",
     )
     room = SelectField("Room", validators=[Optional()])

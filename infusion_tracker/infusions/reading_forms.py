@@ -25,6 +25,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import TextInput
 
 from .. import clinical, units
+from ..inputs import date_problem
 from ..models import (
     ADVERSE_EVENT_TYPES,
     AE_SEVERITIES,
@@ -129,6 +130,15 @@ class ClinicTimeField(DateTimeLocalField):
             "e.g. 2025-03-01 14:05.",
             **kwargs,
         )
+
+    def process_formdata(self, valuelist):
+        # The form's own checks convert the time to UTC even when a field has errors, so an
+        # out-of-range year must leave no data behind (year 9999 overflows the conversion).
+        super().process_formdata(valuelist)
+        problem = date_problem(self.label.text, self.data)
+        if problem:
+            self.data = None
+            raise ValueError(problem)
 
 
 class ReadingForm(FlaskForm):

@@ -188,7 +188,7 @@ def plan(patient_id: int):
             status = 409
         else:
             db.session.commit()
-            flash(f"Session {infusion.series_number} planned for {patient.full_name}.", "success")
+            flash(f"Session {infusion.series_number} planned.", "success")
             return _detail(infusion.id)
     return render_template(
         "infusions/plan.html", form=form, patient=patient, protocols=protocols
@@ -393,7 +393,7 @@ def discharge(infusion_id: int):
             infusion = services.get_infusion_or_404(infusion_id)
         else:
             db.session.commit()
-            flash(f"{infusion.patient.full_name} discharged.", "success")
+            flash(f"Session {infusion.series_number}: patient discharged.", "success")
             return _detail(infusion_id)
     else:
         _hidden_errors_to_summary(form)

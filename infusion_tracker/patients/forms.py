@@ -29,6 +29,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import HiddenInput
 
+from ..inputs import SaneDate
 from ..models import INDICATIONS, INSTRUMENTS, SEXES
 from ..timeutil import clinic_today, clinic_zone, utcnow
 from .assessments import PHQ9_ANSWERS, PHQ9_ITEMS, assessment_problems
@@ -185,7 +186,7 @@ class AssessmentForm(FlaskForm):
         "Taken at",
         format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
         tz=clinic_zone,
-        validators=[Optional()],
+        validators=[Optional(), SaneDate()],
         description="Clinic time. Leave blank for now.",
     )
     infusion_id = SelectField("Session", coerce=optional_int)

@@ -12,7 +12,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_login import current_user
@@ -20,6 +19,7 @@ from flask_login import current_user
 from .. import audit
 from ..extensions import db
 from ..infusions.services import get_infusion_or_404
+from ..inputs import page_number
 from ..models import (
     Addendum,
     InfusionSession,
@@ -38,7 +38,7 @@ def session_page(infusion_id: int, anchor: str | None = "signature") -> str:
 @bp.route("/review/")
 @physician_required
 def queue():
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     queue_page = services.review_queue(page, current_app.config["PER_PAGE"])
     return render_template("review/queue.html", queue=queue_page, reasons=services.REASONS)
 
