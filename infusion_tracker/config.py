@@ -22,6 +22,7 @@ class Defaults:
     LOCKOUT_MINUTES = 15
     PASSWORD_MIN_LENGTH = 12
     PASSWORD_MAX_LENGTH = 128
+    PASSWORD_MIN_SCORE = 3  # zxcvbn, 0–4: 3 is "safely unguessable" (about 10^10 guesses)
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 (a method name, not a password)
     REAUTH_MINUTES = 15
     SESSION_COOKIE_HTTPONLY = True
