@@ -37,7 +37,7 @@ def create_app(test_config=None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database, security  # noqa: F401  (database installs the SQLite listeners)
+    from . import database, security, throttle  # noqa: F401  (database: SQLite listeners)
     from .extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -45,6 +45,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     security.init_app(app)
+    throttle.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -25,6 +25,13 @@ class Defaults:
     PASSWORD_MIN_SCORE = 3  # zxcvbn, 0–4: 3 is "safely unguessable" (about 10^10 guesses)
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 (a method name, not a password)
     REAUTH_MINUTES = 15
+    # Refused password attempts per client address (see throttle.py); the per-username one
+    # stays below LOCKOUT_THRESHOLD so one place cannot lock an account out.
+    LOGIN_RATE_LIMIT = "20 per 15 minutes"
+    LOGIN_RATE_LIMIT_PER_USERNAME = "4 per 15 minutes"
+    RATELIMIT_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on the 429
+    RATELIMIT_STORAGE_URI = "memory://"  # several app servers: a shared store, e.g. redis://
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False

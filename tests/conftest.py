@@ -46,6 +46,8 @@ def base_config(database_url: str) -> dict:
         # Still scrypt, with a lower work factor so the suite stays quick.
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "CLINIC_TIMEZONE": "America/New_York",
+        # Many sign-ins from one test client; tests/test_throttle.py switches it back on.
+        "RATELIMIT_ENABLED": False,
     }
 
 

@@ -10,6 +10,7 @@ from ..extensions import db
 from ..models import ROLE_ADMIN, Staff
 from ..permissions import public
 from ..security import is_safe_next, start_login_session
+from ..throttle import limit_password_attempts
 from . import services
 from .forms import ChangePasswordForm, LoginForm, SetupForm
 
@@ -24,6 +25,7 @@ def home_for(staff: Staff) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@limit_password_attempts
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))

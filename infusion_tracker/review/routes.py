@@ -25,6 +25,7 @@ from ..models import (
     InfusionSession,
 )
 from ..permissions import clinician_required, physician_required
+from ..throttle import limit_password_attempts
 from . import record, services
 from .forms import AddendumForm, SignForm
 
@@ -50,6 +51,7 @@ def _hidden_errors_to_summary(form: SignForm) -> None:
 
 @bp.route("/infusions/<int:infusion_id>/sign", methods=["POST"])
 @physician_required
+@limit_password_attempts
 def sign(infusion_id: int):
     infusion = get_infusion_or_404(infusion_id)
     actor = current_user._get_current_object()
