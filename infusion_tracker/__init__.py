@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
+    from .auth import two_factor_views as _two_factor  # noqa: F401  (attaches its routes)
     from .auth.routes import bp as auth_bp
     from .exports.routes import bp as exports_bp
     from .infusions import charting as _charting  # noqa: F401  (attaches its routes to bp)

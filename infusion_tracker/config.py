@@ -29,6 +29,9 @@ class Defaults:
     # stays below LOCKOUT_THRESHOLD so one place cannot lock an account out.
     LOGIN_RATE_LIMIT = "20 per 15 minutes"
     LOGIN_RATE_LIMIT_PER_USERNAME = "4 per 15 minutes"
+    # Roles that must sign in with a second factor (TOTP), e.g. ["admin", "physician"];
+    # everyone else may turn it on at /account/two-factor.
+    REQUIRE_TWO_FACTOR_ROLES: list[str] = []
     RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on the 429
     RATELIMIT_STORAGE_URI = "memory://"  # several app servers: a shared store, e.g. redis://

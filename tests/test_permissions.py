@@ -67,6 +67,10 @@ EXPECTED = {
     "infusions.record_adverse_event": CLINICIANS,
     "infusions.void_adverse_event": CLINICIANS,
     "infusions.correct_adverse_event": CLINICIANS,
+    # Hardening (issue 9): the second factor.
+    "auth.two_factor_login": PUBLIC,
+    "auth.two_factor": ANY_STAFF,
+    "admin.staff_reset_two_factor": ADMIN,
 }
 
 ROLES = ("admin", "physician", "np", "pa")

@@ -14,6 +14,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from ..auth import two_factor
 from ..errors import RuleError, show_on_form
 from ..extensions import db
 from ..inputs import page_number
@@ -140,6 +141,14 @@ def staff_reactivate(staff_id: int):
 @admin_required
 def staff_unlock(staff_id: int):
     return _account_action(staff_id, services.unlock, "{name} is unlocked.")
+
+
+@bp.route("/staff/<int:staff_id>/reset-two-factor", methods=["POST"])
+@admin_required
+def staff_reset_two_factor(staff_id: int):
+    return _account_action(
+        staff_id, two_factor.reset, "{name}'s second factor is removed; they enrol again."
+    )
 
 
 @bp.route("/staff/<int:staff_id>/reset-password", methods=["POST"])
