@@ -40,19 +40,56 @@ def create_staff_command(username, role, full_name, credentials, password):
     click.echo(f"Created {staff.role} account “{staff.username}” for {staff.display_name}.")
 
 
+CHECKPOINT_FILE = click.option(
+    "--checkpoints",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint file (default: AUDIT_CHECKPOINT_FILE or instance/audit_checkpoints).",
+)
+
+
 @click.command("verify-audit")
-def verify_audit_command():
-    """Check the audit trail's hash chain; exit 1 at the first broken row."""
+@CHECKPOINT_FILE
+def verify_audit_command(checkpoints: Path | None):
+    """Check the audit trail's keyed hash chain and its last checkpoint; exit 1 if broken."""
     report = audit.verify_chain()
-    if report.ok:
-        click.echo(f"Audit chain OK: {report.rows} rows verified.")
+    if not report.ok:
+        click.echo(
+            f"Audit chain BROKEN at row id {report.broken_at} (row {report.rows} in order): "
+            f"{report.reason}. Rows from there on cannot be trusted.",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    mark = audit.last_checkpoint(checkpoints)
+    if mark is None:
+        click.echo(
+            f"Audit chain OK: {report.rows} rows verified. "
+            "No checkpoint yet: run audit-checkpoint on a schedule."
+        )
+        return
+    problem = audit.check_against(mark)
+    if problem:
+        click.echo(f"Audit chain BROKEN against the last checkpoint: {problem}.", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(
+        f"Audit chain OK: {report.rows} rows verified. "
+        f"It matches the checkpoint of {mark.at} (row id {mark.row_id})."
+    )
+
+
+@click.command("audit-checkpoint")
+@CHECKPOINT_FILE
+def audit_checkpoint_command(checkpoints: Path | None):
+    """Append the chain's latest row id and hash to the checkpoint file (run it on a
+    schedule, e.g. hourly from cron, and copy the file off the machine)."""
+    mark = audit.write_checkpoint(checkpoints)
+    if mark is None:
+        click.echo("The audit trail is empty; nothing to checkpoint.")
         return
     click.echo(
-        f"Audit chain BROKEN at row id {report.broken_at} (row {report.rows} in order): "
-        f"{report.reason}. Rows from there on cannot be trusted.",
-        err=True,
+        f"Checkpoint written to {audit.checkpoint_path(checkpoints)}: "
+        f"row id {mark.row_id}, hash {mark.hash[:16]}…"
     )
-    raise click.exceptions.Exit(1)
 
 
 @click.command("backup")
@@ -107,7 +144,13 @@ def seed_demo_command(seed: int):
         click.echo(f"  {username:<10} {role}")
 
 
-COMMANDS = [create_staff_command, verify_audit_command, backup_command, seed_demo_command]
+COMMANDS = [
+    create_staff_command,
+    verify_audit_command,
+    audit_checkpoint_command,
+    backup_command,
+    seed_demo_command,
+]
 
 
 def register(app) -> None:

@@ -53,9 +53,10 @@ class Defaults:
     )
 
 
-def secret_key_from_instance(instance_path: str) -> str:
-    """Generate the secret key once into instance/ so a restart keeps everyone signed in."""
-    path = Path(instance_path) / "secret_key"
+def secret_key_from_instance(instance_path: str, name: str = "secret_key") -> str:
+    """Generate a key once into instance/ (owner-only) so a restart keeps using it: the
+    session secret (everyone stays signed in) and the audit chain's key."""
+    path = Path(instance_path) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -68,6 +69,7 @@ def secret_key_from_instance(instance_path: str) -> str:
 ENVIRONMENT = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
     "SECRET_KEY": "SECRET_KEY",
+    "AUDIT_KEY": "AUDIT_KEY",
     "CLINIC_TIMEZONE": "CLINIC_TIMEZONE",
     "UNITS": "UNITS",
 }
@@ -104,4 +106,8 @@ def load(app, test_config=None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key_from_instance(app.instance_path)
+    if not app.config.get("AUDIT_KEY"):
+        # Keyed audit chain (audit.py): the key must not be in the database. Keep a copy
+        # with the backups' keys; without it the trail cannot be verified.
+        app.config["AUDIT_KEY"] = secret_key_from_instance(app.instance_path, "audit_key")
     check(app.config)
