@@ -217,6 +217,8 @@ def audit_log():
         mrns=mrns,
         filter_args=_filter_args(form),
         detail_lines=services.detail_lines,
+        field_label=services.field_label,
+        action_label=services.action_label,
     )
 
 
@@ -232,6 +234,8 @@ def audit_export():
             mrns={},
             filter_args=_filter_args(form),
             detail_lines=services.detail_lines,
+        field_label=services.field_label,
+        action_label=services.action_label,
         )
     services.record_export(filters, _actor())
     db.session.commit()
