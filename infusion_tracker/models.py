@@ -204,6 +204,8 @@ class Protocol(db.Model):
     limits: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    # Why this version was made; every version after the first gives one.
+    change_reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
 
     created_by: Mapped[Staff | None] = relationship()
 

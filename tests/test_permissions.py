@@ -71,6 +71,7 @@ EXPECTED = {
     "auth.two_factor_login": PUBLIC,
     "auth.two_factor": ANY_STAFF,
     "admin.staff_reset_two_factor": ADMIN,
+    "protocols.compare": CLINICIANS,
 }
 
 ROLES = ("admin", "physician", "np", "pa")

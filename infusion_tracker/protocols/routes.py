@@ -1,10 +1,10 @@
 """Infusion protocols: every clinician reads them; only physicians create or revise them."""
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..clinical import DEFAULT_LIMITS, LIMIT_FIELDS, Limits
-from ..errors import RuleError
+from ..errors import RuleError, show_on_form
 from ..extensions import db
 from ..models import INDICATIONS
 from ..permissions import clinician_required, physician_required
@@ -85,6 +85,22 @@ def history(protocol_id: int):
     )
 
 
+@bp.route("/<int:protocol_id>/compare")
+@clinician_required
+def compare(protocol_id: int):
+    """This version beside the one it replaced, the changed rows marked."""
+    newer = services.get_protocol_or_404(protocol_id)
+    if newer.previous_version_id is None:
+        abort(404)
+    older = services.get_protocol_or_404(newer.previous_version_id)
+    return render_template(
+        "protocols/compare.html",
+        older=older,
+        newer=newer,
+        rows=services.compare_rows(older, newer),
+    )
+
+
 @bp.route("/<int:protocol_id>/edit", methods=["GET", "POST"])
 @physician_required
 def edit(protocol_id: int):
@@ -103,11 +119,14 @@ def edit(protocol_id: int):
     if form.validate_on_submit():
         try:
             revision = services.revise_protocol(
-                protocol, form.values(), current_user._get_current_object()
+                protocol,
+                form.values(),
+                current_user._get_current_object(),
+                reason=form.change_reason.data,
             )
         except RuleError as error:
             db.session.rollback()
-            form.form_errors.append(str(error))
+            show_on_form(form, error)
         else:
             db.session.commit()
             if revision is None:

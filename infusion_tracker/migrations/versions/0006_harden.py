@@ -1,4 +1,4 @@
-"""Second factor on staff accounts (issue 9)
+"""Second factor on staff accounts; a reason on each protocol version (issue 9)
 
 Revision ID: 0006_harden
 Revises: 0001
@@ -25,9 +25,13 @@ def upgrade():
         batch_op.add_column(sa.Column('totp_confirmed_at', infusion_tracker.models.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('totp_last_step', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('recovery_codes', sa.JSON(), nullable=True))
+    with op.batch_alter_table('protocol', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('change_reason', sa.String(length=500), server_default='', nullable=False))
 
 
 def downgrade():
+    with op.batch_alter_table('protocol', schema=None) as batch_op:
+        batch_op.drop_column('change_reason')
     with op.batch_alter_table('staff', schema=None) as batch_op:
         batch_op.drop_column('recovery_codes')
         batch_op.drop_column('totp_last_step')
