@@ -4,11 +4,13 @@ Add a command by appending it to COMMANDS.
 """
 
 import os
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from . import audit
 from .database import PRIVATE_FILE
@@ -126,6 +128,37 @@ def backup_command(destination: Path):
     click.echo(f"Backed up {source_path} to {destination} (integrity check ok).")
 
 
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def app_role_grants(role: str) -> list[str]:
+    """What the application's PostgreSQL role may do, granted by the role that owns the
+    tables (the one that runs the migrations): read and write the clinical tables, only read
+    and append the audit trail. Not owning audit_event, it cannot disable its trigger."""
+    return [
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_event FROM {role}",
+        f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    ]
+
+
+@click.command("grant-app-role")
+@click.argument("role")
+def grant_app_role_command(role: str):
+    """PostgreSQL: run as the table owner (after `db upgrade`) to give the app's own login
+    role what it needs and no more; run it again after each upgrade that adds tables."""
+    if db.engine.dialect.name != "postgresql":
+        raise click.ClickException("grant-app-role is for PostgreSQL installations.")
+    if not ROLE_NAME.match(role):
+        raise click.ClickException(f"{role!r} is not a plain PostgreSQL role name.")
+    for statement in app_role_grants(role):
+        db.session.execute(sa.text(statement))
+    db.session.commit()
+    click.echo(f"Granted {role}: read/write on the tables, read and append on audit_event.")
+
+
 @click.command("seed-demo")
 @click.option("--seed", default=2026, show_default=True, help="Random seed for the demo data.")
 def seed_demo_command(seed: int):
@@ -149,6 +182,7 @@ COMMANDS = [
     verify_audit_command,
     audit_checkpoint_command,
     backup_command,
+    grant_app_role_command,
     seed_demo_command,
 ]
 
