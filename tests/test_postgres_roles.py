@@ -30,7 +30,9 @@ def roles_database():
         pytest.skip(f"PostgreSQL not reachable: {reason}")
     tag = secrets.token_hex(4)
     owner, app_role, name = f"it_owner_{tag}", f"it_app_{tag}", f"it_roles_{tag}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    # The maintenance database: CREATE/DROP DATABASE touch no suite's own database.
+    maintenance = sa.make_url(url).set(database="postgres")
+    admin = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE ROLE {owner} LOGIN")
         conn.exec_driver_sql(f"CREATE ROLE {app_role} LOGIN")
