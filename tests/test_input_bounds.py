@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import to_clinic, utcnow
 from tests.conftest import PASSWORD, login
 
 HUGE = "99999999999999999999"  # beyond 2**64
@@ -156,3 +156,38 @@ def test_tabs_and_line_breaks_are_still_accepted(client, login_as):
     login_as("np")
     response = client.get("/patients/", query_string={"q": "Ex\tample\r\n"})
     assert response.status_code == 200
+
+
+def test_huge_numbers_in_forms_are_refused_not_500(client, login_as, make_patient, make_infusion):
+    nurse = login_as("np")
+    now = utcnow()
+    infusing = make_infusion(
+        status="infusing",
+        clinician=nurse,
+        checked_in_at=now - timedelta(minutes=40),
+        started_at=now - timedelta(minutes=10),
+    )
+    wall = to_clinic(now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        f"/infusions/{infusing.id}/adverse-events",
+        data={
+            "ae-onset_at": wall,
+            "ae-event_type": "nausea",
+            "ae-severity": "mild",
+            "ae-infusion_action": "none",
+            "ae-reading_id": HUGE,
+        },
+    )
+    assert response.status_code in (200, 409, 422)
+    assert "not part of this session" in response.get_data(as_text=True)
+    patient = make_patient()
+    for path, data in [
+        (f"/patients/{patient.id}/assessments/new", {"instrument": "phq9", "score": HUGE}),
+        (f"/patients/{patient.id}/edit", {"version": HUGE, "first_name": "A"}),
+        (
+            f"/infusions/{infusing.id}/readings",
+            {"reading-taken_at": wall, "reading-phase": "infusion", "reading-systolic": HUGE},
+        ),
+        (f"/infusions/{infusing.id}/edit", {"version": HUGE}),
+    ]:
+        assert client.post(path, data=data).status_code < 500, path
