@@ -363,6 +363,7 @@ def test_audit_reads_like_a_ledger(client, admin, make_staff):
     db.session.commit()
     html = audit_page(client, action="staff.updated")
     assert "Staff updated" in html and "Full name: Nia Old → Nia New" in html
+    assert re.search(r"Staff #\d+<br><span class=\"small\">NP Person", html)  # the record named
     assert f"Locked until: {format_datetime(until)}" in html  # clinic time, not UTC ISO
 
 

@@ -205,16 +205,18 @@ def _filter_args(form: AuditFilterForm) -> dict[str, str]:
 def audit_log():
     form, filters = _audit_filters(request.args)
     page = None
-    mrns = {}
+    mrns, names = {}, {}
     if filters is not None:
         number = page_number()
         page = services.page_of_events(filters, number, current_app.config["PER_PAGE"])
         mrns = services.patient_mrns(page.items)
+        names = services.staff_names(page.items)
     return render_template(
         "admin/audit_log.html",
         form=form,
         page=page,
         mrns=mrns,
+        staff_names=names,
         filter_args=_filter_args(form),
         detail_lines=services.detail_lines,
         field_label=services.field_label,
@@ -232,6 +234,7 @@ def audit_export():
             form=form,
             page=None,
             mrns={},
+            staff_names={},
             filter_args=_filter_args(form),
             detail_lines=services.detail_lines,
         field_label=services.field_label,

@@ -217,6 +217,20 @@ def audit_query(filters: AuditFilters) -> sa.Select:
     return query.order_by(order)
 
 
+def staff_names(events) -> dict[int, str]:
+    """Names of the staff accounts these rows are about, in one query."""
+    ids = {e.entity_id for e in events if e.entity_type == "staff" and e.entity_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Staff.id, Staff.full_name, Staff.credentials).where(Staff.id.in_(ids))
+    )
+    return {
+        row.id: f"{row.full_name}, {row.credentials}" if row.credentials else row.full_name
+        for row in rows
+    }
+
+
 def _starts_with(prefix: str):
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return AuditEvent.action.like(f"{escaped}%", escape="\\")
