@@ -7,9 +7,9 @@ For production use gunicorn (see README).
 import argparse
 
 import sqlalchemy as sa
-from flask_migrate import upgrade
 
 from infusion_tracker import create_app
+from infusion_tracker.commands import ensure_schema
 from infusion_tracker.extensions import db
 from infusion_tracker.models import Staff
 
@@ -22,7 +22,7 @@ def main() -> None:
 
     app = create_app()
     with app.app_context():
-        upgrade()
+        ensure_schema()
         has_staff = db.session.scalar(sa.select(sa.exists().where(Staff.id.is_not(None))))
     address = f"http://{args.host}:{args.port}/"
     print(f"Infusion Tracker is running at {address}")

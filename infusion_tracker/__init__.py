@@ -12,7 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def create_app(test_config=None) -> Flask:
     app = Flask(
         __name__,
-        instance_path=os.path.join(ROOT, "instance"),
+        instance_path=os.path.abspath(
+            os.environ.get("INFUSION_TRACKER_INSTANCE") or os.path.join(ROOT, "instance")
+        ),
         instance_relative_config=True,
         template_folder=os.path.join(ROOT, "templates"),
     )
@@ -37,7 +39,7 @@ def create_app(test_config=None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database, security, throttle  # noqa: F401  (database: SQLite listeners)
+    from . import database, security, throttle, unit_of_work  # noqa: F401  (SQLite listeners)
     from .extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -46,23 +48,26 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     security.init_app(app)
     throttle.init_app(app)
+    unit_of_work.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
-    from .auth import two_factor_views as _two_factor  # noqa: F401  (attaches its routes)
     from .auth.routes import bp as auth_bp
+    from .auth.two_factor_views import bp as two_factor_bp
+    from .devices.routes import bp as devices_bp
     from .exports.routes import bp as exports_bp
-    from .infusions import charting as _charting  # noqa: F401  (attaches its routes to bp)
-    from .infusions import routes as _routes  # noqa: F401  (attaches its routes to bp)
-    from .infusions.blueprint import bp as infusions_bp
+    from .infusions.routes import bp as infusions_bp
+    from .ledger.routes import bp as ledger_bp
     from .main.routes import bp as main_bp
     from .patients.routes import bp as patients_bp
     from .protocols.routes import bp as protocols_bp
+    from .quality.routes import bp as quality_bp
     from .review.routes import bp as review_bp
 
     for bp in (
         auth_bp,
+        two_factor_bp,  # the code step at sign-in, one's own enrolment (issue 9)
         main_bp,
         admin_bp,
         review_bp,
@@ -70,6 +75,9 @@ def register_blueprints(app: Flask) -> None:
         patients_bp,
         protocols_bp,
         exports_bp,
+        devices_bp,  # monitor intake: device pages, POST /api/hl7, proposed readings
+        ledger_bp,  # controlled-substance ledger
+        quality_bp,  # the clinic's quality report
     ):
         app.register_blueprint(bp)
 
@@ -82,8 +90,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from . import commands
+    from .devices import commands as device_commands
+    from .ledger import commands as ledger_commands
 
-    commands.register(app)
+    for module in (commands, device_commands, ledger_commands):
+        module.register(app)
 
 
 def register_templating(app: Flask) -> None:

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, request
 from flask_login import current_user
 
+from . import unit_of_work
 from .extensions import db
 from .models import AuditEvent, Staff
 from .timeutil import utcnow
@@ -123,13 +124,15 @@ def record(
     actor: Staff | None = None,
     attempted_username: str | None = None,
 ) -> AuditEvent:
-    """Append one audit row in the caller's transaction (the caller commits).
+    """Append one audit row in the caller's transaction (the request's unit of work commits).
 
     `entity` fills entity_type/entity_id from a model row; `actor` defaults to the
-    signed-in user, else "anonymous" with the attempted username.
+    signed-in user, else "anonymous" with the attempted username. In a page view (a read
+    transaction) the row is appended just after the page is built (unit_of_work.defer).
     """
     if entity is not None:
-        db.session.flush()
+        if entity.id is None:
+            db.session.flush()
         entity_type = entity_type or entity.__tablename__
         entity_id = entity.id
     if actor is None and has_request_context() and current_user.is_authenticated:
@@ -148,6 +151,15 @@ def record(
         details=_jsonable(details or {}),
         remote_addr=(request.remote_addr or "")[:64] if has_request_context() else "",
     )
+    if unit_of_work.is_read_request():
+        unit_of_work.defer(lambda: _append(event))
+    else:
+        _append(event)
+    return event
+
+
+def _append(event: AuditEvent) -> None:
+    """Chain the row to the last one and add it, under the chain's lock."""
     _lock_chain()
     # Stamped under the lock, so time order and chain order agree.
     event.occurred_at = utcnow()
@@ -156,7 +168,6 @@ def record(
     event.hash = row_hash(event.prev_hash, event)
     db.session.add(event)
     db.session.flush()
-    return event
 
 
 @dataclass

@@ -15,6 +15,17 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from .vocab import (
+    AVPU_CODES,
+    INSTRUMENTS,
+    MOAAS_RANGE,
+    PAIN_RANGE,
+    RHYTHM_CODES,
+    RHYTHM_FLAG_WORDS,
+    UNFLAGGED_RHYTHMS,
+    worst,
+)
+
 # --- Protocol limits (SPEC §4 defaults; a physician changes them per protocol) -------------
 
 
@@ -128,46 +139,14 @@ IMPOSSIBLE: dict[str, tuple[float, float, str, str]] = {
     "spo2": (50, 100, "SpO2", "%"),
     "o2_flow_lpm": (0, 15, "O2 flow", "L/min"),
     "temperature_c": (30.0, 43.0, "Temperature", "°C"),
-    "moaas": (0, 5, "MOAA/S", ""),
-    "pain": (0, 10, "Pain", ""),
+    "moaas": (*MOAAS_RANGE, "MOAA/S", ""),
+    "pain": (*PAIN_RANGE, "Pain", ""),
     "weight_kg": (20, 400, "Weight", "kg"),
 }
 # Whole numbers only (monitors and scales report these as integers).
 INTEGER_FIELDS = frozenset(
     {"systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaas", "pain"}
 )
-# The keys of models.RHYTHMS (kept here so this module needs no app; a test checks they match).
-RHYTHM_CODES = (
-    "nsr",
-    "sinus_tach",
-    "sinus_brady",
-    "sinus_arrhythmia",
-    "af",
-    "flutter",
-    "svt",
-    "pacs",
-    "pvcs",
-    "junctional",
-    "paced",
-    "vt",
-    "artifact",
-    "other",
-)
-RHYTHM_WORDS = {
-    "sinus_tach": "Sinus tachycardia",
-    "sinus_brady": "Sinus bradycardia",
-    "af": "Atrial fibrillation",
-    "flutter": "Atrial flutter",
-    "svt": "SVT",
-    "pacs": "PACs",
-    "pvcs": "PVCs",
-    "junctional": "Junctional rhythm",
-    "vt": "Ventricular tachycardia",
-    "other": "Other rhythm",
-}
-AVPU_CODES = ("A", "V", "P", "U")
-# Rhythms that are not flagged: normal, physiological, a known pacemaker, or no signal.
-UNFLAGGED_RHYTHMS = frozenset({"nsr", "sinus_arrhythmia", "paced", "artifact"})
 CLOCK_SKEW = timedelta(minutes=5)
 BASELINE_MAX_AGE = timedelta(minutes=30)
 
@@ -265,13 +244,6 @@ def before_check_in(moment: datetime, checked_in_at: datetime | None) -> bool:
 
 
 # --- Tiers 2 and 3: abnormal and critical flags ----------------------------------------------
-
-LEVELS = ("normal", "abnormal", "critical")
-
-
-def worst(levels) -> str:
-    """The most severe of some levels ("normal" when there are none)."""
-    return max(levels, key=LEVELS.index, default="normal")
 
 
 @dataclass
@@ -391,7 +363,7 @@ def assess_reading(
     elif rhythm == "af":
         flags.append(Flag("rhythm", "abnormal", "Atrial fibrillation (present at baseline)"))
     elif rhythm and rhythm not in UNFLAGGED_RHYTHMS:
-        flags.append(Flag("rhythm", "abnormal", RHYTHM_WORDS.get(rhythm, rhythm)))
+        flags.append(Flag("rhythm", "abnormal", RHYTHM_FLAG_WORDS.get(rhythm, rhythm)))
 
     for name, short, pct in (
         ("systolic", "SBP", L.delta_sbp_pct),
@@ -499,6 +471,87 @@ def dose_problem(total_mg: float, max_total_mg: float) -> str | None:
         return (
             f"Total dose {_num(round(total_mg, 2))} mg is above the protocol maximum of "
             f"{_num(max_total_mg)} mg."
+        )
+    return None
+
+
+# --- What the pump delivered ------------------------------------------------------------------
+
+# Pumps and wall clocks disagree by seconds: a stop within a minute of the planned end is the
+# routine end of the infusion, not an early stop.
+STOP_GRACE = timedelta(minutes=1)
+
+
+def round_mg(mg: float) -> float:
+    """The one rounding rule for a dose shown or exported: to 0.1 mg."""
+    return round(mg + 0.0, 1)
+
+
+@dataclass(frozen=True)
+class PumpEvent:
+    """One infusion event as the pump arithmetic needs it."""
+
+    kind: str  # start, pause, resume, rate_change, stop
+    at: datetime
+    rate_mg_per_h: float | None = None
+
+
+@dataclass(frozen=True)
+class PumpRun:
+    minutes: float  # minutes the pump ran (pauses excluded)
+    given_mg: float  # what it delivered, rounded by round_mg, never more than the bag held
+    rate_mg_per_h: float | None  # the rate last set (start or rate change)
+    running: bool
+
+
+def pump_run(events: list[PumpEvent], until: datetime, total_mg: float | None = None) -> PumpRun:
+    """Minutes run and mg given: each running stretch (start/resume to pause/stop, the open one
+    to `until`) at the rate set by the start or the last rate change. Stopped at 3 of 40 minutes
+    is about 3/40 of the dose; a pump left running cannot give more than the bag's total."""
+    minutes = given = 0.0
+    rate: float | None = None
+    running_since: datetime | None = None
+    for event in sorted(events, key=lambda e: e.at):
+        if running_since is not None:
+            stretch = max(0.0, (event.at - running_since).total_seconds() / 60)
+            minutes += stretch
+            given += (rate or 0) * stretch / 60
+            running_since = event.at
+        if event.rate_mg_per_h is not None:
+            rate = event.rate_mg_per_h
+        if event.kind in ("start", "resume"):
+            running_since = running_since or event.at
+        elif event.kind in ("pause", "stop"):
+            running_since = None
+    if running_since is not None and until > running_since:
+        stretch = (until - running_since).total_seconds() / 60
+        minutes += stretch
+        given += (rate or 0) * stretch / 60
+    if total_mg is not None:
+        given = min(given, total_mg)
+    return PumpRun(minutes, round_mg(given), rate, running_since is not None)
+
+
+def ended_short(run_minutes: float, planned_minutes: int) -> bool:
+    """The pump ran less than planned (beyond the grace a wall clock needs)."""
+    return timedelta(minutes=run_minutes) < timedelta(minutes=planned_minutes) - STOP_GRACE
+
+
+def protocol_rate_limit(
+    weight_kg: float, protocol_mg_per_kg: float, protocol_minutes: int, ordered_mg_per_h: float
+) -> float:
+    """The fastest rate a clinician may set without a physician: the protocol's dose for this
+    weight over the protocol's minutes, or the session's own order if a physician set it
+    higher."""
+    return round(max(weight_kg * protocol_mg_per_kg * 60 / protocol_minutes, ordered_mg_per_h), 2)
+
+
+def rate_problem(mg_per_h: float, limit_mg_per_h: float) -> str | None:
+    """A rate change above the protocol's limit needs a physician override, like the plan."""
+    if mg_per_h > limit_mg_per_h:
+        return (
+            f"A rate of {_num(mg_per_h)} mg/h is above the protocol's limit of "
+            f"{_num(limit_mg_per_h)} mg/h for this patient."
         )
     return None
 
@@ -706,16 +759,6 @@ def reading_due(
 
 # --- Outcome scores --------------------------------------------------------------------------
 
-# instrument -> (label, low, high); the same as models.INSTRUMENTS (a test checks).
-INSTRUMENT_RANGES: dict[str, tuple[str, int, int]] = {
-    "phq9": ("PHQ-9", 0, 27),
-    "gad7": ("GAD-7", 0, 21),
-    "madrs": ("MADRS", 0, 60),
-    "pain_nrs": ("Pain NRS", 0, 10),
-    "cadss": ("CADSS", 0, 92),
-    "cssrs": ("C-SSRS screen", 0, 3),
-}
-
 
 def phq9_total(items: list[int]) -> int:
     """PHQ-9 total (Kroenke 2001): nine answers 0–3; ValueError otherwise."""
@@ -728,9 +771,9 @@ def phq9_total(items: list[int]) -> int:
 
 def score_problem(instrument: str, score: Any) -> str | None:
     """Tier 1 for an outcome score: a whole number within the instrument's range."""
-    if instrument not in INSTRUMENT_RANGES:
+    if instrument not in INSTRUMENTS:
         return "Choose an instrument from the list."
-    label, low, high = INSTRUMENT_RANGES[instrument]
+    label, low, high = INSTRUMENTS[instrument]
     if isinstance(score, bool) or not isinstance(score, int | float):
         return f"{label} score must be a whole number."
     if isinstance(score, float) and not score.is_integer():

@@ -1,8 +1,11 @@
-"""CLI (`flask --app infusion_tracker …`): create-staff, verify-audit, backup.
+"""CLI (`flask --app infusion_tracker …`): create-staff, verify-audit, backup, seed-demo.
 
-Add a command by appending it to COMMANDS.
+Add a command by appending it to COMMANDS. Every command first builds or upgrades the schema
+through the migrations (ensure_schema, shared with run.py), so any of them works first on a
+new instance.
 """
 
+import functools
 import os
 import re
 import sqlite3
@@ -11,6 +14,9 @@ from pathlib import Path
 
 import click
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from flask import current_app
+from flask_migrate import upgrade
 
 from . import audit
 from .database import PRIVATE_FILE
@@ -19,12 +25,40 @@ from .extensions import db
 from .models import ROLES
 
 
+def ensure_schema() -> None:
+    """Build a new database, or bring an older one up to date, through the migrations (as
+    `flask db upgrade`); a database already at the newest migration is left alone quietly."""
+    with db.engine.connect() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+        if tables and "alembic_version" not in tables:
+            return  # built straight from the models (the test suite's db.create_all)
+        current = set()
+        if "alembic_version" in tables:
+            query = sa.text("SELECT version_num FROM alembic_version")
+            current = set(connection.execute(query).scalars())
+    config = current_app.extensions["migrate"].migrate.get_config()
+    if current != set(ScriptDirectory.from_config(config).get_heads()):
+        upgrade()
+
+
+def schema_first(command):
+    """Run ensure_schema before the command's body."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        ensure_schema()
+        return command(*args, **kwargs)
+
+    return wrapped
+
+
 @click.command("create-staff")
 @click.argument("username")
 @click.option("--role", type=click.Choice(list(ROLES)), required=True)
 @click.option("--full-name", required=True)
 @click.option("--credentials", default="", help="Printed after the name, e.g. MD or APRN.")
 @click.option("--password", help="Prompted for (hidden, twice) when not given.")
+@schema_first
 def create_staff_command(username, role, full_name, credentials, password):
     """Create a staff account (the first admin, or any other)."""
     from .auth.services import create_staff
@@ -52,6 +86,7 @@ CHECKPOINT_FILE = click.option(
 
 @click.command("verify-audit")
 @CHECKPOINT_FILE
+@schema_first
 def verify_audit_command(checkpoints: Path | None):
     """Check the audit trail's keyed hash chain and its last checkpoint; exit 1 if broken."""
     report = audit.verify_chain()
@@ -81,6 +116,7 @@ def verify_audit_command(checkpoints: Path | None):
 
 @click.command("audit-checkpoint")
 @CHECKPOINT_FILE
+@schema_first
 def audit_checkpoint_command(checkpoints: Path | None):
     """Append the chain's latest row id and hash to the checkpoint file (run it on a
     schedule, e.g. hourly from cron, and copy the file off the machine)."""
@@ -96,6 +132,7 @@ def audit_checkpoint_command(checkpoints: Path | None):
 
 @click.command("backup")
 @click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@schema_first
 def backup_command(destination: Path):
     """A consistent online copy of the SQLite database (safe while the app runs)."""
     engine = db.engine
@@ -161,6 +198,7 @@ def grant_app_role_command(role: str):
 
 @click.command("seed-demo")
 @click.option("--seed", default=2026, show_default=True, help="Random seed for the demo data.")
+@schema_first
 def seed_demo_command(seed: int):
     """Fill an empty database with a realistic demo clinic and print its logins."""
     from .demo import DEMO_PASSWORD, seed_demo
@@ -171,10 +209,10 @@ def seed_demo_command(seed: int):
         db.session.rollback()
         raise click.ClickException(str(error)) from error
     db.session.commit()
-    click.echo("Demo clinic created. Sign in with any of these (password for all: "
-               f"“{DEMO_PASSWORD}”):")
+    click.echo("Demo clinic created. Sign in as any of these (USERNAME ROLE):")
     for username, role in accounts.items():
-        click.echo(f"  {username:<10} {role}")
+        click.echo(f"{username} {role}")
+    click.echo(f'Password for all of them: "{DEMO_PASSWORD}"')
 
 
 COMMANDS = [

@@ -17,6 +17,7 @@ class Defaults:
 
     # Security (SPEC §8)
     IDLE_TIMEOUT_MINUTES = 15
+    IDLE_WARNING_SECONDS = 60  # the on-screen warning before it (at most half the timeout)
     SESSION_MAX_HOURS = 12
     LOCKOUT_THRESHOLD = 5
     LOCKOUT_MINUTES = 15

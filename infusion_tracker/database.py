@@ -1,6 +1,8 @@
-"""SQLite connection settings: WAL, busy timeout, foreign keys, full sync, and
-transactions that take the write lock up front so concurrent writers wait instead of
-failing with "database is locked". The database files are readable by their owner only."""
+"""SQLite connection settings: WAL, busy timeout, foreign keys, full sync, and write
+transactions that take the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait
+instead of failing with "database is locked". Page views begin a plain (deferred) read
+transaction, so they neither block each other nor wait for the writers (WAL). The database
+files are readable by their owner only."""
 
 import contextlib
 import os
@@ -8,6 +10,8 @@ import sqlite3
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from . import unit_of_work
 
 BUSY_TIMEOUT_MS = 10_000
 PRIVATE_FILE = 0o600
@@ -41,4 +45,4 @@ def _sqlite_connect(dbapi_connection, connection_record):
 @sa.event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if unit_of_work.is_read_request() else "BEGIN IMMEDIATE")

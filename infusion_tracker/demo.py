@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from .auth.services import create_staff
 from .extensions import db
-from .infusions import adverse_events, readings, services
+from .infusions import adverse_events, lifecycle, readings
+from .ledger.demo import seed_ledger
 from .models import INDICATIONS, InfusionSession, Patient, Protocol, Staff
 from .patients.assessments import record_assessment
 from .patients.services import create_patient
@@ -41,6 +42,8 @@ MEDICATIONS = ["Sertraline 100 mg daily", "Bupropion XL 300 mg daily",
                "Venlafaxine 150 mg daily; lamotrigine 100 mg", "Duloxetine 60 mg daily",
                "Gabapentin 300 mg TID", "Escitalopram 20 mg daily; trazodone 50 mg at night"]
 PAIN_INDICATIONS = ("fibromyalgia", "crps", "sfn")
+# A patient's weight moves by at most this much (kg) either side of their own across a series.
+WEIGHT_DRIFT_KG = 0.8
 
 
 @dataclass
@@ -49,6 +52,17 @@ class Demo:
     depression: Protocol
     pain: Protocol
     rng: random.Random
+    to_sign: list[InfusionSession] = field(default_factory=list)
+    weights: dict[int, float] = field(default_factory=dict)  # patient id: usual weight, kg
+
+    def protocol_for(self, patient: Patient) -> Protocol:
+        """Pain conditions run on the pain protocol; the rest on the (depression) default."""
+        return self.pain if patient.indication in PAIN_INDICATIONS else self.depression
+
+    def weight_of(self, patient: Patient) -> float:
+        """The patient's weight on the day: their own, give or take WEIGHT_DRIFT_KG."""
+        usual = self.weights.setdefault(patient.id, round(self.rng.uniform(52, 105), 1))
+        return round(usual + self.rng.uniform(-WEIGHT_DRIFT_KG, WEIGHT_DRIFT_KG), 1)
 
 
 def seed_demo(seed: int = 2026) -> dict[str, str]:
@@ -77,6 +91,14 @@ def seed_demo(seed: int = 2026) -> dict[str, str]:
         responder = number % 3 != 2
         _series(demo, patient, count, today, responder)
     _today(demo, patients[18:24], today)
+    # The ledger is balanced first: the physician signs only reconciled sessions.
+    seed_ledger(staff, rng, DEMO_PASSWORD)
+    for infusion in demo.to_sign:
+        sign_infusion(
+            infusion, physician,
+            "I have reviewed this infusion record and attest that it is accurate and complete.",
+            infusion.version, password=DEMO_PASSWORD,
+        )  # fmt: skip
     return {username: role for username, _, _, role in STAFF}
 
 
@@ -110,7 +132,6 @@ def _clinic_time(day: date, hour: int, minute: int = 0) -> datetime:
 def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bool) -> None:
     rng = demo.rng
     pain = patient.indication in PAIN_INDICATIONS
-    protocol = demo.pain if pain else demo.depression
     first_day = today - timedelta(days=4 * count + 3)
     phq9 = rng.randrange(17, 24)
     record_assessment(
@@ -121,7 +142,7 @@ def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bo
         day = first_day + timedelta(days=4 * (number - 1))
         clinician = demo.staff[rng.choice(["jroe", "lnguyen", "mchen"])]
         start = _clinic_time(day, 9 + number % 3, 0)
-        infusion = _plan(demo, patient, protocol, clinician, start - timedelta(minutes=20))
+        infusion = _plan(demo, patient, clinician, start - timedelta(minutes=20))
         # PHQ-9 falls over the series for responders, and only a little for the rest.
         drop = (0.55 if responder else 0.12) * (number - 1) / max(count - 1, 1)
         score = max(1, round(phq9 * (1 - drop)) + rng.randrange(-1, 2))
@@ -136,25 +157,20 @@ def _series(demo: Demo, patient: Patient, count: int, today: date, responder: bo
             )
         _run(demo, infusion, clinician, start, surge=number <= 2, finish=True)
         if number < count or rng.random() < 0.6:
-            sign_infusion(
-                infusion, demo.staff["drpatel"],
-                "I have reviewed this infusion record and attest that it is accurate and "
-                "complete.",
-                infusion.version, password=DEMO_PASSWORD,
-            )
+            demo.to_sign.append(infusion)
 
 
-def _plan(demo, patient, protocol, clinician, check_in_at, room="") -> InfusionSession:
+def _plan(demo, patient, clinician, check_in_at, room="") -> InfusionSession:
     rng = demo.rng
-    infusion = services.plan_infusion(
+    infusion = lifecycle.plan_infusion(
         patient,
         {
-            "protocol_id": protocol.id,
+            "protocol_id": demo.protocol_for(patient).id,
             "clinician_id": clinician.id,
             "physician_id": demo.staff["drpatel"].id,
             "scheduled_for": check_in_at,
             "room": room or f"Room {rng.randrange(1, 7)}",
-            "weight_kg": round(rng.uniform(52, 105), 1),
+            "weight_kg": demo.weight_of(patient),
         },
         clinician,
     )
@@ -180,8 +196,8 @@ def _run(demo: Demo, infusion: InfusionSession, clinician: Staff, start: datetim
     """Check in, chart a baseline, start, chart every interval; finish = stop and discharge."""
     rng = demo.rng
     checked_in = start - timedelta(minutes=20)
-    services.check_in(infusion, clinician, at=checked_in)
-    services.update_infusion(
+    lifecycle.check_in(infusion, clinician, at=checked_in)
+    lifecycle.update_infusion(
         infusion,
         {"consent_on_file": True, "npo_confirmed": True, "escort_name": "Spouse",
          "pregnancy_status": "not_applicable" if infusion.patient.sex == "male" else "negative",
@@ -198,7 +214,7 @@ def _run(demo: Demo, infusion: InfusionSession, clinician: Staff, start: datetim
          "phase": "baseline", "temperature_c": 36.7, "moaas": 5, "pain": None},
         clinician, now=now,
     )
-    services.start_infusion(infusion, clinician, at=start)
+    lifecycle.start_infusion(infusion, clinician, at=start)
     duration = infusion.duration_min
     interval = infusion.protocol.reading_interval_infusion_min
     # Ketamine's pressor effect: BP climbs toward the end of the infusion, more in the first ones.
@@ -226,14 +242,14 @@ def _run(demo: Demo, infusion: InfusionSession, clinician: Staff, start: datetim
              "outcome": "Resolved by end of infusion"},
             clinician, now=now,
         )
-    services.stop_infusion(infusion, clinician, at=stopped)
+    lifecycle.stop_infusion(infusion, clinician, at=stopped)
     recovery = infusion.protocol.min_observation_min
     for after in range(15, recovery + 1, 15):
         fade = max(0.0, 1 - after / 30)
         values = _vitals(demo, base, peak * fade * 0.6, hr_peak * fade * 0.5)
         values.update(moaas=5, taken_at=stopped + timedelta(minutes=after), phase="recovery")
         readings.record_reading(infusion, values, clinician, now=now)
-    services.discharge(
+    lifecycle.discharge(
         infusion,
         {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2,
          "escort": "Spouse", "at": stopped + timedelta(minutes=recovery + 2),
@@ -249,21 +265,21 @@ def _today(demo: Demo, patients: list[Patient], today: date) -> None:
     rng = demo.rng
     nurse, pa = demo.staff["jroe"], demo.staff["mchen"]
     # In progress: started 25 and 50 minutes ago (the second one is in recovery).
-    running = _plan(demo, patients[0], demo.depression, nurse, now - timedelta(minutes=45),
+    running = _plan(demo, patients[0], nurse, now - timedelta(minutes=45),
                     room="Room 1")
     _run(demo, running, nurse, now - timedelta(minutes=25), surge=True, finish=False)
-    recovering = _plan(demo, patients[1], demo.depression, pa, now - timedelta(minutes=80),
+    recovering = _plan(demo, patients[1], pa, now - timedelta(minutes=80),
                        room="Room 2")
     _run(demo, recovering, pa, now - timedelta(minutes=60), surge=False, finish=False,
          until=now - timedelta(minutes=20))
-    services.stop_infusion(recovering, pa, at=now - timedelta(minutes=19))
+    lifecycle.stop_infusion(recovering, pa, at=now - timedelta(minutes=19))
     # A session this morning that is finished and waiting for signature (only if the clinic
     # day is old enough to hold it).
     morning = now - timedelta(hours=3)
     if morning > day_start + timedelta(minutes=30):
-        done = _plan(demo, patients[2], demo.depression, nurse, morning - timedelta(minutes=20),
+        done = _plan(demo, patients[2], nurse, morning - timedelta(minutes=20),
                      room="Room 3")
         _run(demo, done, nurse, morning, surge=False, finish=True, until=now)
     for offset, patient in zip((60, 120), patients[3:5], strict=True):
-        _plan(demo, patient, demo.depression, rng.choice([nurse, pa]),
+        _plan(demo, patient, rng.choice([nurse, pa]),
               now + timedelta(minutes=offset), room=f"Room {offset // 60 + 3}")

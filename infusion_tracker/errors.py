@@ -4,13 +4,17 @@ Every error page fits the layout and says nothing about the inside of the applic
 exception text, no stack, no SQL. Refused access (403) is audited.
 """
 
-from flask import current_app, render_template, request
+from contextlib import contextmanager
+
+from flask import current_app, flash, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
+from . import unit_of_work
 from .extensions import db
 
 
@@ -33,6 +37,7 @@ class StaleRecord(Exception):
         self.changed_by = changed_by
         self.changed_at = changed_at
         self.what = what
+        self.changes: list[str] = []  # what changed since the form was drawn, when known
         super().__init__(f"{what} was changed by {changed_by} — reload")
 
 
@@ -52,6 +57,36 @@ def show_on_form(
         form.form_errors.append(str(error))
 
 
+@contextmanager
+def refusals_on(form, **renames: str):
+    """Run a service inside `with`: its refusal (RuleError) undoes the request's work and lands
+    on the form, beside the field it names; the view then answers 422 with what was typed."""
+    try:
+        yield
+    except RuleError as error:
+        db.session.rollback()
+        problems = getattr(error, "problems", None)
+        if problems and hasattr(form, "add_problems"):
+            form.add_problems(problems)
+        else:
+            show_on_form(form, error, **renames)
+
+
+@contextmanager
+def refusals_flashed():
+    """Like refusals_on, for a button with no form to come back to: the refusal is flashed."""
+    try:
+        yield
+    except RuleError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+
+
+def form_status(form) -> int:
+    """422 for a submitted form that was refused, else 200."""
+    return 422 if form.is_submitted() and (form.errors or form.form_errors) else 200
+
+
 TITLES = {
     400: ("Bad request", "The request was not understood. Nothing was saved."),
     403: ("Not allowed", "Your role does not allow this page or action."),
@@ -59,6 +94,7 @@ TITLES = {
     405: ("Not allowed", "That action is not available here."),
     409: ("Not allowed now", "The record is not in a state that allows this."),
     413: ("Too large", "What was sent is too large."),
+    422: ("Not saved", "Some of what was entered needs correcting. Nothing was saved."),
     500: ("Something went wrong", "The error has been logged. Nothing was saved."),
 }
 
@@ -90,7 +126,7 @@ def forbidden(error):
             "auth.access_denied",
             details={"path": request.path[:300], "method": request.method},
         )
-        db.session.commit()
+        unit_of_work.keep()
     return _page(403)
 
 
@@ -107,6 +143,24 @@ def stale_in_database(error: StaleDataError):
 def rule_refused(error: RuleError):
     db.session.rollback()
     return _page(409, message=str(error))
+
+
+def conflict(error: IntegrityError):
+    """A save that collided with another in the database itself; nothing was saved."""
+    db.session.rollback()
+    current_app.logger.warning("refused by the database: %s", error.orig)
+    return _page(
+        409,
+        "Not saved",
+        "Someone else saved a conflicting change at the same moment. Reload and try again; "
+        "nothing of yours was saved.",
+    )
+
+
+def busy(error: OperationalError):
+    db.session.rollback()
+    current_app.logger.exception("database unavailable")
+    return _page(503, "Busy", "The database did not answer in time. Nothing was saved; try again.")
 
 
 def csrf_failed(error: CSRFError):
@@ -131,4 +185,6 @@ def register(app) -> None:
     app.register_error_handler(StaleRecord, stale)
     app.register_error_handler(StaleDataError, stale_in_database)
     app.register_error_handler(RuleError, rule_refused)
+    app.register_error_handler(IntegrityError, conflict)
+    app.register_error_handler(OperationalError, busy)
     app.register_error_handler(500, internal_error)

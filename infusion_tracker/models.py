@@ -14,6 +14,37 @@ from sqlalchemy.types import TypeDecorator
 from .extensions import db
 from .timeutil import utcnow
 
+# The vocabularies live in vocab.py; many callers still import them from here.
+from .vocab import (
+    ADVERSE_EVENT_TYPES,
+    AE_SEVERITIES,
+    ALDRETE_TOTAL_RANGE,
+    AVPU,
+    CLINICAL_ROLES,
+    CRITICAL_ACTIONS,
+    CSSRS_RESULTS,  # noqa: F401 (re-export)
+    FLAG_LEVELS,
+    INDICATIONS,
+    INFUSION_ACTIONS,
+    INFUSION_EVENT_KINDS,
+    INSTRUMENTS,
+    MOAAS_RANGE,
+    PAIN_RANGE,
+    PHASES,
+    PREGNANCY_STATUSES,
+    RHYTHMS,
+    ROLE_ADMIN,  # noqa: F401 (re-export)
+    ROLE_NP,  # noqa: F401 (re-export)
+    ROLE_PA,  # noqa: F401 (re-export)
+    ROLE_PHYSICIAN,
+    ROLES,
+    SEXES,
+    STATUSES,
+    sql_between,
+    sql_in,
+    sql_score_range,
+)
+
 
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes on every backend (SQLite forgets the zone, so store naive UTC there)."""
@@ -38,18 +69,6 @@ class UTCDateTime(TypeDecorator):
 
 
 # --- Staff -----------------------------------------------------------------
-
-ROLE_ADMIN = "admin"
-ROLE_PHYSICIAN = "physician"
-ROLE_NP = "np"
-ROLE_PA = "pa"
-ROLES = {
-    ROLE_ADMIN: "Administrator",
-    ROLE_PHYSICIAN: "Physician",
-    ROLE_NP: "Nurse practitioner",
-    ROLE_PA: "Physician assistant",
-}
-CLINICAL_ROLES = (ROLE_PHYSICIAN, ROLE_NP, ROLE_PA)
 
 
 def new_session_token() -> str:
@@ -86,7 +105,7 @@ class Staff(UserMixin, db.Model):
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     recovery_codes: Mapped[list | None] = mapped_column(sa.JSON)
 
-    __table_args__ = (sa.CheckConstraint("role IN ('admin','physician','np','pa')", name="role"),)
+    __table_args__ = (sa.CheckConstraint(sql_in("role", ROLES), name="role"),)
 
     def get_id(self) -> str:
         return self.session_token
@@ -124,19 +143,6 @@ class Staff(UserMixin, db.Model):
 
 # --- Patients ---------------------------------------------------------------
 
-INDICATIONS = {
-    "depression": "Depression",
-    "trd": "Treatment-resistant depression",
-    "depression_si": "Depression with suicidal ideation",
-    "ptsd": "PTSD",
-    "ocd": "OCD",
-    "fibromyalgia": "Fibromyalgia",
-    "crps": "CRPS / RSD",
-    "sfn": "Small-fiber neuropathy",
-    "other": "Other",
-}
-SEXES = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}
-
 
 class Patient(db.Model):
     __tablename__ = "patient"
@@ -165,6 +171,10 @@ class Patient(db.Model):
         back_populates="patient", order_by="InfusionSession.series_number"
     )
 
+    __table_args__ = (
+        sa.CheckConstraint(sql_in("sex", SEXES), name="sex"),
+        sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property
@@ -209,7 +219,10 @@ class Protocol(db.Model):
 
     created_by: Mapped[Staff | None] = relationship()
 
-    __table_args__ = (sa.UniqueConstraint("name", "version", name="name_version"),)
+    __table_args__ = (
+        sa.UniqueConstraint("name", "version", name="name_version"),
+        sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+    )
 
     @property
     def label(self) -> str:
@@ -217,24 +230,6 @@ class Protocol(db.Model):
 
 
 # --- Infusion sessions -----------------------------------------------------------
-
-# SPEC §3 state machine; the transitions themselves live in clinical.TRANSITIONS.
-STATUSES = {
-    "planned": "Planned",
-    "checked_in": "Checked in",
-    "infusing": "Infusing",
-    "paused": "Paused",
-    "recovery": "Recovery",
-    "stopped_early": "Stopped early",
-    "discharged": "Discharged",
-    "cancelled": "Cancelled",
-}
-PREGNANCY_STATUSES = {
-    "negative": "Negative test",
-    "not_pregnant_reported": "Not pregnant (patient report)",
-    "not_applicable": "Not applicable",
-    "positive": "Positive",
-}
 
 
 class InfusionSession(db.Model):
@@ -328,7 +323,15 @@ class InfusionSession(db.Model):
         back_populates="infusion", order_by="Addendum.created_at"
     )
 
-    __table_args__ = (sa.UniqueConstraint("patient_id", "series_number", name="patient_series"),)
+    __table_args__ = (
+        sa.UniqueConstraint("patient_id", "series_number", name="patient_series"),
+        sa.CheckConstraint(sql_in("status", STATUSES), name="status"),
+        sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+        sa.CheckConstraint(
+            sql_in("pregnancy_status", PREGNANCY_STATUSES, blank=True), name="pregnancy_status"
+        ),
+        sa.CheckConstraint(sql_between("aldrete_total", ALDRETE_TOTAL_RANGE), name="aldrete_total"),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property
@@ -355,15 +358,6 @@ class VoidableMixin:
         return self.voided_at is not None
 
 
-INFUSION_EVENT_KINDS = {
-    "start": "Infusion started",
-    "pause": "Paused",
-    "resume": "Resumed",
-    "rate_change": "Rate changed",
-    "stop": "Infusion stopped",
-}
-
-
 class InfusionEvent(db.Model):
     __tablename__ = "infusion_event"
 
@@ -373,41 +367,20 @@ class InfusionEvent(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     rate_mg_per_h: Mapped[float | None] = mapped_column(sa.Float)
+    # A rate above the protocol's limit: the physician who allowed it, and why.
+    override_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    override_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
     recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     infusion: Mapped[InfusionSession] = relationship(back_populates="events")
-    recorded_by: Mapped[Staff] = relationship()
+    recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
+
+    __table_args__ = (sa.CheckConstraint(sql_in("kind", INFUSION_EVENT_KINDS), name="kind"),)
 
     @property
     def kind_label(self) -> str:
         return INFUSION_EVENT_KINDS.get(self.kind, self.kind)
-
-
-PHASES = {
-    "baseline": "Baseline",
-    "infusion": "Infusion",
-    "recovery": "Recovery",
-    "discharge": "Discharge",
-}
-RHYTHMS = {
-    "nsr": "Normal sinus rhythm",
-    "sinus_tach": "Sinus tachycardia",
-    "sinus_brady": "Sinus bradycardia",
-    "sinus_arrhythmia": "Sinus arrhythmia",
-    "af": "Atrial fibrillation",
-    "flutter": "Atrial flutter",
-    "svt": "SVT",
-    "pacs": "PACs",
-    "pvcs": "PVCs",
-    "junctional": "Junctional",
-    "paced": "Paced",
-    "vt": "Ventricular tachycardia",
-    "artifact": "Artifact / unable to assess",
-    "other": "Other",
-}
-AVPU = {"A": "Alert", "V": "Responds to voice", "P": "Responds to pain", "U": "Unresponsive"}
-SEVERITY_LEVELS = ("normal", "abnormal", "critical")
 
 
 class Reading(VoidableMixin, db.Model):
@@ -451,33 +424,18 @@ class Reading(VoidableMixin, db.Model):
     voided_by: Mapped[Staff | None] = relationship(foreign_keys="Reading.voided_by_id")
     critical_action_by: Mapped[Staff | None] = relationship(foreign_keys=[critical_action_by_id])
 
-    __table_args__ = (sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at"),)
-
-
-ADVERSE_EVENT_TYPES = {
-    "hypertension": "Hypertension",
-    "tachycardia": "Tachycardia",
-    "bradycardia": "Bradycardia",
-    "hypotension": "Hypotension",
-    "arrhythmia": "Arrhythmia",
-    "desaturation": "Desaturation",
-    "respiratory_depression": "Respiratory depression",
-    "excessive_sedation": "Excessive sedation",
-    "emergence_reaction": "Emergence reaction / dissociation distress",
-    "anxiety": "Anxiety",
-    "agitation": "Agitation",
-    "nausea": "Nausea",
-    "vomiting": "Vomiting",
-    "dizziness": "Dizziness",
-    "headache": "Headache",
-    "allergic_reaction": "Allergic reaction",
-    "iv_infiltration": "IV infiltration",
-    "fall": "Fall",
-    "suicidal_ideation": "Emergent suicidal ideation",
-    "other": "Other",
-}
-AE_SEVERITIES = {"mild": "Mild", "moderate": "Moderate", "severe": "Severe"}
-INFUSION_ACTIONS = {"none": "None", "slowed": "Slowed", "paused": "Paused", "stopped": "Stopped"}
+    __table_args__ = (
+        sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at"),
+        sa.CheckConstraint(sql_in("phase", PHASES), name="phase"),
+        sa.CheckConstraint(sql_in("rhythm", RHYTHMS, blank=True), name="rhythm"),
+        sa.CheckConstraint(sql_in("avpu", AVPU, blank=True), name="avpu"),
+        sa.CheckConstraint(sql_in("severity", FLAG_LEVELS), name="severity"),
+        sa.CheckConstraint(
+            sql_in("critical_action", CRITICAL_ACTIONS, blank=True), name="critical_action"
+        ),
+        sa.CheckConstraint(sql_between("moaas", MOAAS_RANGE), name="moaas"),
+        sa.CheckConstraint(sql_between("pain", PAIN_RANGE), name="pain"),
+    )
 
 
 class AdverseEvent(VoidableMixin, db.Model):
@@ -505,23 +463,17 @@ class AdverseEvent(VoidableMixin, db.Model):
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
     voided_by: Mapped[Staff | None] = relationship(foreign_keys="AdverseEvent.voided_by_id")
 
+    __table_args__ = (
+        sa.CheckConstraint(sql_in("event_type", ADVERSE_EVENT_TYPES), name="event_type"),
+        sa.CheckConstraint(sql_in("severity", AE_SEVERITIES), name="severity"),
+        sa.CheckConstraint(sql_in("infusion_action", INFUSION_ACTIONS), name="infusion_action"),
+    )
+
     @property
     def type_label(self) -> str:
         if self.event_type == "other" and self.type_other:
             return self.type_other
         return ADVERSE_EVENT_TYPES.get(self.event_type, self.event_type)
-
-
-# Instrument -> (label, min, max). C-SSRS screen: 0 negative, 1 low, 2 moderate, 3 high risk.
-INSTRUMENTS = {
-    "phq9": ("PHQ-9", 0, 27),
-    "gad7": ("GAD-7", 0, 21),
-    "madrs": ("MADRS", 0, 60),
-    "pain_nrs": ("Pain NRS", 0, 10),
-    "cadss": ("CADSS", 0, 92),
-    "cssrs": ("C-SSRS screen", 0, 3),
-}
-CSSRS_RESULTS = {0: "Negative", 1: "Low risk", 2: "Moderate risk", 3: "High risk"}
 
 
 class Assessment(VoidableMixin, db.Model):
@@ -547,7 +499,11 @@ class Assessment(VoidableMixin, db.Model):
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
     voided_by: Mapped[Staff | None] = relationship(foreign_keys="Assessment.voided_by_id")
 
-    __table_args__ = (sa.Index("ix_assessment_patient_taken", "patient_id", "taken_at"),)
+    __table_args__ = (
+        sa.Index("ix_assessment_patient_taken", "patient_id", "taken_at"),
+        sa.CheckConstraint(sql_in("instrument", INSTRUMENTS), name="instrument"),
+        sa.CheckConstraint(sql_score_range(), name="score"),
+    )
 
     @property
     def instrument_label(self) -> str:
@@ -592,3 +548,274 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[Staff | None] = relationship()
+
+
+# --- Monitor devices and proposed readings ---------------------------------------------------
+
+MESSAGE_OUTCOMES = {"AA": "Accepted", "AE": "Refused (error)", "AR": "Rejected"}
+PROPOSED_STATUSES = {"proposed": "Proposed", "accepted": "Accepted", "dismissed": "Dismissed"}
+# The reading fields a monitor can fill (the rest of a vital set is the clinician's).
+DEVICE_VALUE_FIELDS = (
+    "systolic",
+    "diastolic",
+    "mean_arterial",
+    "heart_rate",
+    "resp_rate",
+    "spo2",
+    "temperature_c",
+)
+
+
+class Device(db.Model):
+    """A bedside monitor (or an interface engine speaking for one) that belongs to a room.
+
+    Only the SHA-256 of its bearer token is stored; the token is shown once when registered.
+    """
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    room: Mapped[str] = mapped_column(sa.String(40))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # MSH-3 (or OBX-18) identifier: how the device is known on MLLP, where there is no token.
+    identifier: Mapped[str] = mapped_column(sa.String(120), default="", index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+
+    created_by: Mapped[Staff | None] = relationship(foreign_keys=[created_by_id])
+    revoked_by: Mapped[Staff | None] = relationship(foreign_keys=[revoked_by_id])
+
+
+class DeviceMessage(db.Model):
+    """Every message an authenticated device sent, raw, with the answer it got (kept for audit)."""
+
+    __tablename__ = "device_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("device.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    via: Mapped[str] = mapped_column(sa.String(10))  # "http" or "mllp"
+    control_id: Mapped[str] = mapped_column(sa.String(64), default="")
+    raw: Mapped[str] = mapped_column(sa.Text)
+    outcome: Mapped[str] = mapped_column(sa.String(2))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    # The session the values were proposed to; None when nobody was in the room.
+    infusion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("infusion_session.id"))
+
+    device: Mapped[Device] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("outcome IN ('AA','AE','AR')", name="outcome"),
+        # The per-device rate limit counts a device's recent messages.
+        sa.Index("ix_device_message_device_received", "device_id", "received_at"),
+    )
+
+
+class ProposedReading(db.Model):
+    """Values from a monitor at one observation time, waiting for a clinician to accept them
+    into the chart (as a Reading) or dismiss them. Nothing from a device is charted unaccepted."""
+
+    __tablename__ = "proposed_reading"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    infusion_id: Mapped[int] = mapped_column(sa.ForeignKey("infusion_session.id"), index=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("device.id"))
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("device_message.id"))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    phase: Mapped[str] = mapped_column(sa.String(20))
+    # As sent (floats): a fractional SpO2 is the clinician's to see and fix, not ours to round.
+    systolic: Mapped[float | None] = mapped_column(sa.Float)
+    diastolic: Mapped[float | None] = mapped_column(sa.Float)
+    mean_arterial: Mapped[float | None] = mapped_column(sa.Float)  # shown, not charted
+    heart_rate: Mapped[float | None] = mapped_column(sa.Float)
+    resp_rate: Mapped[float | None] = mapped_column(sa.Float)
+    spo2: Mapped[float | None] = mapped_column(sa.Float)
+    temperature_c: Mapped[float | None] = mapped_column(sa.Float)
+    # Observations we do not map, as received (OBX segments in ER7), for the record.
+    unknown: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    status: Mapped[str] = mapped_column(sa.String(10), default="proposed")
+    reading_id: Mapped[int | None] = mapped_column(sa.ForeignKey("reading.id"), unique=True)
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    infusion: Mapped[InfusionSession] = relationship()
+    device: Mapped[Device] = relationship()
+    reading: Mapped[Reading | None] = relationship()
+    decided_by: Mapped[Staff | None] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('proposed','accepted','dismissed')", name="status"),
+    )
+
+    def values(self) -> dict[str, float]:
+        """The measured values only, {field: value}."""
+        return {
+            name: getattr(self, name)
+            for name in DEVICE_VALUE_FIELDS
+            if getattr(self, name) is not None
+        }
+
+
+# --- Controlled-substance ledger -------------------------------------------------
+# Amounts are whole micrograms so sums are exact; balances are never stored, they are
+# derived from the entries (ledger/services.py). An entry is never edited: a correction is
+# a new entry of the same kind with `corrects_id`, and the corrected entry stops counting.
+
+LEDGER_KINDS = {
+    "receipt": "Received",
+    "draw": "Drawn for a session",
+    "give": "Given (pump)",
+    "waste": "Remainder wasted",
+    "vial_waste": "Vial wasted",
+}
+VIAL_WASTE_REASONS = {"expired": "Expired", "broken": "Broken or contaminated", "other": "Other"}
+
+
+class LedgerVial(db.Model):
+    __tablename__ = "ledger_vial"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    drug: Mapped[str] = mapped_column(sa.String(60), default="ketamine")
+    strength_mg_per_ml: Mapped[float] = mapped_column(sa.Float)
+    volume_ml: Mapped[float] = mapped_column(sa.Float)
+    lot: Mapped[str] = mapped_column(sa.String(40))
+    expiry: Mapped[date] = mapped_column(sa.Date)
+    supplier: Mapped[str] = mapped_column(sa.String(120))
+    invoice_number: Mapped[str] = mapped_column(sa.String(60))
+    received_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    received_by: Mapped[Staff] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("strength_mg_per_ml > 0 AND volume_ml > 0", name="vial_positive"),
+    )
+
+    @property
+    def label(self) -> str:
+        return f"V-{self.id:05d}"
+
+    @property
+    def content_mcg(self) -> int:
+        return round(self.strength_mg_per_ml * self.volume_ml * 1000)
+
+
+class LedgerEntry(db.Model):
+    __tablename__ = "ledger_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vial_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_vial.id"), index=True)
+    infusion_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("infusion_session.id"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    amount_mcg: Mapped[int]
+    # A draw's diluted product, e.g. 35 mg into 100 mL (the concentration follows).
+    diluted_volume_ml: Mapped[float | None] = mapped_column(sa.Float)
+    waste_reason: Mapped[str] = mapped_column(sa.String(20), default="")
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    witness_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    corrects_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("ledger_entry.id"), unique=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    vial: Mapped[LedgerVial] = relationship()
+    infusion: Mapped[InfusionSession | None] = relationship()
+    witness: Mapped[Staff | None] = relationship(foreign_keys=[witness_id])
+    recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
+
+    __table_args__ = (
+        sa.CheckConstraint("amount_mcg >= 0", name="amount_not_negative"),
+        sa.CheckConstraint(
+            "kind IN ('receipt','draw','give','waste','vial_waste')", name="ledger_kind"
+        ),
+    )
+
+    @property
+    def kind_label(self) -> str:
+        return LEDGER_KINDS.get(self.kind, self.kind)
+
+    @property
+    def amount_mg(self) -> float:
+        return self.amount_mcg / 1000
+
+
+class LedgerCount(db.Model):
+    """A count of the safe by two staff; one line per vial with a balance."""
+
+    __tablename__ = "ledger_count"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    counted_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    second_counter_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    counted_by: Mapped[Staff] = relationship(foreign_keys=[counted_by_id])
+    second_counter: Mapped[Staff] = relationship(foreign_keys=[second_counter_id])
+    lines: Mapped[list[LedgerCountLine]] = relationship(
+        back_populates="count", order_by="LedgerCountLine.vial_id"
+    )
+
+
+class LedgerCountLine(db.Model):
+    __tablename__ = "ledger_count_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    count_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_count.id"), index=True)
+    vial_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_vial.id"), index=True)
+    expected_mcg: Mapped[int]
+    counted_mcg: Mapped[int]
+
+    count: Mapped[LedgerCount] = relationship(back_populates="lines")
+    vial: Mapped[LedgerVial] = relationship()
+
+    @property
+    def matches(self) -> bool:
+        return self.expected_mcg == self.counted_mcg
+
+
+class LedgerDiscrepancy(db.Model):
+    """A count that did not match, or a session that does not balance, until someone with
+    the authority (physician or admin) records why. Only the resolution columns are ever set
+    after the row is written."""
+
+    __tablename__ = "ledger_discrepancy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vial_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_vial.id"), index=True)
+    infusion_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("infusion_session.id"), index=True
+    )
+    count_line_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_count_line.id"))
+    expected_mcg: Mapped[int]
+    found_mcg: Mapped[int]
+    description: Mapped[str] = mapped_column(sa.Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    opened_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    resolution: Mapped[str] = mapped_column(sa.Text, default="")
+
+    vial: Mapped[LedgerVial | None] = relationship()
+    infusion: Mapped[InfusionSession | None] = relationship()
+    opened_by: Mapped[Staff] = relationship(foreign_keys=[opened_by_id])
+    resolved_by: Mapped[Staff | None] = relationship(foreign_keys=[resolved_by_id])
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def difference_mcg(self) -> int:
+        return self.found_mcg - self.expected_mcg

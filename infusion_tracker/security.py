@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from .extensions import db, login_manager
 from .models import Staff
@@ -19,7 +21,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'"
 )
 # What a user with a forced password change may still reach.
-PASSWORD_CHANGE_ENDPOINTS = ("auth.change_password", "auth.logout")
+PASSWORD_CHANGE_ENDPOINTS = ("auth.change_password", "auth.logout", "auth.keep_alive")
 
 
 @login_manager.user_loader
@@ -36,11 +38,30 @@ def unauthorized():
 
 
 def _return_path() -> str | None:
-    """Where to come back to after signing in: only a GET can be replayed (a POST's address
-    would answer 405)."""
-    if request.method != "GET":
-        return None
-    return request.full_path if request.query_string else request.path
+    """Where to come back to after signing in. A GET comes back to itself; a form's POST
+    (whose address may answer GET with 405) to the page the form was on: the Referer when it
+    is a page of this site, else the POST's own address or its parent
+    (/infusions/5/readings → /infusions/5) if either is a page."""
+    if request.method == "GET":
+        return request.full_path if request.query_string else request.path
+    candidates = [request.path, request.path.rsplit("/", 1)[0]]
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host:
+        query = f"?{referrer.query}" if referrer.query else ""
+        candidates.insert(0, referrer.path + query)
+    return next((path for path in candidates if _is_signed_in_page(path)), None)
+
+
+def _is_signed_in_page(path: str) -> bool:
+    """A same-site path that a signed-in GET can open (not /login itself, not a 405)."""
+    if not is_safe_next(path):
+        return False
+    adapter = current_app.url_map.bind(request.host)
+    try:
+        endpoint, _ = adapter.match(urlsplit(path).path, method="GET")
+    except (HTTPException, RequestRedirect):
+        return False
+    return not _is_public(endpoint)
 
 
 def is_safe_next(target: str | None) -> bool:
@@ -81,9 +102,10 @@ def _session_expired(now: float) -> str | None:
     if now - login_at > config["SESSION_MAX_HOURS"] * 3600:
         hours = config["SESSION_MAX_HOURS"]
         return f"You were signed out after {hours} hours. Please sign in again."
-    if now - seen_at > config["IDLE_TIMEOUT_MINUTES"] * 60:
+    minutes = config["IDLE_TIMEOUT_MINUTES"]
+    if now - seen_at > minutes * 60:
         return (
-            f"You were signed out after {config['IDLE_TIMEOUT_MINUTES']} minutes without "
+            f"You were signed out after {minutes} minute{'' if minutes == 1 else 's'} without "
             "activity. Please sign in again."
         )
     return None
@@ -92,10 +114,11 @@ def _session_expired(now: float) -> str | None:
 def enforce_login():
     """Every endpoint not marked @public needs a live, unexpired sign-in."""
     endpoint = request.endpoint
-    if _is_public(endpoint):
-        return None
+    if endpoint is None or endpoint == "static":
+        return None  # no user lookup for every stylesheet
+    public = _is_public(endpoint)
     if not current_user.is_authenticated:
-        return login_manager.unauthorized()
+        return None if public else login_manager.unauthorized()
     now = time.time()
     reason = _session_expired(now)
     if reason:
@@ -103,7 +126,11 @@ def enforce_login():
         logout_user()
         session.clear()
         flash(reason, "info")
-        return redirect(url_for("auth.login", next=_return_path()))
+        # A public page (the sign-in page the idle script opens at the timeout) is shown
+        # signed out rather than treating the expired sign-in as live.
+        return None if public else redirect(url_for("auth.login", next=_return_path()))
+    if public:
+        return None  # the sign-in page, opened by the idle script, is not activity
     session["seen_at"] = now
     if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         flash("Choose a new password before you continue.", "info")
@@ -128,6 +155,18 @@ def set_security_headers(response):
     return response
 
 
+def idle_settings() -> dict:
+    """What static/js/idle.js needs on a signed-in page: the idle limit, how long before it to
+    warn (a minute, or half a short limit), and the page to come back to after signing in."""
+    config = current_app.config
+    timeout = round(config["IDLE_TIMEOUT_MINUTES"] * 60)
+    return {
+        "timeout": timeout,
+        "warning": min(config["IDLE_WARNING_SECONDS"], timeout // 2),
+        "return_path": _return_path() or "",
+    }
+
+
 def init_app(app) -> None:
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
@@ -135,3 +174,4 @@ def init_app(app) -> None:
     app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
     app.before_request(enforce_login)
     app.after_request(set_security_headers)
+    app.jinja_env.globals["idle_settings"] = idle_settings

@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from . import timeutil, units
+from . import timeutil, units, vocab
 
 
 def register(app) -> None:
@@ -17,6 +17,8 @@ def register(app) -> None:
     app.jinja_env.globals["units_system"] = lambda: current_app.config["UNITS"]
     app.jinja_env.globals["clinic_name"] = lambda: current_app.config["CLINIC_NAME"]
     app.jinja_env.globals["nav_items"] = nav_items
+    # Code -> words and code -> status_tag kind, for templates (e.g. vocab.STATUS_KINDS).
+    app.jinja_env.globals["vocab"] = vocab
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
@@ -32,11 +34,15 @@ def nav_items() -> list[tuple[str, str, int | None]]:
 
     if current_user.role == ROLE_ADMIN:
         items = [("admin.staff_list", "Staff"), ("admin.audit_log", "Audit log")]
+        items.append(("devices.device_list", "Monitors"))
     else:
         items = [("main.board", "Suite"), ("patients.search", "Patients")]
         if current_user.role == ROLE_PHYSICIAN:
             items.append(("review.queue", "Review"))
         items.append(("protocols.index", "Protocols"))
+    items += [("ledger.stock", "Ledger")] + (  # issue 11
+        [("quality.report", "Quality")] if current_user.role in (ROLE_ADMIN, ROLE_PHYSICIAN) else []
+    )
     result = []
     for endpoint, label in items:
         if endpoint not in current_app.view_functions:

@@ -14,6 +14,7 @@ from flask import current_app, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
+from . import unit_of_work
 from .extensions import db
 
 limiter = Limiter(key_func=get_remote_address)
@@ -61,7 +62,7 @@ def too_many_attempts(error: RateLimitExceeded):
         attempted_username=_posted_username() or None,
         details={"path": request.path[:300], "limit": str(error.limit.limit)},
     )
-    db.session.commit()  # UOW: unit_of_work.keep() on main (a 429 would roll back)
+    unit_of_work.keep()  # a 429 would roll back: the audit row must stay
     body = render_template(
         "errors/error.html",
         code=429,

@@ -90,7 +90,7 @@ def test_usernames_are_unique_case_insensitively(client, admin, make_staff):
     make_staff("np", username="nia")
     response = create(client, username="NIA", full_name="Another Nia")
     html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "The username “nia” is already taken." in html
     assert 'value="Another Nia"' in html  # what was typed is kept
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Staff)) == 2
@@ -113,7 +113,7 @@ def test_usernames_are_unique_case_insensitively(client, admin, make_staff):
 def test_create_refusals_name_the_field_and_keep_values(client, admin, overrides, message):
     response = create(client, **overrides)
     html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "There is a problem" in html and message in html
     if "credentials" not in overrides:
         assert 'value="APRN"' in html
@@ -166,7 +166,7 @@ def test_edit_refusals_keep_values(client, admin, make_staff):
     staff = make_staff("np", full_name="Nia Nurse")
     response = edit(client, staff, full_name="", credentials="Typed", role="")
     html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Enter the full name." in html and 'value="Typed"' in html
     assert staff.full_name == "Nia Nurse"
 
@@ -174,7 +174,7 @@ def test_edit_refusals_keep_values(client, admin, make_staff):
 def test_admin_cannot_demote_themselves(client, admin):
     response = edit(client, admin, role="physician", full_name="Olive M. Manager")
     html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "You cannot change your own role" in html
     assert admin.role == "admin" and admin.full_name == "Olive Manager"  # nothing saved
     assert events("staff.role_changed") == [] and events("staff.updated") == []
@@ -203,7 +203,7 @@ def test_deactivate_and_reactivate(app, client, admin, make_staff):
     assert not staff.active
     (event,) = events("staff.deactivated")
     assert event.details["changes"] == {"active": [True, False]}
-    assert login(app.test_client(), "nia").status_code == 200  # refused
+    assert login(app.test_client(), "nia").status_code == 422  # refused
     # The name stays on what they did before.
     html = client.get("/admin/audit", query_string={"actor": staff.id}).get_data(as_text=True)
     assert "Nia Nurse, APRN" in html and "patient.viewed" in html
@@ -245,7 +245,7 @@ def test_reset_password(app, client, admin, make_staff):
     assert staff.must_change_password and not staff.is_locked()
     # Their session ended, the old password is dead, the temporary one forces a change.
     assert their_client.get("/account/password").headers["Location"].startswith("/login")
-    assert login(app.test_client(), "pat", PASSWORD).status_code == 200
+    assert login(app.test_client(), "pat", PASSWORD).status_code == 422
     newcomer = app.test_client()
     assert login(newcomer, "pat", password).headers["Location"] == "/account/password"
     response = newcomer.post(

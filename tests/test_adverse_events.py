@@ -118,7 +118,7 @@ def test_a_refused_adverse_event_comes_back_as_typed(client, infusing):
             "ae-infusion_action": "none",
         },
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     form = section(response.get_data(as_text=True), "adverse-events")
     assert "There is a problem" in form
     assert "Describe the other type of event." in form and "Choose the severity." in form
@@ -178,7 +178,7 @@ def test_stopped_also_works_while_paused(client, infusing, nurse):
 def test_pausing_what_is_not_running_is_refused_beside_the_choice(client, infusing, nurse):
     record(infusing, nurse, infusion_action="paused")
     response = post_ae(client, infusing, infusion_action="paused", outcome="kept")
-    assert response.status_code == 200
+    assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert 'id="ae-infusion_action-error"' in html
     assert "The infusion cannot be paused now: the session is paused." in html
@@ -229,7 +229,7 @@ def test_a_reading_of_another_session_cannot_be_linked(client, infusing, nurse, 
     )
     db.session.commit()
     response = post_ae(client, infusing, reading_id=foreign.id)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "not part of this session" in response.get_data(as_text=True)
     assert foreign.critical_action == ""
 

@@ -64,7 +64,7 @@ def test_setup_then_login_lands_admin_on_staff_list(client):
 def test_setup_refusal_keeps_what_was_typed(client):
     page = client.post("/setup", data=setup_data(new_password="short", confirm_password="short"))
     html = page.get_data(as_text=True)
-    assert page.status_code == 200
+    assert page.status_code == 422
     assert "There is a problem" in html
     assert "Password must be at least 12 characters" in html
     assert 'value="Olive Manager"' in html and 'value="Office"' in html
@@ -105,7 +105,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(client, make_staff)
     make_staff("np", username="jroe")
     wrong = client.post("/login", data={"username": "jroe", "password": "not the password"})
     unknown = client.post("/login", data={"username": "nobody", "password": "not the password"})
-    assert wrong.status_code == unknown.status_code == 200
+    assert wrong.status_code == unknown.status_code == 422
     message = "Username or password is not correct, or the account is locked or inactive."
     assert message in wrong.get_data(as_text=True)
     assert error_summary(wrong) == error_summary(unknown)
@@ -134,7 +134,7 @@ def test_empty_login_form_explains(client, make_staff):
 def test_deactivated_account_cannot_sign_in(client, make_staff):
     make_staff("np", username="gone", active=False)
     response = login(client, "gone")
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "not correct, or the account is locked or inactive" in response.get_data(as_text=True)
 
 
@@ -215,7 +215,7 @@ def test_change_password(client, login_as):
     assert client.get("/account/password").status_code == 200  # this session continues
     assert "auth.password_changed" in actions()
     client.post("/logout")
-    assert login(client, staff.username).status_code == 200  # old password refused
+    assert login(client, staff.username).status_code == 422  # old password refused
     assert login(client, staff.username, NEW_PASSWORD).status_code == 302
 
 
@@ -235,7 +235,7 @@ def test_change_password_refusals(client, login_as, current, new, confirm, messa
     old_hash = staff.password_hash
     response = change(client, current, new, confirm)
     html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "There is a problem" in html and message in html
     assert staff.password_hash == old_hash
 
@@ -243,7 +243,7 @@ def test_change_password_refusals(client, login_as, current, new, confirm, messa
 def test_wrong_current_password_counts_toward_lockout(client, login_as, app):
     staff = login_as("np")
     for _ in range(app.config["LOCKOUT_THRESHOLD"] - 1):
-        assert change(client, current="wrong password 123").status_code == 200
+        assert change(client, current="wrong password 123").status_code == 422
     assert staff.failed_logins == app.config["LOCKOUT_THRESHOLD"] - 1
     response = change(client, current="wrong password 123")
     assert response.headers["Location"] == "/login"

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from infusion_tracker import clinical
 from infusion_tracker.extensions import db
-from infusion_tracker.infusions import adverse_events, readings, services
+from infusion_tracker.infusions import adverse_events, lifecycle, readings
 from infusion_tracker.models import (
     AdverseEvent,
     InfusionEvent,
@@ -382,7 +382,7 @@ def charted_session(patient, nurse, physician, protocol, start, critical):
     def at(minutes):
         return start + timedelta(minutes=minutes)
 
-    infusion = services.plan_infusion(
+    infusion = lifecycle.plan_infusion(
         patient,
         {
             "protocol_id": protocol.id,
@@ -394,7 +394,7 @@ def charted_session(patient, nurse, physician, protocol, start, critical):
         },
         nurse,
     )
-    services.check_in(infusion, nurse, at=at(0))
+    lifecycle.check_in(infusion, nurse, at=at(0))
     readings.record_reading(infusion, vitals(at(5), "baseline", 130, 80, 72), nurse)
     checklist = {
         "consent_on_file": True,
@@ -406,8 +406,8 @@ def charted_session(patient, nurse, physician, protocol, start, critical):
         "iv_gauge": "22G",
         "lot_number": "KX-3107",
     }
-    services.update_infusion(infusion, checklist, nurse, infusion.version)
-    services.start_infusion(infusion, nurse, at=at(10))
+    lifecycle.update_infusion(infusion, checklist, nurse, infusion.version)
+    lifecycle.start_infusion(infusion, nurse, at=at(10))
     readings.record_reading(infusion, vitals(at(15), "infusion", 150, 88, 84), nurse)
     if critical:
         reading = readings.record_reading(infusion, vitals(at(20), "infusion", 185, 98, 92), nurse)
@@ -430,11 +430,11 @@ def charted_session(patient, nurse, physician, protocol, start, critical):
         )
     for minutes, systolic in ((25, 146), (35, 142), (45, 138)):
         readings.record_reading(infusion, vitals(at(minutes), "infusion", systolic, 86, 80), nurse)
-    services.stop_infusion(infusion, nurse, at=at(50))
+    lifecycle.stop_infusion(infusion, nurse, at=at(50))
     for minutes, systolic in ((60, 134), (80, 128)):
         readings.record_reading(infusion, vitals(at(minutes), "recovery", systolic, 80, 74), nurse)
     # 35 minutes after the stop: the protocol's default 30 minutes of observation are kept.
-    services.discharge(
+    lifecycle.discharge(
         infusion,
         {**dict.fromkeys(clinical.ALDRETE_ITEMS, 2), "escort": "Lee Whitfield", "at": at(85)},
         nurse,

@@ -1,13 +1,17 @@
 """Server-side SVG charts: well-formed, accessible, CSP-safe, and faithful to the data."""
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from markupsafe import Markup
 
 from infusion_tracker.charts import (
     EventMark,
+    LinearScale,
+    TimeScale,
     VitalPoint,
     outcome_chart,
     peak_rise_chart,
@@ -91,6 +95,48 @@ def test_event_labels_close_together_go_on_separate_rows():
     rows = [float(m.find(SVG + "text").get("y")) for m in with_class(root, "mark")]
     assert rows[0] != rows[1]  # a minute apart: the second label drops a row
     assert rows[2] == rows[0]  # far enough along to use the first row again
+
+
+def test_scales_are_immutable_values():
+    time = TimeScale(T0, T0 + timedelta(minutes=10), 50, 650)
+    assert time.x(T0 + timedelta(minutes=5)) == 350
+    values = LinearScale(60, 160, 20, 220)
+    assert (values.y(60), values.y(160), values.y(110)) == (220, 20, 120)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        time.x0 = 0
+
+
+def test_event_labels_do_not_move_the_points():
+    """The labels of events inside the readings' time range change nothing else."""
+    points = session_points()
+    many = [EventMark(p.at, "A long event label " * 2) for p in points[1:-1]]
+    bare = parse(vitals_chart(points, [], title="Vital signs"))
+    marked = parse(vitals_chart(points, many, title="Vital signs"))
+    for field in ("systolic", "heart_rate", "spo2"):
+        before = [
+            (e.get("d"), e.get("cx"), e.get("x")) for e in with_class(bare, f"point--{field}")
+        ]
+        after = [
+            (e.get("d"), e.get("cx"), e.get("x")) for e in with_class(marked, f"point--{field}")
+        ]
+        assert before == after, field
+    lines = [float(m.find(SVG + "line").get("x1")) for m in with_class(marked, "mark")]
+    circles = [float(e.get("cx")) for e in with_class(marked, "point--heart_rate")]
+    assert lines == circles[1:-1]
+
+
+def test_voided_readings_are_not_drawn_and_the_description_says_so():
+    points = session_points()
+    points[3] = dataclasses.replace(points[3], systolic=230, voided=True)
+    root = parse(vitals_chart(points, MARKS, title="Vital signs"))
+    assert len(with_class(root, "point--systolic")) == 5
+    tips = [e.find(SVG + "title").text for e in with_class(root, "point--systolic")]
+    assert not any("230" in tip for tip in tips)
+    desc = accessible_name(root)[1]
+    assert desc.startswith("5 readings from 14:00 to 14:25.")
+    assert "1 voided reading not shown." in desc
+    only_voided = parse(vitals_chart([points[3]], [], title="Voided"))
+    assert accessible_name(only_voided)[1] == "No readings yet."
 
 
 def test_abnormal_points_are_ringed_and_critical_ones_bold_with_a_bang():
@@ -218,6 +264,32 @@ def test_outcome_chart_series_and_reference_lines():
     # Each series draws its own line style (distinguishable in black and white).
     dashes = [line.get("stroke-dasharray") for line in with_class(root, "line")]
     assert len(dashes) == 2 and len(set(dashes)) == 2  # Pain NRS has one score: no line
+
+
+def test_outcome_date_ticks_stand_at_midnight_in_the_zone_they_are_written_in():
+    zone = ZoneInfo("America/New_York")
+    root = parse(
+        outcome_chart(
+            SERIES,
+            baseline=21,
+            response_line=None,
+            remission_line=None,
+            title="Outcomes",
+            fmt_date=lambda at: at.astimezone(zone).strftime("%d %b %Y"),
+            tz=zone,
+        )
+    )
+    ticks = with_class(root, "tick--date")
+    xs = [float(t.get("x")) for t in ticks]
+    first = datetime.strptime(ticks[0].text, "%d %b %Y").replace(tzinfo=zone)
+    last = datetime.strptime(ticks[-1].text, "%d %b %Y").replace(tzinfo=zone)
+    # A PHQ-9 taken at 09:00 New York time on 02 Mar sits 9/24 of a day after that tick.
+    per_second = (xs[-1] - xs[0]) / (last - first).total_seconds()
+    phq9 = [
+        p for p in with_class(root, "point") if p.find(SVG + "title").text.startswith("PHQ-9 21")
+    ]
+    expected = xs[0] + (T0 - first).total_seconds() * per_second
+    assert float(phq9[0].get("cx")) == pytest.approx(expected, abs=0.5)
 
 
 def test_outcome_chart_without_baseline_or_lines():

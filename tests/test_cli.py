@@ -144,5 +144,6 @@ def test_backup(runner, make_staff, tmp_path):
         )
         == 1
     )
+    db.session.commit()  # end the count's transaction: on SQLite it holds the write lock
     again = runner.invoke(args=["backup", str(destination)])
     assert again.exit_code == 1 and "already exists" in again.output

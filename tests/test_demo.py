@@ -46,3 +46,26 @@ def test_seed_demo_refuses_a_database_with_patients(runner, make_patient):
     result = runner.invoke(args=["seed-demo"])
     assert result.exit_code != 0
     assert "already holds patients" in result.output
+
+
+def test_seed_demo_is_clinically_believable(app):
+    from infusion_tracker.demo import PAIN_INDICATIONS, WEIGHT_DRIFT_KG, seed_demo
+    from infusion_tracker.protocols.services import DEFAULT_PROTOCOL, PAIN_PROTOCOL
+
+    seed_demo()
+    db.session.commit()
+    weights: dict[int, list[float]] = {}
+    pain_sessions = 0
+    for infusion in db.session.scalars(sa.select(InfusionSession)):
+        pain = infusion.patient.indication in PAIN_INDICATIONS
+        pain_sessions += pain
+        # Fibromyalgia, CRPS and small-fiber neuropathy run on the pain protocol, never the
+        # depression one (and the other way round).
+        expected = PAIN_PROTOCOL if pain else DEFAULT_PROTOCOL
+        assert infusion.protocol.name == expected["name"], infusion.patient.indication
+        weights.setdefault(infusion.patient_id, []).append(infusion.weight_kg)
+    assert pain_sessions >= 5
+    assert sum(len(series) > 1 for series in weights.values()) >= 15
+    for series in weights.values():
+        # A kg or two across a series, not 30 % in three weeks.
+        assert max(series) - min(series) <= 2 * WEIGHT_DRIFT_KG

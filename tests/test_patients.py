@@ -62,7 +62,7 @@ def test_typed_mrn_is_normalised_and_must_be_unique(client, login_as, make_patie
     make_patient(mrn="A-77")
     response = client.post("/patients/new", data={**FORM, "mrn": " a-77 "})
     page = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "MRN A-77 already belongs to another patient." in page
     assert 'value="Whitfield"' in page  # what was typed comes back
     assert patient_by_name("Whitfield") is None
@@ -100,7 +100,7 @@ def test_mrn_generation_retries_when_the_number_is_taken_meanwhile(app, make_sta
 def test_register_refuses_bad_values_with_a_message(client, login_as, changes, message):
     login_as("np")
     response = client.post("/patients/new", data={**FORM, **changes})
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Patient.id))) == 0
 
@@ -243,7 +243,7 @@ def test_edit_to_another_patients_mrn_is_refused(client, login_as, make_patient)
     make_patient(mrn="IT-000001")
     patient = make_patient(mrn="IT-000002")
     response = client.post(f"/patients/{patient.id}/edit", data=edit_form(patient, mrn="it-000001"))
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "MRN IT-000001 already belongs to another patient." in response.get_data(as_text=True)
     assert patient.mrn == "IT-000002"
 

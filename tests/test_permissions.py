@@ -4,7 +4,7 @@ without a decision about who may use it."""
 
 import pytest
 
-from tests.conftest import login
+from tests.conftest import PASSWORD, login
 
 PUBLIC = "public"
 ANY_STAFF = frozenset({"admin", "physician", "np", "pa"})
@@ -20,6 +20,7 @@ EXPECTED = {
     "main.healthz": PUBLIC,
     "auth.logout": ANY_STAFF,
     "auth.change_password": ANY_STAFF,
+    "auth.keep_alive": ANY_STAFF,
     "main.board": ANY_STAFF,  # admin is redirected to the staff list
     "admin.staff_list": ADMIN,
     "admin.audit_log": ADMIN,
@@ -67,9 +68,39 @@ EXPECTED = {
     "infusions.record_adverse_event": CLINICIANS,
     "infusions.void_adverse_event": CLINICIANS,
     "infusions.correct_adverse_event": CLINICIANS,
+    # Monitor intake (issue 10): devices authenticate with a token, not a login.
+    "devices.device_list": ADMIN,
+    "devices.device_new": ADMIN,
+    "devices.device_detail": ADMIN,
+    "devices.device_revoke": ADMIN,
+    "devices.api_hl7": PUBLIC,  # 401 without a device token
+    "devices.api_hl7_openapi": PUBLIC,  # the interface description, no data
+    "devices.accept_proposed": CLINICIANS,
+    "devices.dismiss_proposed": CLINICIANS,
+    # Controlled-substance ledger and quality report (issue 11): clinicians act, admins read.
+    "ledger.stock": ANY_STAFF,
+    "ledger.vials": ANY_STAFF,
+    "ledger.vial": ANY_STAFF,
+    "ledger.vial_print": ANY_STAFF,
+    "ledger.vial_csv": ANY_STAFF,
+    "ledger.discrepancies": ANY_STAFF,
+    "ledger.stock_report": ANY_STAFF,
+    "ledger.period_report": ANY_STAFF,
+    "ledger.receive": CLINICIANS,
+    "ledger.waste_vial": CLINICIANS,
+    "ledger.correct": CLINICIANS,
+    "ledger.count": CLINICIANS,
+    "ledger.session": CLINICIANS,
+    "ledger.draw": CLINICIANS,
+    "ledger.give": CLINICIANS,
+    "ledger.waste": CLINICIANS,
+    "ledger.resolve": PHYSICIAN | ADMIN,
+    "ledger.explain": PHYSICIAN,
+    "quality.report": PHYSICIAN | ADMIN,
+    "quality.table_csv": PHYSICIAN | ADMIN,
     # Hardening (issue 9): the second factor.
-    "auth.two_factor_login": PUBLIC,
-    "auth.two_factor": ANY_STAFF,
+    "two_factor.sign_in": PUBLIC,
+    "two_factor.account": ANY_STAFF,
     "admin.staff_reset_two_factor": ADMIN,
     "protocols.compare": CLINICIANS,
 }
@@ -97,6 +128,15 @@ def world(make_staff, make_patient, make_protocol, make_infusion):
                            severity="critical", recorded_by_id=staff["np"].id))
     db.session.add(AdverseEvent(infusion_id=1, onset_at=utcnow(), event_type="nausea",
                                 severity="mild", recorded_by_id=staff["np"].id))
+    db.session.commit()
+    # Ledger (issue 11): vial 1 with a receipt (entry 1), and discrepancy 1 from a count.
+    from infusion_tracker.ledger import services as ledger
+
+    (vial,) = ledger.receive_vials(actor=staff["np"], quantity=1, drug="ketamine",
+                                   strength_mg_per_ml=50, volume_ml=10, lot="L1",
+                                   expiry=utcnow().date().replace(year=utcnow().year + 1),
+                                   supplier="S", invoice_number="I1")
+    ledger.record_count(staff["np"], {vial.id: 9.0}, "sweep-pa", PASSWORD)
     db.session.commit()
     return staff
 

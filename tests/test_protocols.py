@@ -238,7 +238,7 @@ def test_impossible_or_contradictory_values_are_refused(
     login_as("physician")
     protocol = make_protocol(limits=dict(clinical.DEFAULT_LIMITS))
     response = client.post(f"/protocols/{protocol.id}/edit", data=form_data(protocol, **changes))
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert len(protocols()) == 1
 
@@ -270,7 +270,7 @@ def test_an_edit_needs_a_reason_which_is_kept_and_audited(client, login_as, make
     protocol = make_protocol()
     data = form_data(protocol, max_total_mg=90, change_reason=" ")
     response = client.post(f"/protocols/{protocol.id}/edit", data=data)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Give the reason for the change." in response.get_data(as_text=True)
     assert len(protocols()) == 1
     client.post(

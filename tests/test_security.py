@@ -159,7 +159,7 @@ def test_five_failures_lock_the_account_with_the_same_message(client, make_staff
     assert count("auth.locked_out") == 1
     locked = login(client, "jroe")  # the right password, but locked
     unknown = fail(client, "nobody")
-    assert locked.status_code == 200 and REFUSAL in locked.get_data(as_text=True)
+    assert locked.status_code == 422 and REFUSAL in locked.get_data(as_text=True)
     assert error_summary(locked) == error_summary(unknown) == error_summary(fifth)
     assert count("auth.login") == 0
 
@@ -183,7 +183,7 @@ def test_lock_expires(client, make_staff):
     staff = make_staff("np", username="jroe")
     for _ in range(5):
         fail(client)
-    assert login(client, "jroe").status_code == 200
+    assert login(client, "jroe").status_code == 422
     staff.locked_until = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert login(client, "jroe").status_code == 302

@@ -253,12 +253,12 @@ def test_sign_form_errors_come_back_with_what_was_typed(client, login_as, make_i
     response = client.post(
         f"/infusions/{infusion.id}/sign", data=sign_form(infusion, attestation=too_long)
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "There is a problem" in html and f"At most {services.ATTESTATION_MAX}" in html
     assert too_long in html
     response = client.post(f"/infusions/{infusion.id}/sign", data={"attestation": "Reviewed."})
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "reload the page" in response.get_data(as_text=True)
     assert infusion.signed_at is None
 
@@ -281,7 +281,7 @@ def test_old_login_needs_the_password_again(client, login_as, make_infusion):
     infusion = discharged_session(make_infusion)
 
     response = client.post(f"/infusions/{infusion.id}/sign", data=sign_form(infusion))
-    assert response.status_code == 200
+    assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "Enter your password" in html and 'name="password"' in html
     assert "I have reviewed this record." in html  # the typed attestation is kept
@@ -290,7 +290,7 @@ def test_old_login_needs_the_password_again(client, login_as, make_infusion):
     response = client.post(
         f"/infusions/{infusion.id}/sign", data=sign_form(infusion, password="wrong password 1")
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Password: not correct." in response.get_data(as_text=True)
     assert not infusion.is_signed
     assert physician.failed_logins == 1
@@ -314,7 +314,7 @@ def test_reauth_minutes_is_a_setting(app, client, login_as, make_infusion):
     set_auth_age(client, 6)
     infusion = discharged_session(make_infusion)
     response = client.post(f"/infusions/{infusion.id}/sign", data=sign_form(infusion))
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "more than 5 minutes ago" in response.get_data(as_text=True)
     assert not infusion.is_signed
 
@@ -380,11 +380,11 @@ def test_addendum_text_is_required_and_bounded(client, login_as, make_infusion):
     physician = login_as("physician")
     infusion = sign_directly(discharged_session(make_infusion), physician)
     response = client.post(f"/infusions/{infusion.id}/addenda", data={"text": "   "})
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Enter the text of the addendum." in response.get_data(as_text=True)
     too_long = "y" * (services.ADDENDUM_MAX + 1)
     response = client.post(f"/infusions/{infusion.id}/addenda", data={"text": too_long})
-    assert response.status_code == 200
+    assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert f"At most {services.ADDENDUM_MAX} characters." in html and too_long in html
     assert db.session.scalar(sa.select(sa.func.count(Addendum.id))) == 0

@@ -6,7 +6,7 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional, Validation
 
 from ..auth.services import CREDENTIALS_MAX, FULL_NAME_MAX
 from ..inputs import SaneDate
-from ..models import ROLES
+from ..vocab import ROLES
 
 
 def role_field():

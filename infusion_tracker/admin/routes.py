@@ -15,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import two_factor
-from ..errors import RuleError, show_on_form
+from ..errors import RuleError, form_status, refusals_flashed, refusals_on, show_on_form
 from ..extensions import db
 from ..inputs import page_number
 from ..permissions import admin_required
@@ -53,7 +53,6 @@ def staff_new():
                 _actor(),
                 password=form.password.data or None,
             )
-            db.session.commit()
         except RuleError as error:
             db.session.rollback()
             show_on_form(form, error)
@@ -72,7 +71,7 @@ def staff_new():
                 "success",
             )
             return redirect(url_for("admin.staff_list"))
-    return render_template("admin/staff_form.html", form=form, staff=None)
+    return render_template("admin/staff_form.html", form=form, staff=None), form_status(form)
 
 
 @bp.route("/staff/<int:staff_id>", methods=["GET", "POST"])
@@ -81,16 +80,11 @@ def staff_edit(staff_id: int):
     staff = services.get_staff_or_404(staff_id)
     form = StaffEditForm(obj=staff)
     if form.validate_on_submit():
-        try:
+        with refusals_on(form):
             renamed = services.update_staff(
                 staff, form.full_name.data, form.credentials.data or "", _actor()
             )
             role_changed = services.change_role(staff, form.role.data, _actor())
-        except RuleError as error:
-            db.session.rollback()
-            show_on_form(form, error)
-        else:
-            db.session.commit()
             if renamed or role_changed:
                 flash(f"Saved the changes to {staff.display_name}.", "success")
             else:
@@ -102,24 +96,15 @@ def staff_edit(staff_id: int):
         staff=staff,
         is_self=staff.id == current_user.id,
         now=utcnow(),
-    )
-
-
-def _refused(staff, error: RuleError):
-    db.session.rollback()
-    flash(str(error), "error")
-    return redirect(url_for("admin.staff_edit", staff_id=staff.id))
+    ), form_status(form)
 
 
 def _account_action(staff_id: int, action, done: str):
     """Run one POST-button action on an account; a refusal comes back as a message."""
     staff = services.get_staff_or_404(staff_id)
-    try:
+    with refusals_flashed():
         action(staff, _actor())
-    except RuleError as error:
-        return _refused(staff, error)
-    db.session.commit()
-    flash(done.format(name=staff.display_name), "success")
+        flash(done.format(name=staff.display_name), "success")
     return redirect(url_for("admin.staff_edit", staff_id=staff.id))
 
 
@@ -155,15 +140,13 @@ def staff_reset_two_factor(staff_id: int):
 @admin_required
 def staff_reset_password(staff_id: int):
     staff = services.get_staff_or_404(staff_id)
-    try:
+    with refusals_flashed():
         password = services.reset_password(staff, _actor())
-    except RuleError as error:
-        return _refused(staff, error)
-    db.session.commit()
-    # Shown in this one response only (never flashed: the session cookie is readable).
-    return render_template(
-        "admin/temporary_password.html", staff=staff, password=password, created=False
-    )
+            # Shown in this one response only (never flashed: the session cookie is readable).
+        return render_template(
+            "admin/temporary_password.html", staff=staff, password=password, created=False
+        )
+    return redirect(url_for("admin.staff_edit", staff_id=staff.id))
 
 
 # --- Audit log -----------------------------------------------------------------------------
@@ -237,11 +220,10 @@ def audit_export():
             staff_names={},
             filter_args=_filter_args(form),
             detail_lines=services.detail_lines,
-        field_label=services.field_label,
-        action_label=services.action_label,
+            field_label=services.field_label,
+            action_label=services.action_label,
         )
     services.record_export(filters, _actor())
-    db.session.commit()
     filename = f"audit-{utcnow():%Y%m%d-%H%M%S}.csv"
     return Response(
         stream_with_context(services.csv_lines(filters)),

@@ -197,18 +197,23 @@ class WrongCurrentPassword(RuleError):
     """The current password was wrong; the failure is counted, so the caller commits."""
 
 
-def count_failed_password(staff: Staff, reason: str, signed_in: bool = False) -> None:
-    """Count a wrong password toward the lockout (SPEC §8). When it was typed inside a
-    signed-in session (a stolen one, perhaps), locking also ends that user's sessions."""
+def count_failed_password(
+    staff: Staff,
+    reason: str | None = None,
+    signed_in: bool = False,
+    action: str = "auth.login_failed",
+) -> None:
+    """The one lockout rule (SPEC §8): each wrong password (at sign-in, password change or
+    re-authentication before signing) counts; LOCKOUT_THRESHOLD of them lock the account for
+    LOCKOUT_MINUTES. When it was typed inside a signed-in session (a stolen one, perhaps),
+    locking also ends that user's sessions."""
     config = current_app.config
     # At the sign-in form nobody is proven to be anyone: the row says "anonymous (username)".
     who = {"actor": staff} if signed_in else {"attempted_username": staff.username}
     staff.failed_logins = (staff.failed_logins or 0) + 1
+    details = {"reason": reason} if reason else {}
     audit.record(
-        "auth.login_failed",
-        entity=staff,
-        details={"reason": reason, "failed_logins": staff.failed_logins},
-        **who,
+        action, entity=staff, details={**details, "failed_logins": staff.failed_logins}, **who
     )
     if staff.failed_logins >= config["LOCKOUT_THRESHOLD"]:
         staff.locked_until = utcnow() + timedelta(minutes=config["LOCKOUT_MINUTES"])

@@ -34,7 +34,7 @@ def begin_second_step(staff: Staff, target: str | None):
     cookie would, and when the password was given."""
     session.clear()
     session[PENDING] = {"token": staff.session_token, "at": time.time(), "next": target}
-    return redirect(url_for("auth.two_factor_login"))
+    return redirect(url_for("two_factor.sign_in"))
 
 
 def pending_staff() -> Staff | None:

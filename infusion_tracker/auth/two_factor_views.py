@@ -1,24 +1,31 @@
 """Pages of the second factor: the code step at sign-in, one's own enrolment at
 /account/two-factor, and the rule that roles in REQUIRE_TWO_FACTOR_ROLES enrol before
-anything else. Attached to the auth blueprint (imported by the app factory)."""
+anything else. A blueprint of its own, registered by the app factory."""
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..errors import RuleError, show_on_form
-from ..extensions import db
+from .. import unit_of_work
+from ..errors import form_status, refusals_flashed, refusals_on
 from ..passwords import verify_password
 from ..permissions import public
 from ..throttle import limit_password_attempts
 from . import services, two_factor
-from .routes import bp
 from .sign_in import PENDING, complete_sign_in, home_for, pending_staff, pending_target
 
+bp = Blueprint("two_factor", __name__)
+
 # Where someone whose role requires a second factor may go before enrolling.
-BEFORE_ENROLMENT = ("auth.two_factor", "auth.logout", "auth.change_password", "static")
+BEFORE_ENROLMENT = (
+    "two_factor.account",
+    "auth.logout",
+    "auth.change_password",
+    "auth.keep_alive",
+    "static",
+)
 
 
 class CodeForm(FlaskForm):
@@ -58,11 +65,11 @@ def enrol_first():
         and two_factor.must_enrol(current_user)
     ):
         flash("Set up two-factor sign-in before you continue.", "info")
-        return redirect(url_for("auth.two_factor"))
+        return redirect(url_for("two_factor.account"))
     return None
 
 
-@bp.route("/login/two-factor", methods=["GET", "POST"])
+@bp.route("/login/two-factor", methods=["GET", "POST"], endpoint="sign_in")
 @public
 @limit_password_attempts
 def two_factor_login():
@@ -79,14 +86,13 @@ def two_factor_login():
         used = two_factor.check_code(staff, form.code.data)
         if used is None:
             services.count_failed_password(staff, "wrong second-factor code")
-            db.session.commit()  # UOW: keep() on main; the failure counts toward the lockout
+            unit_of_work.keep()  # the failure counts toward the lockout
             if staff.is_locked():
                 session.pop(PENDING, None)
                 return redirect(url_for("auth.login"))
             form.code.errors.append("That code is not right, or was already used.")
             return render_template("auth/two_factor_login.html", form=form), 422
         services.record_sign_in(staff, used)
-        db.session.commit()  # UOW
         target = pending_target()
         if used == "recovery":
             left = len(staff.recovery_codes or [])
@@ -95,7 +101,7 @@ def two_factor_login():
     return render_template("auth/two_factor_login.html", form=form)
 
 
-@bp.route("/account/two-factor", methods=["GET", "POST"], endpoint="two_factor")
+@bp.route("/account/two-factor", methods=["GET", "POST"], endpoint="account")
 def enrolment():
     """One's own second factor: start, confirm with a code (recovery codes shown once), or
     turn off where the role does not require it."""
@@ -105,37 +111,24 @@ def enrolment():
     status = 200
     action = request.form.get("action") if request.method == "POST" else None
     if action == "start":
-        try:
+        with refusals_flashed():
             two_factor.start_enrolment(staff)
-        except RuleError as error:
-            flash(str(error), "error")
-        db.session.commit()  # UOW
-        return redirect(url_for("auth.two_factor"))
+        return redirect(url_for("two_factor.account"))
     if action == "confirm" and enrol.validate_on_submit():
-        try:
+        with refusals_on(enrol):
             codes = two_factor.confirm_enrolment(staff, enrol.code.data)
-        except RuleError as error:
-            db.session.rollback()
-            show_on_form(enrol, error)
-            status = 422
-        else:
-            db.session.commit()  # UOW
+        status = form_status(enrol)
     elif action == "off" and off.validate_on_submit():
         if not verify_password(staff.password_hash, off.password.data):
             services.count_failed_password(staff, "wrong password (two-factor off)", True)
-            db.session.commit()  # UOW: keep() on main
+            unit_of_work.keep()  # the failure counts toward the lockout
             off.password.errors.append("The password is not correct.")
             status = 422
         else:
-            try:
+            with refusals_flashed():
                 two_factor.turn_off(staff)
-            except RuleError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-                return redirect(url_for("auth.two_factor"))
-            db.session.commit()  # UOW
-            flash("Two-factor sign-in is off.", "success")
-            return redirect(url_for("auth.two_factor"))
+                flash("Two-factor sign-in is off.", "success")
+            return redirect(url_for("two_factor.account"))
     elif action is not None:
         status = 422
     qr = key = None

@@ -16,7 +16,8 @@ import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..models import AVPU, PHASES, RHYTHMS, InfusionSession, Patient, Reading
+from ..models import InfusionSession, Patient, Reading
+from ..vocab import AVPU, PHASES, RHYTHMS
 from .fhir import instant
 
 VOIDED = "VOIDED"

@@ -14,17 +14,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from .. import clinical
-from ..models import (
-    INDICATIONS,
-    INSTRUMENTS,
-    RHYTHMS,
-    Assessment,
-    InfusionEvent,
-    InfusionSession,
-    Patient,
-    Reading,
-)
+from ..models import Assessment, InfusionEvent, InfusionSession, Patient, Reading
 from ..timeutil import utcnow
+from ..vocab import INDICATIONS, INSTRUMENTS, RHYTHMS
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"

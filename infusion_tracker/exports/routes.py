@@ -70,9 +70,7 @@ def readings_csv(patient_id: int):
         patient_id=patient.id,
         details={"rows": csv_export.row_count(infusions), "sessions": len(infusions)},
     )
-    # Named before the commit, which expires the patient row (no reload to read the MRN).
     filename = fhir.export_filename(patient, clinic_today(), "-readings.csv")
-    db.session.commit()
     return _attachment(body, "text/csv", filename)
 
 
@@ -91,7 +89,6 @@ def fhir_bundle(patient_id: int):
         details={"entries": len(bundle["entry"]), "bundle_id": bundle["id"]},
     )
     filename = fhir.export_filename(patient, clinic_today(), ".fhir.json")
-    db.session.commit()
     return _attachment(
         json.dumps(bundle, ensure_ascii=False, indent=1), "application/fhir+json", filename
     )

@@ -21,7 +21,8 @@ from ..models import (
     Staff,
 )
 from ..timeutil import utcnow
-from . import guards, readings, services
+from . import guards, lifecycle, readings
+from .queries import is_open_critical
 
 # From check-in until signing: a late-reported event (a fall on the way out) still belongs here.
 RECORDABLE_STATUSES = (
@@ -67,10 +68,6 @@ class AdverseEventRefused(RuleError):
     def __init__(self, problems: dict[str, str]):
         self.problems = problems
         super().__init__(" ".join(problems.values()))
-
-
-def get_adverse_event_or_404(ae_id: int) -> AdverseEvent:
-    return db.get_or_404(AdverseEvent, ae_id)
 
 
 def _problems(
@@ -142,7 +139,7 @@ def record_adverse_event(
 ) -> AdverseEvent:
     """Record an adverse event; "paused"/"stopped" also pause or stop (early) the infusion, and
     an unanswered critical reading it names is answered by it."""
-    guards.ensure_editable(infusion)
+    guards.begin_row_change(infusion, actor.id)
     if infusion.status not in RECORDABLE_STATUSES:
         raise RuleError(
             f"Adverse events cannot be recorded on a {infusion.status_label.lower()} session."
@@ -158,13 +155,13 @@ def record_adverse_event(
     )
     if event.reading_id is not None:
         reading = db.session.get(Reading, event.reading_id)
-        if services.is_open_critical(reading):
+        if is_open_critical(reading):
             readings.answer_with_adverse_event(reading, actor, event.id)
     reason = f"Adverse event: {event.type_label}"
     if event.infusion_action == "paused":
-        services.pause_infusion(infusion, actor, reason=reason)
+        lifecycle.pause_infusion(infusion, actor, reason=reason)
     elif event.infusion_action == "stopped":
-        services.stop_infusion(infusion, actor, reason=reason, early=True)
+        lifecycle.stop_infusion(infusion, actor, reason=reason, early=True)
     # "slowed" is recorded here; the new pump rate is charted as a rate change (it needs mg/h).
     return event
 
@@ -184,7 +181,7 @@ def void_adverse_event(event: AdverseEvent, actor: Staff, reason: str) -> None:
     A critical reading it answered asks again for an action, unless another event answers it.
     """
     infusion = event.infusion
-    guards.ensure_editable(infusion)
+    guards.begin_row_change(infusion, actor.id)
     reason = (reason or "").strip()
     if not reason:
         raise RuleError("Give the reason for voiding the adverse event.", field="reason")
@@ -227,7 +224,7 @@ def correct_adverse_event(
     A correction fixes the record only; it does not pause or stop the infusion again.
     """
     infusion = event.infusion
-    guards.ensure_editable(infusion)
+    guards.begin_row_change(infusion, actor.id)
     if event.is_voided:
         raise RuleError("This adverse event was voided; record a new one instead.")
     readings.ensure_entry_rights(event, actor, "adverse event")

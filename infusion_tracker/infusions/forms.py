@@ -7,15 +7,12 @@ units (kg or lb) and converted to kg here; the dose arithmetic is always in kg.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
-    FloatField,
     IntegerField,
     RadioField,
     SelectChoice,
@@ -27,9 +24,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Val
 from wtforms.widgets import HiddenInput, TextInput
 
 from .. import clinical, units
-from ..inputs import SaneDate
-from ..models import PREGNANCY_STATUSES
+from ..fields import ClinicTimeField, NumberField, planning_window
 from ..timeutil import from_clinic, to_clinic, utcnow
+from ..vocab import PREGNANCY_STATUSES
 
 REASON_MAX = 2000
 NOTES_MAX = 5000
@@ -43,27 +40,6 @@ IV_GAUGES = ("18G", "20G", "22G", "24G")
 
 def _num(value: float) -> str:
     return f"{value:g}"
-
-
-class Number(FloatField):
-    """A decimal number with a message a person can act on (not "Not a valid float value"),
-    drawn as a text box so `size` fits it to its content and a typed comma is not lost."""
-
-    widget = TextInput()
-
-    def process_formdata(self, valuelist):
-        if not valuelist or not valuelist[0].strip():
-            self.data = None
-            return
-        try:
-            value = float(valuelist[0].strip().replace(",", "."))
-        except ValueError:
-            self.data = None
-            raise ValueError("Enter a number, like 72.5.") from None
-        if not math.isfinite(value):
-            self.data = None
-            raise ValueError("Enter a number, like 72.5.")
-        self.data = value
 
 
 class WholeNumber(IntegerField):
@@ -93,7 +69,7 @@ def _int_or_none(value):
 
 
 def weight_field(label: str = "Weight"):
-    return Number(label, validators=[Optional()])
+    return NumberField(label, example="72.5", validators=[Optional()])
 
 
 def weight_kg_from_entry(value: float | None, system: str) -> float | None:
@@ -168,8 +144,9 @@ class CancelForm(VersionedForm):
 
 
 class RateForm(VersionedForm):
-    mg_per_h = Number(
+    mg_per_h = NumberField(
         "New rate",
+        example="30",
         validators=[
             InputRequired(message="Enter the new rate in mg/h."),
             _in_range(*RATE_MG_PER_H_RANGE, "The rate", "mg/h"),
@@ -182,19 +159,26 @@ class RateForm(VersionedForm):
             Length(max=REASON_MAX),
         ],
     )
+    override_reason = TextAreaField(
+        "Physician override: reason",
+        validators=[Optional(), Length(max=REASON_MAX)],
+        description="Only for a rate above the protocol's limit (physicians only).",
+    )
 
 
 class DoseFieldsMixin:
-    dose_mg_per_kg = Number(
+    dose_mg_per_kg = NumberField(
         "Dose",
+        example="0.5",
         validators=[Optional(), _in_range(*DOSE_MG_PER_KG_RANGE, "Dose", "mg/kg")],
     )
     duration_min = WholeNumber(
         "Duration",
         validators=[Optional(), _in_range(*DURATION_MIN_RANGE, "Duration", "minutes")],
     )
-    concentration_mg_per_ml = Number(
+    concentration_mg_per_ml = NumberField(
         "Concentration",
+        example="10",
         validators=[Optional(), _in_range(*CONCENTRATION_RANGE, "Concentration", "mg/mL")],
     )
 
@@ -212,13 +196,10 @@ class PlanForm(DoseFieldsMixin, FlaskForm):
         coerce=_int_or_none,
         validators=[InputRequired(message="Choose a protocol.")],
     )
-    scheduled_for = DateTimeLocalField(
+    scheduled_for = ClinicTimeField(
         "Scheduled for",
-        format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        validators=[
-            InputRequired(message="Enter the date and time, like 2025-03-14 09:30."),
-            SaneDate(),
-        ],
+        window=planning_window,
+        validators=[InputRequired(message="Enter the date and time, like 2025-03-14 09:30.")],
         description="Clinic time.",
     )
     room = SelectField("Room", validators=[Optional()])

@@ -1,7 +1,15 @@
-"""Checks every write to a session goes through: the signature lock and optimistic locking."""
+"""The one door to a write on a session: lock its row, then check the signature lock and the
+form's version (SPEC §3: signing locks, no lost updates)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort
 
 from ..errors import RuleError, StaleRecord
+from ..extensions import db
 from ..models import InfusionSession
+from ..timeutil import utcnow
 
 
 def ensure_editable(infusion: InfusionSession) -> None:
@@ -17,3 +25,50 @@ def check_version(infusion: InfusionSession, form_version: int | None) -> None:
     if form_version is not None and int(form_version) != infusion.version:
         who = infusion.updated_by.display_name if infusion.updated_by else "another user"
         raise StaleRecord(who, infusion.updated_at, what="This session")
+
+
+CHILD_ROWS = ("readings", "events", "adverse_events", "assessments", "addenda")
+
+
+def lock(infusion_id: int) -> InfusionSession | None:
+    """The session row, locked for this transaction and read afresh.
+
+    PostgreSQL: SELECT … FOR UPDATE, so a reading and a signature on the same session take
+    turns. SQLite: the write transaction already holds the database's write lock (BEGIN
+    IMMEDIATE, database.py), so the row cannot change under us either."""
+    infusion = db.session.scalar(
+        sa.select(InfusionSession)
+        .where(InfusionSession.id == infusion_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if infusion is not None:
+        # Rows another writer added before we held the lock load afresh when next read.
+        db.session.expire(infusion, [*CHILD_ROWS, "updated_by"])
+    return infusion
+
+
+def infusion_for_write(infusion_id: int, version: int | None = None) -> InfusionSession:
+    """Lock, then refuse a signed session or a form drawn from an older version."""
+    infusion = lock(infusion_id)
+    if infusion is None:
+        abort(404)
+    ensure_editable(infusion)
+    check_version(infusion, version)
+    return infusion
+
+
+def touch(infusion: InfusionSession, actor_id: int) -> None:
+    """Any change to a session or its rows makes a new version, stamped with who and when, so
+    an open form (the physician's sign form above all) drawn before it is refused."""
+    infusion.updated_at = utcnow()
+    infusion.updated_by_id = actor_id
+
+
+def begin_row_change(infusion: InfusionSession, actor_id: int) -> None:
+    """Before a reading, event or score is added to a session or voided in it: lock the
+    session, refuse a signed one, and make a new version. No form version is checked (rows are
+    appends, so two clinicians charting at once both land), but an open sign form is now stale."""
+    lock(infusion.id)
+    ensure_editable(infusion)
+    touch(infusion, actor_id)

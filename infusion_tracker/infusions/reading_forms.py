@@ -5,14 +5,11 @@ the service refuse the same values with the same words; the form only adds what 
 knows (a box that is not a number, the clinic's temperature unit).
 """
 
-import math
 from datetime import datetime
 
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
-    FloatField,
     HiddenField,
     IntegerField,
     RadioField,
@@ -25,22 +22,13 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import TextInput
 
 from .. import clinical, units
-from ..inputs import bounded_id, date_problem
-from ..models import (
-    ADVERSE_EVENT_TYPES,
-    AE_SEVERITIES,
-    AVPU,
-    INFUSION_ACTIONS,
-    PHASES,
-    RHYTHMS,
-    AdverseEvent,
-    Reading,
-)
+from ..fields import ClinicTimeField, NumberField
+from ..inputs import bounded_id
+from ..models import AdverseEvent, Reading
 from ..timeutil import from_clinic, to_clinic, utcnow
+from ..vocab import ADVERSE_EVENT_TYPES, AE_SEVERITIES, AVPU, INFUSION_ACTIONS, PHASES, RHYTHMS
 from .adverse_events import ENTRY_FIELDS
 
-# datetime-local submits "YYYY-MM-DDTHH:MM"; the first format is also how the value is drawn.
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 NOTE_MAX = 1000
 TEXT_MAX = 2000
 
@@ -94,59 +82,15 @@ class WholeNumberField(IntegerField):
         super().process_formdata([valuelist[0].strip()] if valuelist else valuelist)
 
 
-class NumberField(FloatField):
-    """A text box for a decimal number; blank is None; NaN and infinity are not numbers."""
-
-    widget = TextInput()
-
-    def __init__(self, label, name_in_message=None, **kwargs):
-        self.number_message = f"{name_in_message or label} must be a number, e.g. {{example}}."
-        self.example = kwargs.pop("example", "1.5")
-        super().__init__(label, **kwargs)
-
-    def process_formdata(self, valuelist):
-        if not valuelist or not valuelist[0].strip():
-            self.data = None
-            return
-        try:
-            number = float(valuelist[0].strip())
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            self.data = None
-            raise ValueError(self.number_message.format(example=self.example))
-        self.data = number
-
-
-class ClinicTimeField(DateTimeLocalField):
-    """A clinical time typed as clinic wall time (the `data` stays naive; convert with
-    timeutil.from_clinic)."""
-
-    def __init__(self, label, **kwargs):
-        kwargs.setdefault("format", DATETIME_FORMATS)
-        super().__init__(
-            label,
-            invalid_value_message=f"Enter the {label.lower()} as a date and time, "
-            "e.g. 2025-03-01 14:05.",
-            **kwargs,
-        )
-
-    def process_formdata(self, valuelist):
-        # The form's own checks convert the time to UTC even when a field has errors, so an
-        # out-of-range year must leave no data behind (year 9999 overflows the conversion).
-        super().process_formdata(valuelist)
-        problem = date_problem(self.label.text, self.data)
-        if problem:
-            self.data = None
-            raise ValueError(problem)
-
-
 class ReadingForm(FlaskForm):
     """One set of observations. Order here is the Tab order on the screen."""
 
     taken_at = ClinicTimeField(
         "Time taken", validators=[InputRequired("Enter the time the reading was taken.")]
     )
+    # The time the form was drawn with: left as it was, the reading is stamped when it is
+    # saved, so a page left open between readings does not date each one an interval early.
+    taken_at_default = HiddenField()
     phase = RadioField(
         "Phase",
         choices=choices(PHASES.items()),
@@ -176,6 +120,10 @@ class ReadingForm(FlaskForm):
     pain = WholeNumberField("Pain")
     # A one-line box, so that Enter submits from here too.
     note = StringField("Note", validators=[Length(max=NOTE_MAX)])
+    confirm_baseline = BooleanField(
+        "Yes, record a new baseline",
+        description="A baseline after the start moves every change-from-baseline.",
+    )
 
     def __init__(self, *args, units_system: str = "metric", **kwargs):
         super().__init__(*args, **kwargs)
@@ -190,8 +138,13 @@ class ReadingForm(FlaskForm):
             flow = 0.0  # room air, charted
         temperature = units.temperature_from_entry(self.temperature.data, self.units_system)
         rhythm = self.rhythm.data or ""
+        typed = (self.taken_at.raw_data or [""])[0]
+        unchanged = bool(typed) and typed == self.taken_at_default.data
         return {
-            "taken_at": from_clinic(self.taken_at.data) if self.taken_at.data else None,
+            "taken_at": None if unchanged or not self.taken_at.data else from_clinic(
+                self.taken_at.data
+            ),
+            "confirm_baseline": bool(self.confirm_baseline.data),
             "phase": self.phase.data or "",
             "systolic": self.systolic.data,
             "diastolic": self.diastolic.data,

@@ -1,7 +1,8 @@
 """Readings: charted, voided, corrected, and critical ones answered (SPEC §2–§4).
 
-Readings are appends: charting one never touches the session row, so two clinicians charting
-the same session at once both land (SPEC §3, no version check here).
+Readings are appends: no form version is checked, so two clinicians charting the same session
+at once both land (SPEC §3); each still locks the session and makes a new version of it
+(guards.begin_row_change), so a signature cannot go through over a reading it never saw.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..extensions import db
 from ..models import PHASES, InfusionSession, Reading, Staff
 from ..timeutil import utcnow
 from . import guards
+from .queries import reading_values
 
 # From check-in (baseline) until the patient leaves; planned, cancelled and discharged
 # sessions take no new readings.
@@ -30,17 +32,6 @@ class ReadingRefused(RuleError):
     def __init__(self, problems: dict[str, str]):
         self.problems = problems
         super().__init__(" ".join(problems.values()))
-
-
-def vitals(reading: Reading | None) -> dict | None:
-    """A reading's observations keyed as clinical.* expects them."""
-    if reading is None:
-        return None
-    return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
-
-
-def get_reading_or_404(reading_id: int) -> Reading:
-    return db.get_or_404(Reading, reading_id)
 
 
 def latest_baseline(infusion: InfusionSession) -> Reading | None:
@@ -132,7 +123,7 @@ def _new_reading(infusion: InfusionSession, data: dict, actor: Staff, now: datet
     assessment = clinical.assess_reading(
         values,
         clinical.Limits.from_dict(infusion.protocol.limits),
-        baseline=None if data["phase"] == "baseline" else vitals(reference),
+        baseline=None if data["phase"] == "baseline" else reading_values(reference),
         baseline_rhythm=reference.rhythm if reference else None,
     )
     reading = Reading(
@@ -169,8 +160,20 @@ def record_reading(
 ) -> Reading:
     """Chart one reading (SPEC §4): tier 1 refused (ReadingRefused), tiers 2–3 flagged and
     stored with NEWS2, deltas against the latest baseline."""
+    guards.begin_row_change(infusion, actor.id)
     ensure_chartable(infusion)
     now = now or utcnow()
+    # No time given: the reading is stamped the moment it is saved.
+    data = {**data, "taken_at": data.get("taken_at") or now}
+    if data.get("phase") == "baseline" and infusion.started_at and not data.get(
+        "confirm_baseline"
+    ):
+        raise ReadingRefused(
+            {
+                "confirm_baseline": "The infusion has started: confirm that this is a new "
+                "baseline (it moves every change-from-baseline), or choose another phase."
+            }
+        )
     reading = _new_reading(infusion, data, actor, now)
     audit.record(
         "reading.recorded",
@@ -191,7 +194,7 @@ def _void(reading: Reading, actor: Staff, reason: str, now: datetime) -> None:
 def void_reading(reading: Reading, actor: Staff, reason: str) -> None:
     """Mark a reading entered in error; it stays visible, struck through (SPEC §3)."""
     infusion = reading.infusion
-    guards.ensure_editable(infusion)
+    guards.begin_row_change(infusion, actor.id)
     reason = (reason or "").strip()
     if not reason:
         raise RuleError("Give the reason for voiding the reading.")
@@ -213,7 +216,7 @@ def correct_reading(
 ) -> Reading:
     """Replace a reading: the old one is voided ("corrected"), the new one points at it."""
     infusion = reading.infusion
-    guards.ensure_editable(infusion)
+    guards.begin_row_change(infusion, actor.id)
     if infusion.status in ("planned", "cancelled"):
         raise RuleError(f"Readings cannot be charted on a {infusion.status_label.lower()} session.")
     if reading.is_voided:
@@ -253,7 +256,7 @@ def _ensure_answerable(reading: Reading) -> None:
 def review_critical(reading: Reading, actor: Staff, note: str) -> None:
     """Answer a critical reading with "reviewed, no action" and why (SPEC §4 tier 3)."""
     infusion = reading.infusion
-    guards.ensure_editable(infusion)
+    guards.begin_row_change(infusion, actor.id)
     note = (note or "").strip()
     if not note:
         raise RuleError("Say what you reviewed and why no action is needed.")

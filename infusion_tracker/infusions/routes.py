@@ -1,47 +1,33 @@
-"""Session lifecycle routes: plan a session, the session (charting) page, and one POST per
-action named by its result — check in, start, pause, resume, rate, stop, discharge, cancel."""
+"""The `infusions` blueprint: plan a session, the session (charting) page, one POST per
+lifecycle action named by its result (check in, start, pause, resume, rate, stop, discharge,
+cancel), and charting: readings and adverse events recorded, voided, corrected.
+
+Views stay thin: validate the form, call a service, redirect. The request's unit of work
+commits; a refusal answers 422 with the session page as typed (page.render_session_page).
+"""
 
 from __future__ import annotations
 
 import math
 
 import sqlalchemy as sa
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import charts, clinical, units
-from ..errors import RuleError, show_on_form
+from .. import clinical, units
+from ..errors import RuleError, form_status, refusals_on
 from ..extensions import db
-from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, InfusionSession, Protocol, Staff
+from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, Protocol, Reading, Staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
-from . import charting, guards, services
-from .blueprint import bp
-from .forms import (
-    CancelForm,
-    CheckInForm,
-    DetailsForm,
-    DischargeForm,
-    PauseForm,
-    PlanForm,
-    RateForm,
-    ResumeForm,
-    StartForm,
-    StopForm,
-)
+from . import adverse_events as ae_services
+from . import guards, lifecycle, page, queries
+from . import readings as reading_services
+from .forms import DetailsForm, DischargeForm, PlanForm
+from .reading_forms import AdverseEventForm, ReadingForm, ReasonForm, ReviewForm
 
-# context name -> (form class, field prefix, clinical action): the action forms on the session
-# page. Prefixes keep field ids unique across the page's many forms.
-ACTION_FORMS = {
-    "checkin_form": (CheckInForm, "checkin", "check_in"),
-    "start_form": (StartForm, "start", "start"),
-    "pause_form": (PauseForm, "pause", "pause"),
-    "resume_form": (ResumeForm, "resume", "resume"),
-    "rate_form": (RateForm, "rate", "rate"),
-    "stop_form": (StopForm, "stop", "stop"),
-    "cancel_form": (CancelForm, "cancel", "cancel"),
-}
+bp = Blueprint("infusions", __name__)
 
 
 def _actor() -> Staff:
@@ -60,97 +46,6 @@ def _posted_version(form) -> int | None:
 def _hidden_errors_to_summary(form) -> None:
     # The error summary lists visible fields; a missing or bad hidden version must still show.
     form.form_errors.extend(form.version.errors)
-
-
-def session_chart(infusion: InfusionSession):
-    """BP, HR and SpO2 against time with the infusion's start, pauses and stop marked."""
-    points = [
-        charts.VitalPoint(
-            at=reading.taken_at,
-            systolic=reading.systolic,
-            diastolic=reading.diastolic,
-            heart_rate=reading.heart_rate,
-            spo2=reading.spo2,
-            abnormal=reading.severity == "abnormal",
-            critical=reading.severity == "critical",
-            field_levels={
-                flag["field"]: flag["level"]
-                for flag in reading.flags or []
-                if flag.get("field") and flag.get("level")
-            },
-        )
-        for reading in infusion.readings
-        if not reading.is_voided
-    ]
-    marks = [
-        charts.EventMark(at=event.occurred_at, label=event.kind_label)
-        for event in infusion.events
-        if event.kind in ("start", "pause", "resume", "stop")
-    ]
-    return charts.vitals_chart(
-        points, marks, title="Blood pressure, heart rate and SpO2", fmt_time=format_time
-    )
-
-
-def detail_context(infusion: InfusionSession, **forms) -> dict:
-    """The lifecycle half of the session page's context, for a session loaded with
-    services.get_infusion_or_404(..., full=True) (no query per row). `forms` replaces a
-    default form with the one just submitted, so a refused submit keeps what was typed."""
-    now = utcnow()
-    readings = infusion.readings
-    baseline = services.latest_of(readings, "baseline")
-    line = services.status_line(
-        infusion,
-        services.latest_of(readings),
-        [reading for reading in readings if services.is_open_critical(reading)],
-        now,
-    )
-    defaults = {
-        name: form_class(formdata=None, prefix=prefix, version=infusion.version)
-        for name, (form_class, prefix, _action) in ACTION_FORMS.items()
-    }
-    defaults["details_form"] = DetailsForm(formdata=None, prefix="details", infusion=infusion)
-    not_started = infusion.status in services.NOT_STARTED_STATUSES
-    return {
-        "infusion": infusion,
-        "patient": infusion.patient,
-        "protocol": infusion.protocol,
-        "line": line,
-        "status_kinds": services.STATUS_KINDS,
-        "actions": [] if infusion.is_signed else clinical.allowed_actions(infusion.status),
-        "dose": services.compute_dose(infusion),
-        "dose_problem": services.dose_problem(infusion) if not_started else None,
-        "rate": services.current_rate(infusion),
-        "infused_minutes": (
-            round(services.infused_minutes(infusion.events, infusion.ended_at or now))
-            if infusion.started_at
-            else None
-        ),
-        "start_problems": (
-            services.start_problems(infusion, baseline, now)
-            if infusion.status == "checked_in"
-            else []
-        ),
-        "observation_remaining_min": (
-            math.ceil(services.observation_remaining(infusion, now).total_seconds() / 60)
-            if infusion.status in ("recovery", "stopped_early")
-            else None
-        ),
-        "vitals_chart": session_chart(infusion),
-        "aldrete_items": clinical.ALDRETE_ITEMS,
-        "aldrete_min": clinical.ALDRETE_DISCHARGE_MIN,
-        "units_weight": units.weight_unit(current_app.config["UNITS"]),
-        "is_physician": current_user.role == ROLE_PHYSICIAN,
-        **defaults,
-        **forms,
-    }
-
-
-def render_detail(infusion_id: int, status: int = 200, **forms):
-    """The session page, with any just-submitted lifecycle form as typed."""
-    infusion = services.get_infusion_or_404(infusion_id, full=True)
-    context = {**detail_context(infusion, **forms), **charting.charting_context(infusion)}
-    return render_template("infusions/detail.html", **context), status
 
 
 # --- Planning ---------------------------------------------------------------------------------
@@ -178,88 +73,60 @@ def plan(patient_id: int):
             form.physician_id.data = physicians[0].id
         if len(protocols) == 1:
             form.protocol_id.data = protocols[0].id
-    status = 200
     if form.validate_on_submit():
-        try:
-            infusion = services.plan_infusion(patient, form.service_data(), _actor())
-        except RuleError as error:
-            db.session.rollback()
-            show_on_form(form, error)
-            status = 409
-        else:
-            db.session.commit()
+        with refusals_on(form):
+            infusion = lifecycle.plan_infusion(patient, form.service_data(), _actor())
             flash(f"Session {infusion.series_number} planned.", "success")
             return _detail(infusion.id)
     return render_template(
         "infusions/plan.html", form=form, patient=patient, protocols=protocols
-    ), status
+    ), form_status(form)
 
 
-# --- The session page -------------------------------------------------------------------------
+# --- The session page and its lifecycle actions -------------------------------------------
 
 
 @bp.route("/infusions/<int:infusion_id>")
 @clinician_required
 def detail(infusion_id: int):
-    return render_detail(infusion_id)
+    return page.render_session_page(infusion_id)
 
 
 @bp.route("/infusions/<int:infusion_id>/edit", methods=["POST"])
 @clinician_required
 def update(infusion_id: int):
-    infusion = services.get_infusion_or_404(infusion_id)
+    infusion = queries.get_infusion_or_404(infusion_id)
     form = DetailsForm(prefix="details", infusion=infusion)
-    guards.ensure_editable(infusion)
-    guards.check_version(infusion, _posted_version(form))
-    if not form.validate_on_submit():
-        _hidden_errors_to_summary(form)
-        return render_detail(infusion_id, details_form=form)
-    try:
-        changed = services.update_infusion(
-            infusion, form.service_data(), _actor(), form.version.data
-        )
-    except RuleError as error:
-        db.session.rollback()
-        show_on_form(form, error, weight_kg="weight")
-        return render_detail(infusion_id, 409, details_form=form)
-    db.session.commit()
-    flash("Checklist and details saved." if changed else "Nothing had changed.", "success")
-    return _detail(infusion_id, "details")
+    guards.infusion_for_write(infusion_id, _posted_version(form))
+    if form.validate_on_submit():
+        with refusals_on(form, weight_kg="weight"):
+            changed = lifecycle.update_infusion(
+                infusion, form.service_data(), _actor(), form.version.data
+            )
+            flash("Checklist and details saved." if changed else "Nothing had changed.", "success")
+            return _detail(infusion_id, "details")
+    _hidden_errors_to_summary(form)
+    return page.render_session_page(infusion_id, 422, details_form=form)
 
 
-def _act(
-    infusion_id: int,
-    form_name: str,
-    act,
-    done: str,
-    anchor: str | None = None,
-    errors_on_top: bool = False,
-):
-    """Validate one action form, call its service, commit once, then back to the page.
+def _act(infusion_id: int, form_name: str, act, done: str, anchor: str | None = None):
+    """Validate one action form, call its service, then back to the page.
 
     A click drawn from an older page, or for an action the state no longer allows, is refused
     (409) before the form is looked at: its form may not even be on the page any more."""
-    form_class, prefix, action = ACTION_FORMS[form_name]
-    infusion = services.get_infusion_or_404(infusion_id)
+    form_class, prefix, action = page.ACTION_FORMS[form_name]
     form = form_class(prefix=prefix)
-    guards.ensure_editable(infusion)
-    guards.check_version(infusion, _posted_version(form))
-    services.ensure_allowed(infusion, action)
-    if not form.validate_on_submit():
-        _hidden_errors_to_summary(form)
-        return render_detail(infusion_id, **{form_name: form})
-    try:
-        act(infusion, form)
-    except RuleError as error:
-        db.session.rollback()
-        if errors_on_top:
-            form.form_errors.append(str(error))
-        else:
-            show_on_form(form, error)
-        return render_detail(infusion_id, 409, **{form_name: form})
-    db.session.commit()
-    flash(done, "success")
-    return _detail(infusion_id, anchor)
+    infusion = guards.infusion_for_write(infusion_id, _posted_version(form))
+    lifecycle.ensure_allowed(infusion, action)
+    # The override box is drawn for physicians only: anyone else reads the refusal on top.
+    renames = {} if current_user.is_physician else {"override_reason": ""}
+    if form.validate_on_submit():
+        with refusals_on(form, **renames):
+            act(infusion, form)
+            flash(done, "success")
+            return _detail(infusion_id, anchor)
+    _hidden_errors_to_summary(form)
+    return page.render_session_page(infusion_id, 422, **{form_name: form})
 
 
 @bp.route("/infusions/<int:infusion_id>/check-in", methods=["POST"])
@@ -268,7 +135,7 @@ def check_in(infusion_id: int):
     return _act(
         infusion_id,
         "checkin_form",
-        lambda infusion, form: services.check_in(infusion, _actor(), version=form.version.data),
+        lambda infusion, form: lifecycle.check_in(infusion, _actor(), version=form.version.data),
         "Checked in. Take the baseline reading.",
     )
 
@@ -276,18 +143,16 @@ def check_in(infusion_id: int):
 @bp.route("/infusions/<int:infusion_id>/start", methods=["POST"])
 @clinician_required
 def start(infusion_id: int):
-    # The override box is shown to physicians only, so a refusal is said at the top.
     return _act(
         infusion_id,
         "start_form",
-        lambda infusion, form: services.start_infusion(
+        lambda infusion, form: lifecycle.start_infusion(
             infusion,
             _actor(),
             override_reason=form.override_reason.data,
             version=form.version.data,
         ),
         "Infusion started.",
-        errors_on_top=True,
     )
 
 
@@ -297,7 +162,7 @@ def pause(infusion_id: int):
     return _act(
         infusion_id,
         "pause_form",
-        lambda infusion, form: services.pause_infusion(
+        lambda infusion, form: lifecycle.pause_infusion(
             infusion, _actor(), form.reason.data, version=form.version.data
         ),
         "Infusion paused.",
@@ -310,7 +175,7 @@ def resume(infusion_id: int):
     return _act(
         infusion_id,
         "resume_form",
-        lambda infusion, form: services.resume_infusion(
+        lambda infusion, form: lifecycle.resume_infusion(
             infusion, _actor(), version=form.version.data
         ),
         "Infusion resumed.",
@@ -323,8 +188,13 @@ def rate(infusion_id: int):
     return _act(
         infusion_id,
         "rate_form",
-        lambda infusion, form: services.change_rate(
-            infusion, _actor(), form.mg_per_h.data, form.reason.data, version=form.version.data
+        lambda infusion, form: lifecycle.change_rate(
+            infusion,
+            _actor(),
+            form.mg_per_h.data,
+            form.reason.data,
+            override_reason=form.override_reason.data,
+            version=form.version.data,
         ),
         "Rate changed.",
         "events",
@@ -337,7 +207,7 @@ def stop(infusion_id: int):
     return _act(
         infusion_id,
         "stop_form",
-        lambda infusion, form: services.stop_infusion(
+        lambda infusion, form: lifecycle.stop_infusion(
             infusion, _actor(), reason=form.reason.data or "", version=form.version.data
         ),
         "Infusion stopped. Recovery observation has begun.",
@@ -350,55 +220,45 @@ def cancel(infusion_id: int):
     return _act(
         infusion_id,
         "cancel_form",
-        lambda infusion, form: services.cancel_infusion(
+        lambda infusion, form: lifecycle.cancel_infusion(
             infusion, _actor(), form.reason.data, version=form.version.data
         ),
         "Session cancelled.",
     )
 
 
-# --- Discharge --------------------------------------------------------------------------------
-
-
 @bp.route("/infusions/<int:infusion_id>/discharge", methods=["GET", "POST"])
 @clinician_required
 def discharge(infusion_id: int):
-    infusion = services.get_infusion_or_404(infusion_id)
+    infusion = queries.get_infusion_or_404(infusion_id)
     guards.ensure_editable(infusion)
     if request.method == "POST":
-        services.ensure_allowed(infusion, "discharge")  # a refused POST answers 409
+        lifecycle.ensure_allowed(infusion, "discharge")  # a refused POST answers 409
     elif "discharge" not in clinical.allowed_actions(infusion.status):
         flash(
             f"Discharge follows recovery; the session is {infusion.status_label.lower()}.",
             "error",
         )
         return _detail(infusion_id)
-    last = services.latest_reading(infusion)
-    baseline = services.latest_reading(infusion, "baseline")
+    last = queries.latest_reading(infusion)
     prefill = clinical.aldrete_prefill(
-        services.reading_values(last), services.reading_values(baseline)
+        queries.reading_values(last),
+        queries.reading_values(queries.latest_reading(infusion, "baseline")),
     )
     form = DischargeForm(version=infusion.version, escort=infusion.escort_name)
     if not form.is_submitted():
         for name, score in prefill.items():
             form[name].data = score
-    status = 200
     if form.validate_on_submit():
-        try:
-            services.discharge(infusion, form.service_data(), _actor(), version=form.version.data)
-        except RuleError as error:
-            db.session.rollback()
-            show_on_form(form, error)
-            status = 409
-            infusion = services.get_infusion_or_404(infusion_id)
-        else:
-            db.session.commit()
-            flash(f"Session {infusion.series_number}: patient discharged.", "success")
+        with refusals_on(form):
+            lifecycle.discharge(infusion, form.service_data(), _actor(), version=form.version.data)
+            flash("Patient discharged.", "success")
             return _detail(infusion_id)
+        infusion = queries.get_infusion_or_404(infusion_id)
     else:
         _hidden_errors_to_summary(form)
     now = utcnow()
-    remaining = services.observation_remaining(infusion, now)
+    remaining = lifecycle.observation_remaining(infusion, now)
     return render_template(
         "infusions/discharge.html",
         form=form,
@@ -408,6 +268,163 @@ def discharge(infusion_id: int):
         last=last,
         remaining_min=math.ceil(remaining.total_seconds() / 60),
         earliest=now + remaining,
-        status_kinds=services.STATUS_KINDS,
+        status_kinds=page.STATUS_KINDS,
         aldrete_min=clinical.ALDRETE_DISCHARGE_MIN,
-    ), status
+    ), form_status(form)
+
+
+# --- Readings -----------------------------------------------------------------------------
+
+
+def _flash_recorded(reading: Reading) -> None:
+    when = format_time(reading.taken_at)
+    if reading.severity == "critical":
+        flash(
+            f"Reading at {when} recorded. CRITICAL: record an action (an adverse event, "
+            "or reviewed, no action).",
+            "error",
+        )
+    elif reading.severity == "abnormal":
+        flash(f"Reading at {when} recorded, with abnormal values.", "warning")
+    else:
+        flash(f"Reading at {when} recorded.", "success")
+
+
+@bp.route("/infusions/<int:infusion_id>/readings", methods=["POST"])
+@clinician_required
+def record_reading(infusion_id: int):
+    infusion = guards.infusion_for_write(infusion_id)
+    reading_services.ensure_chartable(infusion)
+    form = ReadingForm(prefix=page.READING_PREFIX, units_system=current_app.config["UNITS"])
+    if form.validate():
+        with refusals_on(form):
+            reading = reading_services.record_reading(infusion, form.to_values(), _actor())
+            _flash_recorded(reading)
+            return _detail(infusion_id)
+    return page.render_session_page(infusion_id, 422, reading_form=form)
+
+
+def _reading_for_change(reading_id: int) -> Reading:
+    reading = queries.get_reading_or_404(reading_id)
+    guards.ensure_editable(reading.infusion)
+    return reading
+
+
+@bp.route("/readings/<int:reading_id>/void", methods=["POST"])
+@clinician_required
+def void_reading(reading_id: int):
+    reading = _reading_for_change(reading_id)
+    form = ReasonForm(prefix=f"void-reading-{reading_id}")
+    if not form.validate():
+        flash("Nothing was voided: " + " ".join(form.reason.errors), "error")
+        return _detail(reading.infusion_id, "readings")
+    reading_services.void_reading(reading, _actor(), form.reason.data)
+    flash(f"Reading at {format_time(reading.taken_at)} voided.", "success")
+    return _detail(reading.infusion_id, "readings")
+
+
+@bp.route("/readings/<int:reading_id>/correct", methods=["GET", "POST"])
+@clinician_required
+def correct_reading(reading_id: int):
+    reading = _reading_for_change(reading_id)
+    if reading.is_voided:
+        raise RuleError("This reading was voided; chart a new reading instead of correcting it.")
+    reading_services.ensure_entry_rights(reading, _actor(), "reading")
+    system = current_app.config["UNITS"]
+    form = ReadingForm(prefix=page.READING_PREFIX, units_system=system)
+    if request.method == "GET":
+        form.fill_from(reading)
+    elif form.validate():
+        with refusals_on(form):
+            new = reading_services.correct_reading(reading, form.to_values(), _actor())
+            flash(f"Reading #{reading.id} corrected (now #{new.id}).", "success")
+            return _detail(new.infusion_id, "readings")
+    reading = queries.get_reading_or_404(reading_id)
+    return render_template(
+        "infusions/correct_reading.html",
+        reading=reading,
+        infusion=reading.infusion,
+        reading_form=form,
+        row=page.reading_row(reading),
+        reading_temp_unit=units.temperature_unit(system),
+        reading_hints=page.previous_hints(reading, system),
+    ), form_status(form)
+
+
+@bp.route("/readings/<int:reading_id>/review", methods=["POST"])
+@clinician_required
+def review_critical_reading(reading_id: int):
+    reading = _reading_for_change(reading_id)
+    form = ReviewForm(prefix=f"review-{reading_id}")
+    if not form.validate():
+        flash("Not recorded: " + " ".join(form.note.errors), "error")
+        return _detail(reading.infusion_id, "readings")
+    reading_services.review_critical(reading, _actor(), form.note.data)
+    flash(f"Critical reading at {format_time(reading.taken_at)}: reviewed, no action.", "success")
+    return _detail(reading.infusion_id)
+
+
+# --- Adverse events -----------------------------------------------------------------------
+
+
+@bp.route("/infusions/<int:infusion_id>/adverse-events", methods=["POST"])
+@clinician_required
+def record_adverse_event(infusion_id: int):
+    infusion = guards.infusion_for_write(infusion_id)
+    refusal = page.ae_refusal(infusion)
+    if refusal:
+        raise RuleError(refusal)
+    form = AdverseEventForm(prefix=page.AE_PREFIX)
+    if form.validate():
+        with refusals_on(form):
+            event = ae_services.record_adverse_event(infusion, form.to_values(), _actor())
+            action = {
+                "paused": " The infusion is paused.",
+                "stopped": " The infusion was stopped.",
+            }.get(event.infusion_action, "")
+            flash(f"Adverse event recorded: {event.type_label}.{action}", "success")
+            return _detail(infusion_id, "adverse-events")
+    return page.render_session_page(infusion_id, 422, ae_form=form)
+
+
+def _event_for_change(ae_id: int):
+    event = queries.get_adverse_event_or_404(ae_id)
+    guards.ensure_editable(event.infusion)
+    return event
+
+
+@bp.route("/adverse-events/<int:ae_id>/void", methods=["POST"])
+@clinician_required
+def void_adverse_event(ae_id: int):
+    event = _event_for_change(ae_id)
+    form = ReasonForm(prefix=f"void-ae-{ae_id}")
+    if not form.validate():
+        flash("Nothing was voided: " + " ".join(form.reason.errors), "error")
+        return _detail(event.infusion_id, "adverse-events")
+    ae_services.void_adverse_event(event, _actor(), form.reason.data)
+    flash(f"Adverse event voided: {event.type_label}.", "success")
+    return _detail(event.infusion_id, "adverse-events")
+
+
+@bp.route("/adverse-events/<int:ae_id>/correct", methods=["GET", "POST"])
+@clinician_required
+def correct_adverse_event(ae_id: int):
+    event = _event_for_change(ae_id)
+    if event.is_voided:
+        raise RuleError("This adverse event was voided; record a new one instead.")
+    reading_services.ensure_entry_rights(event, _actor(), "adverse event")
+    form = AdverseEventForm(prefix=page.AE_PREFIX)
+    if request.method == "GET":
+        form.fill_from(event)
+    elif form.validate():
+        with refusals_on(form):
+            new = ae_services.correct_adverse_event(event, form.to_values(), _actor())
+            flash(f"Adverse event #{event.id} corrected (now #{new.id}).", "success")
+            return _detail(new.infusion_id, "adverse-events")
+    event = queries.get_adverse_event_or_404(ae_id)
+    return render_template(
+        "infusions/correct_adverse_event.html",
+        event=event,
+        infusion=event.infusion,
+        ae_form=form,
+    ), form_status(form)

@@ -5,10 +5,11 @@ from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..extensions import db
-from ..infusions.services import STATUS_KINDS, suite_board
+from ..infusions.board import suite_board
 from ..models import ROLE_ADMIN
 from ..permissions import public
 from ..timeutil import clinic_today, utcnow
+from ..vocab import STATUS_KINDS
 
 bp = Blueprint("main", __name__)
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from .. import audit, clinical
 from ..errors import RuleError
 from ..extensions import db
-from ..infusions.guards import ensure_editable
+from ..infusions.guards import begin_row_change
 from ..models import CSSRS_RESULTS, INSTRUMENTS, Assessment, InfusionSession, Patient, Staff
 from ..timeutil import utcnow
 
@@ -113,7 +113,7 @@ def _check_voidable(assessment: Assessment, actor: Staff) -> None:
     if not can_void(assessment, actor):
         raise RuleError("Only the person who recorded this score, or a physician, may void it.")
     if assessment.infusion is not None:
-        ensure_editable(assessment.infusion)
+        begin_row_change(assessment.infusion, actor.id)
 
 
 def record_assessment(
@@ -140,7 +140,7 @@ def record_assessment(
     if infusion is not None:
         if infusion.patient_id != patient.id:
             raise RuleError("That session belongs to another patient.")
-        ensure_editable(infusion)
+        begin_row_change(infusion, actor.id)
     if corrects is not None:
         if corrects.patient_id != patient.id:
             raise RuleError("The score being corrected belongs to another patient.")

@@ -9,7 +9,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    DateTimeLocalField,
     Form,
     HiddenField,
     IntegerField,
@@ -29,9 +28,9 @@ from wtforms.validators import (
 )
 from wtforms.widgets import HiddenInput
 
-from ..inputs import SaneDate
-from ..models import INDICATIONS, INSTRUMENTS, SEXES
-from ..timeutil import clinic_today, clinic_zone, utcnow
+from ..fields import ClinicTimeField
+from ..timeutil import clinic_today, utcnow
+from ..vocab import INDICATIONS, INSTRUMENTS, SEXES
 from .assessments import PHQ9_ANSWERS, PHQ9_ITEMS, assessment_problems
 from .services import PATIENT_FIELDS, mrn_taken
 
@@ -182,11 +181,11 @@ class AssessmentForm(FlaskForm):
         validators=[DataRequired("Choose the instrument.")],
     )
     score = IntegerField("Score", validators=[Optional()], description=_score_hint())
-    taken_at = DateTimeLocalField(
+    taken_at = ClinicTimeField(
         "Taken at",
-        format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        tz=clinic_zone,
-        validators=[Optional(), SaneDate()],
+        "time taken",
+        as_utc=True,
+        validators=[Optional()],
         description="Clinic time. Leave blank for now.",
     )
     infusion_id = SelectField("Session", coerce=optional_int)

@@ -17,14 +17,15 @@ from sqlalchemy.orm import joinedload
 from .. import charts, clinical
 from ..extensions import db
 from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
-from ..timeutil import format_datetime
+from ..timeutil import clinic_zone, format_datetime, plausible
+from ..vocab import FLAG_RANK, INSTRUMENTS
 
-SEVERITY_RANK = {"normal": 0, "abnormal": 1, "critical": 2}
+SEVERITY_RANK = FLAG_RANK
 RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
 SURGE_PHASES = ("infusion", "recovery")
 # "PHQ-9 before" a session: one linked to it, or an unlinked one from the day before it began.
 PHQ9_BEFORE_WINDOW = timedelta(days=1)
-CHART_SERIES = {"phq9": "PHQ-9", "gad7": "GAD-7", "pain_nrs": "Pain NRS"}
+CHART_SERIES = {code: INSTRUMENTS[code][0] for code in ("phq9", "gad7", "pain_nrs")}
 
 
 @dataclass
@@ -206,8 +207,11 @@ def patient_history(patient: Patient) -> PatientHistory:
     baseline_score = baseline.score if baseline else None
     since_baseline = [(numbers.get(a.infusion_id), a.score) for a in phq9s[1:]]
 
+    # A stored year-1 or 9999 typo would stretch the time axis past the calendar.
     series = {
-        label: [(a.taken_at, a.score) for a in valid if a.instrument == key]
+        label: [
+            (a.taken_at, a.score) for a in valid if a.instrument == key and plausible(a.taken_at)
+        ]
         for key, label in CHART_SERIES.items()
     }
     outcome_chart = None
@@ -222,6 +226,7 @@ def patient_history(patient: Patient) -> PatientHistory:
             remission_line=clinical.PHQ9_REMISSION_BELOW if baseline else None,
             title=f"Outcome scores over time for {patient.full_name}",
             fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
+            tz=clinic_zone(),
         )
 
     surges = [

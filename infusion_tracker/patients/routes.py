@@ -14,7 +14,7 @@ from flask import (
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from ..errors import RuleError
+from ..errors import form_status, refusals_flashed, refusals_on
 from ..extensions import db
 from ..infusions.guards import ensure_editable
 from ..inputs import arg_id, bounded_id, page_number
@@ -66,16 +66,11 @@ def search():
 def new():
     form = PatientForm()
     if form.validate_on_submit():
-        try:
+        with refusals_on(form):
             patient = services.create_patient(form.values(), _actor())
-        except RuleError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
             flash("Patient registered.", "success")
             return redirect(url_for("patients.view", patient_id=patient.id))
-    return render_template("patients/form.html", form=form, patient=None)
+    return render_template("patients/form.html", form=form, patient=None), form_status(form)
 
 
 @bp.route("/<int:patient_id>")
@@ -100,9 +95,6 @@ def view(patient_id: int):
         score_label=assessments.score_label,
         can_void=lambda a: assessments.can_void(a, current_user),
     )
-    # Commit the view's audit row after rendering: committing first would expire every
-    # loaded row and make the template load them all again.
-    db.session.commit()
     return page
 
 
@@ -112,29 +104,21 @@ def edit(patient_id: int):
     patient = services.get_patient_or_404(patient_id)
     form = PatientEditForm(obj=patient, patient_id=patient.id)
     if form.validate_on_submit():
-        try:
+        with refusals_on(form):
             changed = services.update_patient(patient, form.values(), _actor(), form.version.data)
-        except RuleError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
             flash("Changes saved." if changed else "Nothing changed.", "success")
             return redirect(url_for("patients.view", patient_id=patient.id))
-    return render_template("patients/form.html", form=form, patient=patient)
+    return render_template(
+        "patients/form.html", form=form, patient=patient
+    ), form_status(form)
 
 
 def _toggle_active(patient_id: int, action):
     patient = services.get_patient_or_404(patient_id)
-    try:
+    with refusals_flashed():
         action(patient, _actor())
-    except RuleError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
-        state = "reactivated" if patient.active else "archived"
-        flash(f"Patient {state}.", "success")
+        flash("Patient record reactivated." if patient.active else "Patient record archived.",
+              "success")
     return redirect(url_for("patients.view", patient_id=patient_id))
 
 
@@ -198,7 +182,7 @@ def new_assessment(patient_id: int):
             if (form.infusion_id.data)
             else None
         )
-        try:
+        with refusals_on(form):
             assessment = assessments.record_assessment(
                 patient,
                 instrument=form.instrument.data,
@@ -210,11 +194,6 @@ def new_assessment(patient_id: int):
                 corrects=corrects,
                 correction_reason=form.correction_reason.data or "",
             )
-        except RuleError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
             flash(
                 f"{assessment.instrument_label} "
                 f"{assessments.score_label(assessment.instrument, assessment.score)} recorded"
@@ -239,7 +218,7 @@ def new_assessment(patient_id: int):
         score_label=assessments.score_label,
         stem=assessments.PHQ9_STEM,
         back=_safe_next(form.next.data) or url_for("patients.view", patient_id=patient.id),
-    )
+    ), form_status(form)
 
 
 @bp.route("/assessments/<int:assessment_id>/void", methods=["GET", "POST"])
@@ -255,13 +234,8 @@ def void_assessment(assessment_id: int):
         form.next.data = _safe_next(request.args.get("next"))
     back = _safe_next(form.next.data) or url_for("patients.view", patient_id=patient.id)
     if form.validate_on_submit():
-        try:
+        with refusals_on(form):
             assessments.void_assessment(assessment, form.reason.data, _actor())
-        except RuleError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
             flash(f"{assessment.instrument_label} score voided.", "success")
             return redirect(back)
     return render_template(
@@ -272,4 +246,4 @@ def void_assessment(assessment_id: int):
         back=back,
         may_void=assessments.can_void(assessment, current_user) and not assessment.is_voided,
         score_label=assessments.score_label,
-    )
+    ), form_status(form)

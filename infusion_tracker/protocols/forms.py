@@ -5,7 +5,7 @@ from wtforms import FloatField, IntegerField, SelectChoice, SelectField, StringF
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from ..clinical import IMPOSSIBLE, LIMIT_FIELDS, LimitField
-from ..models import INDICATIONS
+from ..vocab import INDICATIONS
 from .services import PROTOCOL_FIELDS, limits_problems
 
 LIMIT_GROUPS = (

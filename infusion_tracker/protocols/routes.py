@@ -4,8 +4,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..clinical import DEFAULT_LIMITS, LIMIT_FIELDS, Limits
-from ..errors import RuleError, show_on_form
-from ..extensions import db
+from ..errors import form_status, refusals_on
 from ..models import INDICATIONS
 from ..permissions import clinician_required, physician_required
 from . import services
@@ -50,16 +49,11 @@ def new():
     if not form.is_submitted():
         form.fill_limits(DEFAULT_LIMITS)
     if form.validate_on_submit():
-        try:
+        with refusals_on(form):
             protocol = services.create_protocol(form.values(), current_user._get_current_object())
-        except RuleError as error:
-            db.session.rollback()
-            form.form_errors.append(str(error))
-        else:
-            db.session.commit()
             flash(f"Protocol “{protocol.name}” created (version 1).", "success")
             return redirect(url_for("protocols.view", protocol_id=protocol.id))
-    return render_template("protocols/form.html", form=form, protocol=None)
+    return render_template("protocols/form.html", form=form, protocol=None), form_status(form)
 
 
 @bp.route("/<int:protocol_id>")
@@ -117,18 +111,13 @@ def edit(protocol_id: int):
             return redirect(url_for("protocols.edit", protocol_id=current.id))
         form.fill_limits(Limits.from_dict(protocol.limits).to_dict())
     if form.validate_on_submit():
-        try:
+        with refusals_on(form):
             revision = services.revise_protocol(
                 protocol,
                 form.values(),
                 current_user._get_current_object(),
                 reason=form.change_reason.data,
             )
-        except RuleError as error:
-            db.session.rollback()
-            show_on_form(form, error)
-        else:
-            db.session.commit()
             if revision is None:
                 flash(f"Nothing changed; version {protocol.version} stays current.", "info")
                 return redirect(url_for("protocols.view", protocol_id=protocol.id))
@@ -138,4 +127,6 @@ def edit(protocol_id: int):
                 "success",
             )
             return redirect(url_for("protocols.view", protocol_id=revision.id))
-    return render_template("protocols/form.html", form=form, protocol=protocol)
+    return render_template(
+        "protocols/form.html", form=form, protocol=protocol
+    ), form_status(form)

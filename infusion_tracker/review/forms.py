@@ -1,5 +1,7 @@
 """The sign and addendum forms. The attestation is prefilled from ATTESTATION_TEXT."""
 
+from datetime import datetime
+
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length, Optional
@@ -23,6 +25,15 @@ class SignForm(FlaskForm):
     # The version of the session the physician reviewed: a change since then refuses the
     # signature (optimistic locking), so nobody signs what they did not see.
     version = HiddenField()
+    # When the form was drawn (UTC, ISO): a stale signature lists what changed since.
+    opened_at = HiddenField()
+
+    def opened_at_utc(self) -> datetime | None:
+        try:
+            opened = datetime.fromisoformat(self.opened_at.data or "")
+        except ValueError:
+            return None
+        return opened if opened.tzinfo else None
 
     def validate_version(self, field):
         try:

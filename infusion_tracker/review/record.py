@@ -12,7 +12,8 @@ from flask import current_app
 from flask_login import current_user
 from markupsafe import Markup
 
-from .. import charts, clinical, timeutil, units
+from .. import clinical, timeutil, units
+from ..infusions import page
 from ..models import (
     AE_SEVERITIES,
     AVPU,
@@ -141,46 +142,17 @@ def reading_rows(infusion: InfusionSession) -> list[ReadingRow]:
     taken = {reading.id: reading.taken_at for reading in infusion.readings}
     rows = []
     for reading in infusion.readings:
-        levels: dict[str, str] = {}
-        for flag in reading.flags or []:
-            name, level = flag.get("field"), flag.get("level")
-            if name and level:
-                levels[name] = clinical.worst([levels.get(name, "normal"), level])
+        levels = page.field_levels(reading)
         messages = [flag.get("message", "") for flag in reading.flags or [] if flag.get("message")]
         rows.append(ReadingRow(reading, levels, messages, taken.get(reading.corrects_id)))
     return rows
 
 
 def vitals_chart(rows: list[ReadingRow], infusion: InfusionSession) -> Markup | None:
-    shown = [row for row in rows if not row.reading.is_voided]
-    if not shown:
+    """The session page's chart, shorter for the sheet; none when every reading was voided."""
+    if all(row.reading.is_voided for row in rows):
         return None
-    points = [
-        charts.VitalPoint(
-            at=row.reading.taken_at,
-            systolic=row.reading.systolic,
-            diastolic=row.reading.diastolic,
-            heart_rate=row.reading.heart_rate,
-            spo2=row.reading.spo2,
-            abnormal=row.reading.severity == "abnormal",
-            critical=row.reading.severity == "critical",
-            field_levels=row.levels,
-        )
-        for row in shown
-    ]
-    marks = [
-        charts.EventMark(at=e.occurred_at, label=e.kind_label)
-        for e in infusion.events
-        if e.kind in ("start", "pause", "resume", "stop")
-    ]
-    return charts.vitals_chart(
-        points,
-        marks,
-        width=900,
-        height=240,
-        title="Blood pressure, heart rate and SpO2",
-        fmt_time=timeutil.format_time,
-    )
+    return page.vitals_chart(infusion, height=240)
 
 
 def aldrete_rows(infusion: InfusionSession) -> list[AldreteRow]:

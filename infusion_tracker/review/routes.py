@@ -4,6 +4,7 @@ session-level ones live under /infusions/ (SPEC §7), not under /review."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask import (
@@ -12,13 +13,15 @@ from flask import (
     flash,
     redirect,
     render_template,
+    session,
     url_for,
 )
 from flask_login import current_user
 
-from .. import audit
-from ..extensions import db
-from ..infusions.services import get_infusion_or_404
+from .. import audit, unit_of_work
+from ..errors import refusals_on
+from ..infusions.page import render_session_page
+from ..infusions.queries import get_infusion_or_404
 from ..inputs import page_number
 from ..models import (
     Addendum,
@@ -26,6 +29,7 @@ from ..models import (
 )
 from ..permissions import clinician_required, physician_required
 from ..throttle import limit_password_attempts
+from ..timeutil import utcnow
 from . import record, services
 from .forms import AddendumForm, SignForm
 
@@ -49,6 +53,10 @@ def _hidden_errors_to_summary(form: SignForm) -> None:
     form.form_errors.extend(form.version.errors)
 
 
+def _auth_at() -> float:
+    return float(session.get("auth_at", 0))
+
+
 @bp.route("/infusions/<int:infusion_id>/sign", methods=["POST"])
 @physician_required
 @limit_password_attempts
@@ -66,21 +74,19 @@ def sign(infusion_id: int):
                 form.attestation.data,
                 form.version.data,
                 password=form.password.data,
+                password_required=services.reauth_needed(_auth_at()),
+                opened_at=form.opened_at_utc(),
             )
         except services.ReauthFailed as error:
-            db.session.commit()  # keep the failure count and its audit row
+            unit_of_work.keep()  # the failure counts towards the lockout
             form.password.errors = [str(error)]
         else:
-            db.session.commit()
+            if form.password.data:
+                session["auth_at"] = time.time()
             flash("Session signed. It is now locked; later facts go in an addendum.", "success")
             return redirect(session_page(infusion.id))
     _hidden_errors_to_summary(form)
-    return render_template(
-        "review/sign.html",
-        infusion=infusion,
-        form=form,
-        reauth_needed=services.reauth_needed(),
-    )
+    return render_session_page(infusion_id, 422, refused_sign_form=form)
 
 
 @bp.route("/infusions/<int:infusion_id>/addenda", methods=["POST"])
@@ -91,11 +97,11 @@ def add_addendum(infusion_id: int):
     services.check_can_add_addendum(infusion, actor)
     form = AddendumForm()
     if form.validate_on_submit():
-        services.add_addendum(infusion, actor, form.text.data)
-        db.session.commit()
-        flash("Addendum added.", "success")
-        return redirect(session_page(infusion.id, "addenda"))
-    return render_template("review/addendum.html", infusion=infusion, form=form)
+        with refusals_on(form):
+            services.add_addendum(infusion, actor, form.text.data)
+            flash("Addendum added.", "success")
+            return redirect(session_page(infusion.id, "addenda"))
+    return render_session_page(infusion_id, 422, refused_addendum_form=form)
 
 
 @bp.route("/infusions/<int:infusion_id>/print")
@@ -103,10 +109,7 @@ def add_addendum(infusion_id: int):
 def print_record(infusion_id: int):
     infusion = get_infusion_or_404(infusion_id, full=True)
     audit.record("session.printed", entity=infusion, patient_id=infusion.patient_id)
-    # Draw before committing: a commit expires the loaded record and would reload it all.
-    page = render_template("review/print.html", r=record.build(infusion))
-    db.session.commit()
-    return page
+    return render_template("review/print.html", r=record.build(infusion))
 
 
 # --- The signature panel on the session page --------------------------------------------
@@ -121,22 +124,31 @@ class SignaturePanel:
 
 
 @bp.app_template_global("signature_panel")
-def signature_panel(infusion: InfusionSession) -> SignaturePanel:
-    """What templates/infusions/_signature.html draws for the signed-in user (no query)."""
+def signature_panel(
+    infusion: InfusionSession,
+    sign_form: SignForm | None = None,
+    addendum_form: AddendumForm | None = None,
+) -> SignaturePanel:
+    """What templates/infusions/_signature.html draws for the signed-in user (no query); a
+    refused signature or addendum comes back as typed."""
     physician = current_user.is_authenticated and current_user.is_physician
-    sign_form = addendum_form = None
     if physician and infusion.status == "discharged" and not infusion.is_signed:
         # formdata=None: the session page may be redrawn after another form's POST.
-        sign_form = SignForm(
+        sign_form = sign_form or SignForm(
             formdata=None,
             attestation=current_app.config["ATTESTATION_TEXT"],
             version=infusion.version,
+            opened_at=utcnow().isoformat(),
         )
+    else:
+        sign_form = None
     if physician and infusion.is_signed:
-        addendum_form = AddendumForm(formdata=None)
+        addendum_form = addendum_form or AddendumForm(formdata=None)
+    else:
+        addendum_form = None
     return SignaturePanel(
         addenda=infusion.addenda,  # eager-loaded with their authors by the session page
         sign_form=sign_form,
         addendum_form=addendum_form,
-        reauth_needed=bool(sign_form) and services.reauth_needed(),
+        reauth_needed=bool(sign_form) and services.reauth_needed(_auth_at()),
     )

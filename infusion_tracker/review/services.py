@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app, has_request_context, session
+from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from .. import audit
-from ..auth.services import end_sessions
-from ..errors import RuleError
+from ..auth.services import count_failed_password
+from ..errors import RuleError, StaleRecord
 from ..extensions import db
-from ..infusions.guards import check_version
+from ..infusions.guards import check_version, lock
+from ..ledger.services import ledger_problem
 from ..models import (
     ROLE_PHYSICIAN,
     Addendum,
     AdverseEvent,
     Assessment,
+    AuditEvent,
     InfusionEvent,
     InfusionSession,
     Reading,
@@ -70,6 +72,10 @@ def _reason_columns() -> dict[str, sa.ColumnElement[bool]]:
             InfusionSession.start_override_reason != "",
             InfusionSession.dose_override_reason != "",
             InfusionSession.discharge_override_reason != "",
+            sa.exists().where(
+                InfusionEvent.infusion_id == InfusionSession.id,
+                InfusionEvent.override_reason != "",
+            ),
         ),
         "phq9_item9": sa.exists().where(
             Assessment.infusion_id == InfusionSession.id,
@@ -145,13 +151,11 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
 # --- Signing --------------------------------------------------------------------------
 
 
-def reauth_needed() -> bool:
-    """Signing needs a login (or password entry) within REAUTH_MINUTES. Outside a web request
-    (CLI, scripts) there is no recent login to rely on, so the password is always needed."""
-    if not has_request_context():
-        return True
+def reauth_needed(auth_at: float | None) -> bool:
+    """Signing needs a login (or password entry) within REAUTH_MINUTES of `auth_at` (epoch
+    seconds; None — the CLI, a script — always asks)."""
     limit = current_app.config["REAUTH_MINUTES"] * 60
-    return time.time() - float(session.get("auth_at", 0)) > limit
+    return auth_at is None or time.time() - auth_at > limit
 
 
 def _signed_message(infusion: InfusionSession) -> str:
@@ -184,28 +188,34 @@ def confirm_password(actor: Staff, password: str | None) -> None:
         )
     if verify_password(actor.password_hash, password):
         actor.failed_logins = 0
-        if has_request_context():
-            session["auth_at"] = time.time()
         return
-    config = current_app.config
-    actor.failed_logins += 1
-    audit.record(
-        "auth.reauth_failed",
-        actor=actor,
-        entity=actor,
-        details={"failed_logins": actor.failed_logins},
-    )
-    if actor.failed_logins >= config["LOCKOUT_THRESHOLD"]:
-        actor.locked_until = utcnow() + timedelta(minutes=config["LOCKOUT_MINUTES"])
-        actor.failed_logins = 0
-        end_sessions(actor)
-        audit.record(
-            "auth.locked_out",
-            actor=actor,
-            entity=actor,
-            details={"locked_until": actor.locked_until},
-        )
+    count_failed_password(actor, signed_in=True, action="auth.reauth_failed")
     raise ReauthFailed("Password: not correct.")
+
+
+# What a sign form lists as changed since it was opened: every write, not the reads.
+READ_ACTIONS = ("patient.viewed", "session.printed", "patient.exported")
+
+
+def changes_since(infusion: InfusionSession, since: datetime | None) -> list[str]:
+    """Each change to the session's patient record after `since`, in words, oldest first."""
+    if since is None:
+        return []
+    events = db.session.scalars(
+        sa.select(AuditEvent)
+        .where(
+            AuditEvent.patient_id == infusion.patient_id,
+            AuditEvent.occurred_at > since,
+            AuditEvent.action.not_in(READ_ACTIONS),
+        )
+        .order_by(AuditEvent.id)
+        .limit(20)
+    ).all()
+    return [
+        f"{format_datetime(event.occurred_at)}: {event.action.replace('.', ' ').replace('_', ' ')}"
+        f" by {event.actor_name}"
+        for event in events
+    ]
 
 
 def sign_infusion(
@@ -214,19 +224,36 @@ def sign_infusion(
     attestation: str,
     form_version: int | None,
     password: str | None = None,
+    *,
+    password_required: bool = True,
+    opened_at: datetime | None = None,
 ) -> None:
-    """The supervising physician's signature (SPEC §3): locks the session for good.
+    """The supervising physician's signature (SPEC §3): locks the session for good, over
+    exactly the version the physician saw.
 
-    Refused for anyone but a physician, before discharge, a second time, from a stale page, and
-    without a recent login (the password is asked again after REAUTH_MINUTES)."""
+    The session row is locked first, so a reading racing the signature lands before it (and
+    the signature is refused as stale) or after it (and is refused as locked). Refused for
+    anyone but a physician, before discharge, a second time, from a stale page (with what
+    changed since `opened_at`), and without the password when `password_required`."""
+    lock(infusion.id)
     check_can_sign(infusion, actor)
-    check_version(infusion, form_version)
+    unreconciled = ledger_problem(infusion)
+    if unreconciled:
+        raise RuleError(
+            f"The controlled-substance ledger does not balance: {unreconciled} Record it in "
+            "the dose panel, or record why as the physician."
+        )
+    try:
+        check_version(infusion, form_version)
+    except StaleRecord as stale:
+        stale.changes = changes_since(infusion, opened_at)
+        raise
     attestation = (attestation or "").strip()
     if not attestation:
         raise RuleError("Attestation: enter the attestation you sign.")
     if len(attestation) > ATTESTATION_MAX:
         raise RuleError(f"Attestation: at most {ATTESTATION_MAX} characters.")
-    if reauth_needed():
+    if password_required:
         confirm_password(actor, password)
     now = utcnow()
     infusion.signed_by = actor
@@ -260,6 +287,7 @@ def check_can_add_addendum(infusion: InfusionSession, actor: Staff) -> None:
 
 def add_addendum(infusion: InfusionSession, actor: Staff, text: str) -> Addendum:
     """A later fact on a signed session (SPEC §3): who, when, text; never edited afterwards."""
+    lock(infusion.id)
     check_can_add_addendum(infusion, actor)
     text = (text or "").strip()
     if not text:

@@ -1,11 +1,8 @@
 """Second factor on staff accounts; a reason on each protocol version (issue 9)
 
 Revision ID: 0006_harden
-Revises: 0001
+Revises: 0005_devices
 Create Date: 2026-11-29 17:45:00
-
-On main this follows 0005_devices; the harden branch was cut at 0001 (the lead changes
-down_revision when merging).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -14,7 +11,7 @@ import infusion_tracker.models
 
 
 revision = '0006_harden'
-down_revision = '0001'
+down_revision = '0005_devices'
 branch_labels = None
 depends_on = None
 

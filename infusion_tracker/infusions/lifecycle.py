@@ -1,22 +1,19 @@
 """The session lifecycle (SPEC §3): plan, check in, start behind the gate, pause, resume,
-change the rate, stop, discharge, cancel — plus the status line the session page and the
-suite board share.
+change the rate, stop, discharge, cancel.
 
-Every service checks the signature lock and the form's version, asks clinical.next_status
-whether the action is allowed now, changes the row, writes its audit entry and flushes; the
-view commits. Readings and adverse events are appends elsewhere and never bump the version.
+Every service locks the session row and checks the signature lock and the form's version
+(guards), asks clinical.next_status whether the action is allowed now, changes the row,
+writes its audit entry and flushes; the request's unit of work commits.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from .. import audit, clinical
 from ..errors import RuleError
@@ -24,9 +21,6 @@ from ..extensions import db
 from ..models import (
     CLINICAL_ROLES,
     ROLE_PHYSICIAN,
-    Addendum,
-    AdverseEvent,
-    Assessment,
     InfusionEvent,
     InfusionSession,
     Patient,
@@ -34,29 +28,21 @@ from ..models import (
     Reading,
     Staff,
 )
-from ..timeutil import clinic_day_bounds, format_time, utcnow
+from ..timeutil import format_time, utcnow
 from . import guards
+from .queries import (
+    ACTIVE_STATUSES,
+    DOSE_FIELDS,
+    NOT_STARTED_STATUSES,
+    compute_dose,
+    dose_for,
+    latest_reading,
+    pump_run,
+    rate_limit,
+    reading_values,
+)
 
-# Status words always come with a colour class, never colour alone.
-STATUS_KINDS = {
-    "planned": "neutral",
-    "checked_in": "info",
-    "infusing": "ok",
-    "paused": "warning",
-    "recovery": "info",
-    "stopped_early": "abnormal",
-    "discharged": "ok",
-    "cancelled": "neutral",
-}
-# Sessions that occupy a room on the suite board.
-ACTIVE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
-NOT_STARTED_STATUSES = ("planned", "checked_in")
 CLOCK_SKEW = clinical.CLOCK_SKEW
-# Pumps and wall clocks disagree by seconds: a stop within a minute of the planned end is the
-# routine end of the infusion, not an early stop that needs a reason.
-STOP_GRACE = timedelta(minutes=1)
-
-DOSE_FIELDS = ("weight_kg", "dose_mg_per_kg", "duration_min", "concentration_mg_per_ml")
 DETAIL_FIELDS = (
     "room",
     "consent_on_file",
@@ -83,204 +69,6 @@ PLANNED_FIELDS = (
 )
 
 
-# --- Fetching ---------------------------------------------------------------------------------
-
-
-def _staff_options(*relationships):
-    return [joinedload(rel) for rel in relationships]
-
-
-def get_infusion_or_404(infusion_id: int, *, full: bool = False) -> InfusionSession:
-    """The session with its patient, protocol and staff; `full` adds every charted row (one
-    query per collection, so the session page costs the same with 3 readings or 300)."""
-    options = _staff_options(
-        InfusionSession.patient,
-        InfusionSession.protocol,
-        InfusionSession.clinician,
-        InfusionSession.physician,
-        InfusionSession.updated_by,
-    )
-    if full:
-        options += _staff_options(
-            InfusionSession.signed_by,
-            InfusionSession.start_override_by,
-            InfusionSession.dose_override_by,
-            InfusionSession.discharged_by,
-        )
-        options += [
-            selectinload(InfusionSession.readings).options(
-                *_staff_options(Reading.recorded_by, Reading.voided_by, Reading.critical_action_by)
-            ),
-            selectinload(InfusionSession.events).joinedload(InfusionEvent.recorded_by),
-            selectinload(InfusionSession.adverse_events).options(
-                *_staff_options(AdverseEvent.recorded_by, AdverseEvent.voided_by)
-            ),
-            selectinload(InfusionSession.assessments).options(
-                *_staff_options(Assessment.recorded_by, Assessment.voided_by)
-            ),
-            selectinload(InfusionSession.addenda).joinedload(Addendum.author),
-        ]
-    infusion = db.session.scalar(
-        sa.select(InfusionSession).where(InfusionSession.id == infusion_id).options(*options)
-    )
-    if infusion is None:
-        abort(404)
-    return infusion
-
-
-def reading_values(reading: Reading | None) -> dict[str, Any] | None:
-    """A reading as the clinical rules take it: {Reading attribute: value}."""
-    if reading is None:
-        return None
-    return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
-
-
-def latest_reading(
-    infusion: InfusionSession, phase: str | None = None, until: datetime | None = None
-) -> Reading | None:
-    """The most recent reading that was not voided (of one phase, taken by `until`, if given)."""
-    query = sa.select(Reading).where(
-        Reading.infusion_id == infusion.id, Reading.voided_at.is_(None)
-    )
-    if phase is not None:
-        query = query.where(Reading.phase == phase)
-    if until is not None:
-        query = query.where(Reading.taken_at <= until)
-    return db.session.scalar(query.order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1))
-
-
-def latest_of(readings: list[Reading], phase: str | None = None) -> Reading | None:
-    """latest_reading() over rows already loaded (the session page), without a query."""
-    chosen = None
-    for reading in readings:
-        if reading.is_voided or (phase is not None and reading.phase != phase):
-            continue
-        if chosen is None or (reading.taken_at, reading.id) > (chosen.taken_at, chosen.id):
-            chosen = reading
-    return chosen
-
-
-def is_open_critical(reading: Reading) -> bool:
-    """A critical reading nobody has answered yet (adverse event or "reviewed, no action")."""
-    return reading.severity == "critical" and not reading.is_voided and not reading.critical_action
-
-
-# --- Dose and timing arithmetic ---------------------------------------------------------------
-
-
-def dose_for(
-    weight_kg: float | None,
-    dose_mg_per_kg: float | None,
-    duration_min: int | None,
-    concentration_mg_per_ml: float | None,
-) -> clinical.Dose | None:
-    """clinical.dose once every number is known (the weight often comes only at check-in)."""
-    values = (weight_kg, dose_mg_per_kg, duration_min, concentration_mg_per_ml)
-    if any(value is None or value <= 0 for value in values):
-        return None
-    return clinical.dose(*values)
-
-
-def compute_dose(infusion: InfusionSession) -> clinical.Dose | None:
-    """The session's dose by SPEC §3: total = weight × mg/kg, rate = total / duration."""
-    return dose_for(*(getattr(infusion, name) for name in DOSE_FIELDS))
-
-
-def dose_problem(infusion: InfusionSession) -> str | None:
-    dose = compute_dose(infusion)
-    if dose is None:
-        return None
-    return clinical.dose_problem(dose.total_mg, infusion.protocol.max_total_mg)
-
-
-def current_rate(infusion: InfusionSession) -> float | None:
-    """The running rate in mg/h: the last start or rate change."""
-    rate = None
-    for event in infusion.events:
-        if event.rate_mg_per_h is not None:
-            rate = event.rate_mg_per_h
-    return rate
-
-
-def infused_minutes(events: list[InfusionEvent], until: datetime) -> float:
-    """Minutes the pump actually ran: start/resume to pause/stop, the open interval to `until`."""
-    total = timedelta()
-    running_since = None
-    for event in sorted(events, key=lambda e: (e.occurred_at, e.id or 0)):
-        if event.kind in ("start", "resume"):
-            running_since = running_since or event.occurred_at
-        elif event.kind in ("pause", "stop") and running_since is not None:
-            total += event.occurred_at - running_since
-            running_since = None
-    if running_since is not None:
-        total += until - running_since
-    return total.total_seconds() / 60
-
-
-def whole_minutes(since: datetime | None, now: datetime) -> int | None:
-    if since is None:
-        return None
-    return max(0, int((now - since).total_seconds() // 60))
-
-
-def reading_interval(infusion: InfusionSession) -> int | None:
-    """The protocol's reading interval for the session's phase (None when none is due)."""
-    if infusion.status in ("infusing", "paused"):
-        return infusion.protocol.reading_interval_infusion_min
-    if infusion.status in ("recovery", "stopped_early"):
-        return infusion.protocol.reading_interval_recovery_min
-    return None
-
-
-@dataclass
-class StatusLine:
-    """What the top of the session page and a board card say about a session right now."""
-
-    minutes_since_start: int | None
-    minutes_since_stop: int | None
-    last_reading: Reading | None
-    due_at: datetime | None
-    overdue: bool
-    open_criticals: list[Reading] = field(default_factory=list)
-
-    @property
-    def critical_messages(self) -> list[str]:
-        return [
-            flag.get("message", "")
-            for reading in self.open_criticals
-            for flag in (reading.flags or [])
-            if flag.get("level") == "critical"
-        ]
-
-
-def status_line(
-    infusion: InfusionSession,
-    last_reading: Reading | None,
-    open_criticals: list[Reading],
-    now: datetime,
-) -> StatusLine:
-    """Minutes since start, next reading due (counted from the later of the last reading and
-    the start of the phase), and the critical readings still waiting for an answer."""
-    due_at, overdue = None, False
-    interval = reading_interval(infusion)
-    if interval:
-        phase_start = (
-            infusion.started_at
-            if infusion.status in ("infusing", "paused")
-            else infusion.ended_at or infusion.started_at
-        )
-        times = [t for t in (phase_start, last_reading and last_reading.taken_at) if t]
-        due_at, overdue = clinical.reading_due(max(times) if times else None, interval, now)
-    return StatusLine(
-        minutes_since_start=whole_minutes(infusion.started_at, now),
-        minutes_since_stop=whole_minutes(infusion.ended_at, now),
-        last_reading=last_reading,
-        due_at=due_at,
-        overdue=overdue,
-        open_criticals=open_criticals,
-    )
-
-
 def start_problems(infusion: InfusionSession, baseline: Reading | None, now: datetime) -> list[str]:
     """Why the start gate is closed (SPEC §3): checklist, a recent baseline within limits."""
     checklist = {key: getattr(infusion, key) for key, _label in clinical.CHECKLIST_ITEMS}
@@ -293,10 +81,13 @@ def start_problems(infusion: InfusionSession, baseline: Reading | None, now: dat
     )
 
 
+
 # --- Shared steps of every action -------------------------------------------------------------
 
 
 def _begin(infusion: InfusionSession, version: int | None) -> None:
+    """Lock the row (re-read in place), then refuse a signed session or a stale form."""
+    guards.lock(infusion.id)
     guards.ensure_editable(infusion)
     guards.check_version(infusion, version)
 
@@ -337,8 +128,7 @@ def _apply(infusion: InfusionSession, actor: Staff, **values: Any) -> None:
     actor_id = actor.id  # may load the actor: before any change, so nothing flushes half-done
     for name, value in values.items():
         setattr(infusion, name, value)
-    infusion.updated_at = utcnow()
-    infusion.updated_by_id = actor_id
+    guards.touch(infusion, actor_id)
 
 
 def _reason(reason: str | None) -> str:
@@ -648,10 +438,13 @@ def change_rate(
     mg_per_h: float,
     reason: str,
     at: datetime | None = None,
+    override_reason: str | None = None,
     *,
     version: int | None = None,
 ) -> InfusionEvent:
-    """A new pump rate while infusing: an infusion event with the new mg/h and its reason."""
+    """A new pump rate while infusing: an infusion event with the new mg/h and its reason.
+    Above the protocol's limit (clinical.protocol_rate_limit) only a physician may set it,
+    with a reason, which is audited and listed in the review queue."""
     _begin(infusion, version)
     ensure_allowed(infusion, "rate")
     if mg_per_h is None or not math.isfinite(mg_per_h) or mg_per_h <= 0:
@@ -659,11 +452,34 @@ def change_rate(
     reason = _reason(reason)
     if not reason:
         raise RuleError("Give the reason for the rate change.", field="reason")
+    limit = rate_limit(infusion)
+    too_fast = clinical.rate_problem(mg_per_h, limit) if limit is not None else None
+    override = _reason(override_reason)
+    if too_fast and not override:
+        raise RuleError(
+            too_fast + " A physician may override with a reason.", field="override_reason"
+        )
+    if too_fast and actor.role != ROLE_PHYSICIAN:
+        raise RuleError(
+            too_fast + " Only a physician may set a rate above the protocol's limit.",
+            field="override_reason",
+        )
     at = _when(at, _last_event_at(infusion), "The rate change time")
-    previous = current_rate(infusion)
+    previous = pump_run(infusion, at).rate_mg_per_h
     # The row changes too (who and when), so a stale second click on the old rate is refused.
     _apply(infusion, actor)
     event = _add_event(infusion, actor, "rate_change", at, reason, rate_mg_per_h=mg_per_h)
+    if too_fast:
+        event.override_reason = override
+        event.override_by_id = actor.id
+        _record(
+            "session.rate_override",
+            infusion,
+            actor,
+            mg_per_h=mg_per_h,
+            limit_mg_per_h=limit,
+            reason=override,
+        )
     _record(
         "session.rate_changed",
         infusion,
@@ -691,9 +507,8 @@ def stop_infusion(
     status = _transition(infusion, "stop_early" if early else "stop")
     at = _when(at, _last_event_at(infusion), "The stop time")
     reason = _reason(reason) or ("Stopped for an adverse event" if early else "")
-    ran = infused_minutes(infusion.events, at)
-    short = timedelta(minutes=ran) < timedelta(minutes=infusion.duration_min) - STOP_GRACE
-    if short and not reason:
+    ran = pump_run(infusion, at).minutes
+    if clinical.ended_short(ran, infusion.duration_min) and not reason:
         raise RuleError(
             f"The infusion ran {int(ran)} of the planned {infusion.duration_min} minutes: "
             "give the reason for stopping early.",
@@ -801,109 +616,3 @@ def cancel_infusion(
     _record("session.cancelled", infusion, actor, reason=reason)
 
 
-# --- The suite board --------------------------------------------------------------------------
-
-
-@dataclass
-class BoardCard:
-    room: str
-    infusion: InfusionSession | None = None
-    status: StatusLine | None = None
-
-
-@dataclass
-class Board:
-    cards: list[BoardCard]
-    planned: list[InfusionSession]
-    finished: list[InfusionSession]
-
-
-def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
-    """Every room with the session in it, today's planned and finished sessions — in a fixed
-    number of queries however many rooms, sessions and readings there are."""
-    with_people = (
-        joinedload(InfusionSession.patient),
-        joinedload(InfusionSession.clinician),
-    )
-    active = db.session.scalars(
-        sa.select(InfusionSession)
-        .options(*with_people, joinedload(InfusionSession.protocol))
-        .where(InfusionSession.status.in_(ACTIVE_STATUSES))
-        .order_by(InfusionSession.checked_in_at, InfusionSession.id)
-    ).all()
-    ids = [infusion.id for infusion in active]
-    last_by_session: dict[int, Reading] = {}
-    criticals: dict[int, list[Reading]] = {}
-    if ids:
-        rank = (
-            sa.func.row_number()
-            .over(
-                partition_by=Reading.infusion_id,
-                order_by=(Reading.taken_at.desc(), Reading.id.desc()),
-            )
-            .label("rank")
-        )
-        ranked = (
-            sa.select(Reading.id, rank)
-            .where(Reading.infusion_id.in_(ids), Reading.voided_at.is_(None))
-            .subquery()
-        )
-        for reading in db.session.scalars(
-            sa.select(Reading).join(ranked, Reading.id == ranked.c.id).where(ranked.c.rank == 1)
-        ):
-            last_by_session[reading.infusion_id] = reading
-        for reading in db.session.scalars(
-            sa.select(Reading)
-            .where(
-                Reading.infusion_id.in_(ids),
-                Reading.severity == "critical",
-                Reading.voided_at.is_(None),
-                Reading.critical_action == "",
-            )
-            .order_by(Reading.taken_at)
-        ):
-            criticals.setdefault(reading.infusion_id, []).append(reading)
-
-    by_room: dict[str, InfusionSession] = {}
-    elsewhere = []
-    for infusion in active:
-        if infusion.room in rooms and infusion.room not in by_room:
-            by_room[infusion.room] = infusion
-        else:
-            elsewhere.append(infusion)
-
-    def card(room: str, infusion: InfusionSession | None) -> BoardCard:
-        if infusion is None:
-            return BoardCard(room)
-        line = status_line(
-            infusion, last_by_session.get(infusion.id), criticals.get(infusion.id, []), now
-        )
-        return BoardCard(room, infusion, line)
-
-    cards = [card(room, by_room.get(room)) for room in rooms]
-    # A session in a room no longer configured still shows, so nobody drops off the board.
-    cards += [card(infusion.room or "No room", infusion) for infusion in elsewhere]
-
-    start, end = clinic_day_bounds(day)
-    planned = db.session.scalars(
-        sa.select(InfusionSession)
-        .options(*with_people)
-        .where(
-            InfusionSession.status == "planned",
-            InfusionSession.scheduled_for >= start,
-            InfusionSession.scheduled_for < end,
-        )
-        .order_by(InfusionSession.scheduled_for, InfusionSession.id)
-    ).all()
-    finished_at = sa.func.coalesce(InfusionSession.discharged_at, InfusionSession.cancelled_at)
-    finished = db.session.scalars(
-        sa.select(InfusionSession)
-        .options(*with_people)
-        .where(
-            InfusionSession.status.in_(("discharged", "cancelled")),
-            finished_at >= start,
-            finished_at < end,
-        )
-        .order_by(finished_at, InfusionSession.id)
-    ).all()
-    return Board(cards, planned, finished)

@@ -1,0 +1,68 @@
+-- wrk script for bench/run.py. Arguments (after --): a request file and the expected status.
+-- The file's first line is "COOKIE<TAB>value" (may be empty); every other line is
+-- "METHOD<TAB>path<TAB>body". Each connection cycles through the requests from a random start,
+-- sending the session cookie; any status other than the expected one counts as an error (a
+-- redirect to the login page is a failure, not a success). done() prints one JSON line.
+
+local threads = {}
+local count = 0
+
+function setup(thread)
+  count = count + 1
+  thread:set("thread_number", count)
+  table.insert(threads, thread)
+end
+
+local requests = {}
+local position = 1
+expected = 200
+unexpected = 0
+
+function init(args)
+  expected = tonumber(args[2])
+  local cookie = ""
+  for line in io.lines(args[1]) do
+    local first, second, third = line:match("^([^\t]*)\t([^\t]*)\t?(.*)$")
+    if first == "COOKIE" then
+      cookie = second
+    elseif first then
+      local headers = {["User-Agent"] = "infusion-bench"}
+      if cookie ~= "" then headers["Cookie"] = cookie end
+      local body = nil
+      if first == "POST" then
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = third
+      end
+      table.insert(requests, wrk.format(first, second, headers, body))
+    end
+  end
+  math.randomseed(os.time() * 100 + thread_number)
+  position = math.random(#requests)
+end
+
+function request()
+  position = position % #requests + 1
+  return requests[position]
+end
+
+function response(status, headers, body)
+  if status ~= expected then
+    unexpected = unexpected + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("unexpected")
+  end
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, ' ..
+    '"read_errors": %d, "write_errors": %d, "timeouts": %d, "status_errors": %d, ' ..
+    '"unexpected_status": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, ' ..
+    '"mean_us": %.1f}\n',
+    summary.requests, summary.duration, summary.bytes, errors.connect, errors.read,
+    errors.write, errors.timeout, errors.status, bad, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end

@@ -1,0 +1,429 @@
+"""The session page in one place: its context, its row models and its chart, with one render
+function that the session page, the refused forms of every session action (lifecycle,
+readings, adverse events, signing) and the review reuse.
+
+Works on a session loaded with queries.get_infusion_or_404(..., full=True): building the page
+issues no query per row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app, render_template
+from flask_login import current_user
+
+from .. import charts, clinical, units
+from ..inputs import arg_id
+from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
+from ..timeutil import format_time, plausible, utcnow
+from ..vocab import RHYTHM_SHORT, STATUS_KINDS
+from . import adverse_events as ae_services
+from . import queries
+from . import readings as reading_services
+from .board import status_line
+from .forms import (
+    CancelForm,
+    CheckInForm,
+    DetailsForm,
+    PauseForm,
+    RateForm,
+    ResumeForm,
+    StartForm,
+    StopForm,
+)
+from .lifecycle import observation_remaining, start_problems
+from .reading_forms import (
+    AdverseEventForm,
+    ReadingForm,
+    ReasonForm,
+    ReviewForm,
+    clinic_now,
+    wall_time,
+)
+
+# context name -> (form class, field prefix, clinical action): the action forms on the session
+# page. Prefixes keep field ids unique across the page's many forms.
+ACTION_FORMS = {
+    "checkin_form": (CheckInForm, "checkin", "check_in"),
+    "start_form": (StartForm, "start", "start"),
+    "pause_form": (PauseForm, "pause", "pause"),
+    "resume_form": (ResumeForm, "resume", "resume"),
+    "rate_form": (RateForm, "rate", "rate"),
+    "stop_form": (StopForm, "stop", "stop"),
+    "cancel_form": (CancelForm, "cancel", "cancel"),
+}
+
+
+
+# Typed this long after the clinical time, a reading shows when it was entered.
+LATE_ENTRY = timedelta(minutes=10)
+READING_PREFIX = "reading"
+AE_PREFIX = "ae"
+PHASE_FOR_STATUS = {
+    "planned": "baseline",
+    "checked_in": "baseline",
+    "infusing": "infusion",
+    "paused": "infusion",
+    "recovery": "recovery",
+    "stopped_early": "recovery",
+    "discharged": "discharge",
+}
+# Fields with a "last …" hint beside their box.
+HINT_FIELDS = ("systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaas", "pain")
+
+
+@dataclass
+class ReadingRow:
+    """One reading as the table shows it: its stored flags, deltas and cross-references."""
+
+    reading: Reading
+    assessment: clinical.ReadingAssessment
+    deltas: dict[str, int] = field(default_factory=dict)
+    news2_risk: str | None = None
+    late: bool = False
+    corrected_by: list[int] = field(default_factory=list)
+    answered_by: list[int] = field(default_factory=list)
+    void_form: ReasonForm | None = None
+
+    def level(self, name: str) -> str | None:
+        return self.assessment.field_level(name)
+
+    @property
+    def bp_level(self) -> str | None:
+        """One word for the BP cell: the worse of systolic and diastolic."""
+        levels = [level for level in (self.level("systolic"), self.level("diastolic")) if level]
+        return clinical.worst(levels) if levels else None
+
+    @property
+    def needs_action(self) -> bool:
+        return queries.is_open_critical(self.reading)
+
+    @property
+    def rhythm_short(self) -> str:
+        if self.reading.rhythm == "other":
+            return rhythm_text(self.reading)
+        return RHYTHM_SHORT.get(self.reading.rhythm) or rhythm_text(self.reading)
+
+
+@dataclass
+class AdverseEventRow:
+    event: AdverseEvent
+    reading: Reading | None = None
+    corrected_by: list[int] = field(default_factory=list)
+    void_form: ReasonForm | None = None
+
+
+@dataclass
+class NextDue:
+    due_at: datetime
+    overdue: bool
+    interval_min: int
+
+
+def reading_row(reading: Reading) -> ReadingRow:
+    """A reading shown alone (the correction page)."""
+    return ReadingRow(reading, _assessment(reading), news2_risk=_news2_risk(reading))
+
+
+def void_form(prefix: str) -> ReasonForm:
+    """A void box whose prefix comes from the URL it posts to, so ids are unique per row."""
+    return ReasonForm(formdata=None, prefix=prefix)
+
+
+def _assessment(reading: Reading) -> clinical.ReadingAssessment:
+    """The flags stored when the reading was charted (not re-derived from today's limits)."""
+    flags = [clinical.Flag(**flag) for flag in reading.flags or []]
+    return clinical.ReadingAssessment(reading.severity, flags)
+
+
+def _news2_risk(reading: Reading) -> str | None:
+    if reading.news2 is None:
+        return None
+    parts = clinical.news2_parts(queries.reading_values(reading)) or {}
+    return clinical.news2_risk(reading.news2, any(score == 3 for score in parts.values()))
+
+
+def _o2_text(flow: float | None) -> str:
+    if flow is None:
+        return ""
+    return "room air" if flow == 0 else f"{flow:g} L/min"
+
+
+def previous_hints(previous: Reading | None, system: str) -> dict[str, str]:
+    """The hint beside each box: its value in the previous reading ("last 128")."""
+    if previous is None:
+        return {}
+    hints = {
+        name: f"last {getattr(previous, name)}"
+        for name in HINT_FIELDS
+        if getattr(previous, name) is not None
+    }
+    if previous.o2_flow_lpm is not None:
+        hints["o2"] = f"last {_o2_text(previous.o2_flow_lpm)}"
+    temperature = units.temperature_to_display(previous.temperature_c, system)
+    if temperature is not None:
+        hints["temperature"] = f"last {temperature:.1f}"
+    if previous.avpu:
+        hints["avpu"] = f"last {previous.avpu}"
+    if previous.rhythm:
+        hints["rhythm"] = "last " + rhythm_text(previous)
+    return hints
+
+
+def rhythm_text(reading: Reading) -> str:
+    if reading.rhythm == "other" and reading.rhythm_other:
+        return reading.rhythm_other
+    return RHYTHMS.get(reading.rhythm, reading.rhythm)
+
+
+def new_reading_form(infusion: InfusionSession, previous: Reading | None) -> ReadingForm:
+    """A blank reading form: now (clinic time; kept only if changed, see ReadingForm), the
+    phase the status suggests."""
+    form = ReadingForm(
+        formdata=None, prefix=READING_PREFIX, units_system=current_app.config["UNITS"]
+    )
+    form.taken_at.data = clinic_now()
+    form.taken_at_default.data = form.taken_at._value()
+    form.phase.data = PHASE_FOR_STATUS.get(infusion.status, "baseline")
+    # O2 is stated at each reading, never assumed: room air is not pre-ticked.
+    return form
+
+
+def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
+    form = AdverseEventForm(formdata=None, prefix=AE_PREFIX)
+    form.onset_at.data = wall_time(reading.taken_at) if reading else clinic_now()
+    form.infusion_action.data = "none"
+    form.reading_id.data = str(reading.id) if reading else ""
+    return form
+
+
+def _answered_reading(all_readings: list[Reading]) -> Reading | None:
+    """The critical reading named by ?ae_reading= ("Record adverse event" on that row)."""
+    wanted = arg_id("ae_reading")
+    return next((r for r in all_readings if r.id == wanted), None) if wanted else None
+
+
+def charting_context(
+    infusion: InfusionSession,
+    *,
+    reading_form: ReadingForm | None = None,
+    ae_form: AdverseEventForm | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """What the charting partials need. Works on the rows already loaded with
+    queries.get_infusion_or_404(..., full=True): no query per reading."""
+    now = now or utcnow()
+    system = current_app.config["UNITS"]
+    all_readings = list(infusion.readings)
+    previous = queries.latest_of(all_readings)
+    baseline = queries.latest_of(all_readings, "baseline")
+    open_criticals = [r for r in all_readings if queries.is_open_critical(r)]
+
+    corrected_by: dict[int, list[int]] = {}
+    for reading in all_readings:
+        if reading.corrects_id:
+            corrected_by.setdefault(reading.corrects_id, []).append(reading.id)
+    answered_by: dict[int, list[int]] = {}
+    for event in infusion.adverse_events:
+        if event.reading_id and not event.is_voided:
+            answered_by.setdefault(event.reading_id, []).append(event.id)
+
+    def changeable(row) -> bool:
+        """Void and Correct are offered to whoever may use them (readings.ensure_entry_rights)."""
+        return not (infusion.is_signed or row.is_voided) and (
+            row.recorded_by_id == current_user.id or current_user.is_physician
+        )
+
+    rows = []
+    for reading in all_readings:
+        deltas = {}
+        if baseline is not None and reading.phase != "baseline":
+            for name in ("systolic", "heart_rate"):
+                value, base = getattr(reading, name), getattr(baseline, name)
+                if value is not None and base is not None:
+                    deltas[name] = value - base
+        rows.append(
+            ReadingRow(
+                reading=reading,
+                assessment=_assessment(reading),
+                deltas=deltas,
+                news2_risk=_news2_risk(reading),
+                late=reading.created_at - reading.taken_at > LATE_ENTRY,
+                corrected_by=corrected_by.get(reading.id, []),
+                answered_by=answered_by.get(reading.id, []),
+                void_form=void_form(f"void-reading-{reading.id}") if changeable(reading) else None,
+            )
+        )
+
+    next_due = None
+    line = status_line(infusion, previous, open_criticals, now)
+    interval = queries.reading_interval(infusion)
+    if line.due_at is not None and interval:
+        next_due = NextDue(line.due_at, line.overdue, interval)
+
+    refusal = reading_services.chart_refusal(infusion)
+    if reading_form is None and refusal is None:
+        reading_form = new_reading_form(infusion, previous)
+
+    readings_by_id = {r.id: r for r in all_readings}
+    ae_corrected_by: dict[int, list[int]] = {}
+    for event in infusion.adverse_events:
+        if event.corrects_id:
+            ae_corrected_by.setdefault(event.corrects_id, []).append(event.id)
+    ae_rows = [
+        AdverseEventRow(
+            event,
+            readings_by_id.get(event.reading_id),
+            ae_corrected_by.get(event.id, []),
+            void_form(f"void-ae-{event.id}") if changeable(event) else None,
+        )
+        for event in infusion.adverse_events
+    ]
+    ae_refused = ae_refusal(infusion)
+    ae_reading = _answered_reading(all_readings)
+    if ae_form is None and ae_refused is None:
+        ae_form = new_adverse_event_form(ae_reading)
+
+    return {
+        "reading_form": reading_form,
+        "reading_refusal": refusal,
+        "reading_temp_unit": units.temperature_unit(system),
+        "reading_hints": previous_hints(previous, system),
+        "previous_reading": previous,
+        "baseline_reading": baseline,
+        "reading_rows": rows,
+        "next_due": next_due,
+        "open_criticals": open_criticals,
+        "reading_review_forms": {
+            reading.id: ReviewForm(formdata=None, prefix=f"review-{reading.id}")
+            for reading in open_criticals
+        },
+        "ae_form": ae_form,
+        "ae_refusal": ae_refused,
+        "ae_reading": ae_reading,
+        "ae_rows": ae_rows,
+    }
+
+
+def ae_refusal(infusion: InfusionSession) -> str | None:
+    if infusion.is_signed:
+        return "This session was signed and is locked."
+    if infusion.status not in ae_services.RECORDABLE_STATUSES:
+        return (
+            "Adverse events can be recorded from check-in until the session is signed "
+            f"(this session is {infusion.status_label.lower()})."
+        )
+    return None
+
+
+def vitals_chart(infusion: InfusionSession, height: int = 320):
+    """BP, HR and SpO2 against time with the infusion's start, pauses and stop marked; voided
+    readings are left out of the picture and counted in its words (the table strikes them)."""
+    points = [
+        charts.VitalPoint(
+            at=reading.taken_at,
+            systolic=reading.systolic,
+            diastolic=reading.diastolic,
+            heart_rate=reading.heart_rate,
+            spo2=reading.spo2,
+            abnormal=reading.severity == "abnormal",
+            critical=reading.severity == "critical",
+            field_levels=field_levels(reading),
+            voided=reading.is_voided,
+        )
+        for reading in infusion.readings
+        if plausible(reading.taken_at)  # a stored year-1 typo would stretch the axis
+    ]
+    marks = [
+        charts.EventMark(at=event.occurred_at, label=event.kind_label)
+        for event in infusion.events
+        if event.kind in ("start", "pause", "resume", "stop") and plausible(event.occurred_at)
+    ]
+    return charts.vitals_chart(
+        points,
+        marks,
+        height=height,
+        title="Blood pressure, heart rate and SpO2",
+        fmt_time=format_time,
+    )
+
+
+def field_levels(reading: Reading) -> dict[str, str]:
+    """{field: worst flag level} from the flags stored when the reading was charted."""
+    levels: dict[str, str] = {}
+    for flag in reading.flags or []:
+        name, level = flag.get("field"), flag.get("level")
+        if name and level:
+            levels[name] = clinical.worst([levels.get(name, "normal"), level])
+    return levels
+
+
+def _lifecycle_forms(infusion: InfusionSession) -> dict:
+    forms = {
+        name: form_class(formdata=None, prefix=prefix, version=infusion.version)
+        for name, (form_class, prefix, _action) in ACTION_FORMS.items()
+    }
+    forms["details_form"] = DetailsForm(formdata=None, prefix="details", infusion=infusion)
+    return forms
+
+
+def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
+    """The status line, dose, pump and the lifecycle actions the state allows."""
+    readings = infusion.readings
+    not_started = infusion.status in queries.NOT_STARTED_STATUSES
+    pump = queries.pump_run(infusion, now) if infusion.started_at else None
+    return {
+        "infusion": infusion,
+        "patient": infusion.patient,
+        "protocol": infusion.protocol,
+        "line": status_line(
+            infusion,
+            queries.latest_of(readings),
+            [reading for reading in readings if queries.is_open_critical(reading)],
+            now,
+        ),
+        "status_kinds": STATUS_KINDS,
+        "actions": [] if infusion.is_signed else clinical.allowed_actions(infusion.status),
+        "dose": queries.compute_dose(infusion),
+        "dose_problem": queries.dose_problem(infusion) if not_started else None,
+        "pump": pump,
+        "rate": pump.rate_mg_per_h if pump else None,
+        "rate_limit": queries.rate_limit(infusion),
+        "infused_minutes": round(pump.minutes) if pump else None,
+        "start_problems": (
+            start_problems(infusion, queries.latest_of(readings, "baseline"), now)
+            if infusion.status == "checked_in"
+            else []
+        ),
+        "observation_remaining_min": (
+            math.ceil(observation_remaining(infusion, now).total_seconds() / 60)
+            if infusion.status in ("recovery", "stopped_early")
+            else None
+        ),
+        "vitals_chart": vitals_chart(infusion),
+        "aldrete_items": clinical.ALDRETE_ITEMS,
+        "aldrete_min": clinical.ALDRETE_DISCHARGE_MIN,
+        "units_weight": units.weight_unit(current_app.config["UNITS"]),
+        "is_physician": current_user.role == ROLE_PHYSICIAN,
+    }
+
+
+CHARTING_FORMS = ("reading_form", "ae_form")
+
+
+def render_session_page(infusion_id: int, status: int = 200, **forms):
+    """The session page, with any just-submitted form (lifecycle, reading, adverse event,
+    signature) as typed and its messages: a refused submit answers 422 and keeps every value."""
+    infusion = queries.get_infusion_or_404(infusion_id, full=True)
+    now = utcnow()
+    charting_forms = {name: forms.pop(name) for name in CHARTING_FORMS if name in forms}
+    context = {
+        **lifecycle_context(infusion, now),
+        **charting_context(infusion, now=now, **charting_forms),
+        **_lifecycle_forms(infusion),
+        **forms,
+    }
+    return render_template("infusions/detail.html", **context), status

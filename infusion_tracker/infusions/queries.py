@@ -1,0 +1,175 @@
+"""Reading a session and its rows: the fetch helpers every view and service shares, and the
+pump's account of what was given. Nothing here writes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort
+from sqlalchemy.orm import joinedload, selectinload
+
+from .. import clinical
+from ..extensions import db
+from ..models import (
+    Addendum,
+    AdverseEvent,
+    Assessment,
+    InfusionEvent,
+    InfusionSession,
+    Reading,
+)
+
+# Sessions that occupy a room on the suite board.
+ACTIVE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
+NOT_STARTED_STATUSES = ("planned", "checked_in")
+DOSE_FIELDS = ("weight_kg", "dose_mg_per_kg", "duration_min", "concentration_mg_per_ml")
+
+
+def _staff_options(*relationships):
+    return [joinedload(rel) for rel in relationships]
+
+
+def session_options(full: bool = False) -> list:
+    """Loader options for a session with its patient, protocol and staff; `full` adds every
+    charted row (one query per collection, so a page costs the same with 3 readings or 300)."""
+    options = _staff_options(
+        InfusionSession.patient,
+        InfusionSession.protocol,
+        InfusionSession.clinician,
+        InfusionSession.physician,
+        InfusionSession.updated_by,
+    )
+    if full:
+        options += _staff_options(
+            InfusionSession.signed_by,
+            InfusionSession.start_override_by,
+            InfusionSession.dose_override_by,
+            InfusionSession.discharged_by,
+        )
+        options += [
+            selectinload(InfusionSession.readings).options(
+                *_staff_options(Reading.recorded_by, Reading.voided_by, Reading.critical_action_by)
+            ),
+            selectinload(InfusionSession.events).joinedload(InfusionEvent.recorded_by),
+            selectinload(InfusionSession.adverse_events).options(
+                *_staff_options(AdverseEvent.recorded_by, AdverseEvent.voided_by)
+            ),
+            selectinload(InfusionSession.assessments).options(
+                *_staff_options(Assessment.recorded_by, Assessment.voided_by)
+            ),
+            selectinload(InfusionSession.addenda).joinedload(Addendum.author),
+        ]
+    return options
+
+
+def get_infusion_or_404(infusion_id: int, *, full: bool = False) -> InfusionSession:
+    """The session for reading (a page); writes go through guards.infusion_for_write."""
+    infusion = db.session.scalar(
+        sa.select(InfusionSession)
+        .where(InfusionSession.id == infusion_id)
+        .options(*session_options(full))
+    )
+    if infusion is None:
+        abort(404)
+    return infusion
+
+
+def get_reading_or_404(reading_id: int) -> Reading:
+    return db.get_or_404(Reading, reading_id)
+
+
+def get_adverse_event_or_404(ae_id: int) -> AdverseEvent:
+    return db.get_or_404(AdverseEvent, ae_id)
+
+
+def reading_values(reading: Reading | None) -> dict[str, Any] | None:
+    """A reading as the clinical rules take it: {Reading attribute: value}."""
+    if reading is None:
+        return None
+    return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
+
+
+def latest_reading(
+    infusion: InfusionSession, phase: str | None = None, until: datetime | None = None
+) -> Reading | None:
+    """The most recent reading that was not voided (of one phase, taken by `until`, if given)."""
+    query = sa.select(Reading).where(
+        Reading.infusion_id == infusion.id, Reading.voided_at.is_(None)
+    )
+    if phase is not None:
+        query = query.where(Reading.phase == phase)
+    if until is not None:
+        query = query.where(Reading.taken_at <= until)
+    return db.session.scalar(query.order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1))
+
+
+def latest_of(readings: list[Reading], phase: str | None = None) -> Reading | None:
+    """latest_reading() over rows already loaded (the session page), without a query."""
+    chosen = None
+    for reading in readings:
+        if reading.is_voided or (phase is not None and reading.phase != phase):
+            continue
+        if chosen is None or (reading.taken_at, reading.id) > (chosen.taken_at, chosen.id):
+            chosen = reading
+    return chosen
+
+
+def is_open_critical(reading: Reading) -> bool:
+    """A critical reading nobody has answered yet (adverse event or "reviewed, no action")."""
+    return reading.severity == "critical" and not reading.is_voided and not reading.critical_action
+
+
+def dose_for(
+    weight_kg: float | None,
+    dose_mg_per_kg: float | None,
+    duration_min: int | None,
+    concentration_mg_per_ml: float | None,
+) -> clinical.Dose | None:
+    """clinical.dose once every number is known (the weight often comes only at check-in)."""
+    values = (weight_kg, dose_mg_per_kg, duration_min, concentration_mg_per_ml)
+    if any(value is None or value <= 0 for value in values):
+        return None
+    return clinical.dose(*values)
+
+
+def compute_dose(infusion: InfusionSession) -> clinical.Dose | None:
+    """The session's dose by SPEC §3: total = weight × mg/kg, rate = total / duration."""
+    return dose_for(*(getattr(infusion, name) for name in DOSE_FIELDS))
+
+
+def dose_problem(infusion: InfusionSession) -> str | None:
+    dose = compute_dose(infusion)
+    if dose is None:
+        return None
+    return clinical.dose_problem(dose.total_mg, infusion.protocol.max_total_mg)
+
+
+def pump_run(infusion: InfusionSession, now: datetime) -> clinical.PumpRun:
+    """What the pump did and gave, from the session's infusion events (to the stop, or now)."""
+    events = [
+        clinical.PumpEvent(event.kind, event.occurred_at, event.rate_mg_per_h)
+        for event in infusion.events
+    ]
+    return clinical.pump_run(events, infusion.ended_at or now, infusion.total_mg)
+
+
+def rate_limit(infusion: InfusionSession) -> float | None:
+    """The fastest rate this session may run without a physician (clinical.protocol_rate_limit)."""
+    dose = compute_dose(infusion)
+    if dose is None:
+        return None
+    protocol = infusion.protocol
+    return clinical.protocol_rate_limit(
+        infusion.weight_kg, protocol.dose_mg_per_kg, protocol.infusion_minutes, dose.mg_per_h
+    )
+
+
+def reading_interval(infusion: InfusionSession) -> int | None:
+    """The protocol's reading interval for the session's phase (None when none is due)."""
+    if infusion.status in ("infusing", "paused"):
+        return infusion.protocol.reading_interval_infusion_min
+    if infusion.status in ("recovery", "stopped_early"):
+        return infusion.protocol.reading_interval_recovery_min
+    return None

@@ -1,0 +1,1 @@
+"""The quality report (/quality/): the clinic's safety and results across patients."""
