@@ -2,7 +2,12 @@
 
 from flask import current_app
 
-from . import timeutil, units, vocab
+from . import clinical, timeutil, units, vocab
+
+
+def format_mg(mg: float | None) -> str:
+    """A dose in mg as every page and export shows it: clinical.round_mg, one decimal."""
+    return "—" if mg is None else f"{clinical.round_mg(mg):.1f}"
 
 
 def register(app) -> None:
@@ -14,6 +19,7 @@ def register(app) -> None:
     app.jinja_env.filters["weight"] = lambda kg: units.format_weight(
         kg, current_app.config["UNITS"]
     )
+    app.jinja_env.filters["mg"] = format_mg
     app.jinja_env.globals["units_system"] = lambda: current_app.config["UNITS"]
     app.jinja_env.globals["clinic_name"] = lambda: current_app.config["CLINIC_NAME"]
     app.jinja_env.globals["nav_items"] = nav_items

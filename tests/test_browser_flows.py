@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from infusion_tracker import clinical
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import adverse_events, lifecycle, readings
+from infusion_tracker.ledger import services as ledger
 from infusion_tracker.models import (
     AdverseEvent,
     InfusionEvent,
@@ -310,7 +311,7 @@ def test_nurse_practitioner_charts_a_whole_session(
     shoot(page, tmp_path, "flow-charting-6-discharge-form", full_page=True)
     with page.expect_navigation():
         page.get_by_role("button", name="Discharge patient").click()
-    expect(flash(page)).to_contain_text("Session 1: patient discharged.")
+    expect(flash(page)).to_contain_text("Patient discharged.")
     expect(status_tag(page)).to_contain_text("Discharged")
     expect(page.locator("#chart-reading")).to_contain_text(
         "Readings cannot be charted on a discharged session."
@@ -407,6 +408,13 @@ def charted_session(patient, nurse, physician, protocol, start, critical):
         "lot_number": "KX-3107",
     }
     lifecycle.update_infusion(infusion, checklist, nurse, infusion.version)
+    # The controlled-substance ledger: a vial from the safe, the order drawn before the start.
+    (vial,) = ledger.receive_vials(
+        actor=nurse, quantity=1, drug="ketamine", strength_mg_per_ml=50.0, volume_ml=10.0,
+        lot="KX-3107", expiry=(start + timedelta(days=365)).date(), supplier="Demo Pharma",
+        invoice_number="INV-1", at=start - timedelta(days=1),
+    )  # fmt: skip
+    ledger.draw(infusion, vial, nurse, infusion.total_mg, 100.0, at=at(8))
     lifecycle.start_infusion(infusion, nurse, at=at(10))
     readings.record_reading(infusion, vitals(at(15), "infusion", 150, 88, 84), nurse)
     if critical:
@@ -439,6 +447,8 @@ def charted_session(patient, nurse, physician, protocol, start, critical):
         {**dict.fromkeys(clinical.ALDRETE_ITEMS, 2), "escort": "Lee Whitfield", "at": at(85)},
         nurse,
     )
+    # The pump gave the whole order: given recorded, nothing left to waste.
+    ledger.record_given(infusion, nurse)
     return infusion
 
 

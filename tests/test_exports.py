@@ -434,11 +434,11 @@ def test_a_discharged_session_that_ran_short_is_stopped(make_infusion, make_staf
     add_event(infusion, np_, "resume", T + timedelta(minutes=10))
     add_event(infusion, np_, "rate_change", T + timedelta(minutes=12), rate=30.0)
     add_event(infusion, np_, "stop", T + timedelta(minutes=20), reason="Patient asked to stop")
-    minutes, mg = fhir.pump_record(infusion.events, T + timedelta(hours=1))
-    assert minutes == pytest.approx(15)
-    assert mg == pytest.approx(52.5 * 7 / 60 + 30.0 * 8 / 60)
     resource = fhir.medication_administration(infusion, T + timedelta(hours=1))
     assert resource["status"] == "stopped"
+    # 7 min at 52.5 mg/h and 8 at 30 mg/h (clinical.pump_run), to 0.1 mg (clinical.round_mg).
+    assert resource["dosage"]["dose"]["value"] == round(52.5 * 7 / 60 + 30.0 * 8 / 60, 1)
+    assert "pump ran 15 min" in resource["dosage"]["text"]
     assert resource["statusReason"] == [{"text": "Patient asked to stop"}]
 
 

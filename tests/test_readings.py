@@ -106,12 +106,14 @@ def test_the_reading_form_comes_first_with_now_the_phase_and_the_previous_values
 def test_boxes_are_in_bedside_tab_order(client, infusing):
     form = section(client.get(f"/infusions/{infusing.id}").get_data(as_text=True), "chart-reading")
     names = []
-    for name in re.findall(r'name="reading-([a-z0-9_]+)"', form):
-        if name not in names:
-            names.append(name)
+    for box in re.findall(r"<(?:input|select|textarea)[^>]*>", form):
+        name = re.search(r'name="reading-([a-z0-9_]+)"', box)
+        if name and 'type="hidden"' not in box and name.group(1) not in names:
+            names.append(name.group(1))
     assert names == [
         "taken_at",
         "phase",
+        "confirm_baseline",  # the infusion has started: a new baseline is confirmed
         "systolic",
         "diastolic",
         "heart_rate",

@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from .. import clinical
-from ..models import Assessment, InfusionEvent, InfusionSession, Patient, Reading
+from ..infusions import queries
+from ..models import Assessment, InfusionSession, Patient, Reading
 from ..timeutil import utcnow
 from ..vocab import INDICATIONS, INSTRUMENTS, RHYTHMS
 
@@ -38,8 +39,6 @@ ENCOUNTER_STATUS = {
     "discharged": "finished",
     "cancelled": "cancelled",
 }
-# Pumps and wall clocks disagree by seconds: a minute short of the plan is a complete infusion.
-STOP_GRACE_MIN = 1
 # Reading fields whose flags belong to each Observation.
 VITALS = {
     # key: (LOINC codings, text, profile, UCUM unit, Reading attribute)
@@ -423,32 +422,6 @@ def score_observation(assessment: Assessment, base_url: str) -> dict[str, Any]:
 # --- MedicationAdministration ------------------------------------------------------------------
 
 
-def pump_record(events: list[InfusionEvent], until: datetime) -> tuple[float, float | None]:
-    """(minutes the pump ran, mg delivered) from start/pause/resume/rate-change/stop events;
-    mg is None when no event carried a rate."""
-    minutes = 0.0
-    mg = 0.0
-    rate = None
-    running_since = None
-    for event in sorted(events, key=lambda e: (e.occurred_at, e.id or 0)):
-        if running_since is not None:
-            hours = (event.occurred_at - running_since).total_seconds() / 3600
-            minutes += hours * 60
-            mg += (rate or 0) * hours
-            running_since = event.occurred_at
-        if event.rate_mg_per_h is not None:
-            rate = event.rate_mg_per_h
-        if event.kind in ("start", "resume"):
-            running_since = event.occurred_at
-        elif event.kind in ("pause", "stop"):
-            running_since = None
-    if running_since is not None:
-        hours = (until - running_since).total_seconds() / 3600
-        minutes += hours * 60
-        mg += (rate or 0) * hours
-    return minutes, (mg if rate is not None else None)
-
-
 def administration_status(infusion: InfusionSession, ran_minutes: float) -> str:
     """paused -> on-hold; stopped early (by status, or ended short of the plan) -> stopped."""
     if infusion.status == "cancelled":
@@ -459,7 +432,7 @@ def administration_status(infusion: InfusionSession, ran_minutes: float) -> str:
         return "on-hold"
     if infusion.status == "stopped_early":
         return "stopped"
-    if ran_minutes < infusion.duration_min - STOP_GRACE_MIN:
+    if clinical.ended_short(ran_minutes, infusion.duration_min):
         return "stopped"
     return "completed"
 
@@ -468,9 +441,10 @@ def medication_administration(infusion: InfusionSession, now: datetime) -> dict[
     """The infusion as given; None while nothing has been given (planned, checked in)."""
     if infusion.started_at is None and infusion.status != "cancelled":
         return None
-    until = infusion.ended_at or now
-    ran, delivered = pump_record(infusion.events, until)
-    status = administration_status(infusion, ran)
+    # What the pump gave (clinical.pump_run, to the stop or now): the number the session page
+    # and the printed record show.
+    run = queries.pump_run(infusion, now)
+    status = administration_status(infusion, run.minutes)
     drug = infusion.drug or "ketamine"
     medication: dict[str, Any] = {"text": drug}
     if drug.lower() == "ketamine":
@@ -483,16 +457,14 @@ def medication_administration(infusion: InfusionSession, now: datetime) -> dict[
     }
     if mg_per_h:
         dosage["rateQuantity"] = _quantity(round(mg_per_h, 2), "mg/h")
-    if status == "completed" and total:
-        dosage["dose"] = _quantity(round(total, 2), "mg")
-    elif status == "stopped" and delivered is not None:
-        dosage["dose"] = _quantity(round(min(delivered, total or delivered), 1), "mg")
+    if run.given_mg > 0:
+        dosage["dose"] = _quantity(run.given_mg, "mg")
     if total:
         dosage["text"] = (
             f"{infusion.dose_mg_per_kg:g} mg/kg × {infusion.weight_kg or 0:g} kg = {total:g} mg "
             f"over {infusion.duration_min} min ({infusion.concentration_mg_per_ml:g} mg/mL"
             + (f", {ml_per_h:.2f} mL/h" if ml_per_h else "")
-            + f"); pump ran {ran:.0f} min"
+            + f"); pump ran {run.minutes:.0f} min"
         )
     stop_reasons = [e.reason for e in infusion.events if e.kind in ("stop", "pause") and e.reason]
     status_reason = None

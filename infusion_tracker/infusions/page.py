@@ -18,6 +18,7 @@ from flask_login import current_user
 from .. import charts, clinical, units
 from ..inputs import arg_id
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
+from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
 from ..vocab import RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
@@ -206,6 +207,78 @@ def _answered_reading(all_readings: list[Reading]) -> Reading | None:
     return next((r for r in all_readings if r.id == wanted), None) if wanted else None
 
 
+def _changeable(infusion: InfusionSession):
+    def changeable(row) -> bool:
+        """Void and Correct are offered to whoever may use them (readings.ensure_entry_rights)."""
+        return not (infusion.is_signed or row.is_voided) and (
+            row.recorded_by_id == current_user.id or current_user.is_physician
+        )
+
+    return changeable
+
+
+def _referrers(rows, key: str) -> dict[int, list[int]]:
+    """{id: ids of the rows pointing at it through `key`} (corrections, answered criticals)."""
+    found: dict[int, list[int]] = {}
+    for row in rows:
+        target = getattr(row, key)
+        if target:
+            found.setdefault(target, []).append(row.id)
+    return found
+
+
+def _deltas(reading: Reading, baseline: Reading | None) -> dict[str, int]:
+    if baseline is None or reading.phase == "baseline":
+        return {}
+    deltas = {}
+    for name in ("systolic", "heart_rate"):
+        value, base = getattr(reading, name), getattr(baseline, name)
+        if value is not None and base is not None:
+            deltas[name] = value - base
+    return deltas
+
+
+def _reading_rows(infusion: InfusionSession, baseline: Reading | None, changeable) -> list:
+    corrected_by = _referrers(infusion.readings, "corrects_id")
+    answered = [event for event in infusion.adverse_events if not event.is_voided]
+    answered_by = _referrers(answered, "reading_id")
+    return [
+        ReadingRow(
+            reading=reading,
+            assessment=_assessment(reading),
+            deltas=_deltas(reading, baseline),
+            news2_risk=_news2_risk(reading),
+            late=reading.created_at - reading.taken_at > LATE_ENTRY,
+            corrected_by=corrected_by.get(reading.id, []),
+            answered_by=answered_by.get(reading.id, []),
+            void_form=void_form(f"void-reading-{reading.id}") if changeable(reading) else None,
+        )
+        for reading in infusion.readings
+    ]
+
+
+def _ae_rows(infusion: InfusionSession, changeable) -> list[AdverseEventRow]:
+    readings_by_id = {r.id: r for r in infusion.readings}
+    corrected_by = _referrers(infusion.adverse_events, "corrects_id")
+    return [
+        AdverseEventRow(
+            event,
+            readings_by_id.get(event.reading_id),
+            corrected_by.get(event.id, []),
+            void_form(f"void-ae-{event.id}") if changeable(event) else None,
+        )
+        for event in infusion.adverse_events
+    ]
+
+
+def _next_due(infusion: InfusionSession, previous, open_criticals, now) -> NextDue | None:
+    line = status_line(infusion, previous, open_criticals, now)
+    interval = queries.reading_interval(infusion)
+    if line.due_at is None or not interval:
+        return None
+    return NextDue(line.due_at, line.overdue, interval)
+
+
 def charting_context(
     infusion: InfusionSession,
     *,
@@ -221,67 +294,11 @@ def charting_context(
     previous = queries.latest_of(all_readings)
     baseline = queries.latest_of(all_readings, "baseline")
     open_criticals = [r for r in all_readings if queries.is_open_critical(r)]
-
-    corrected_by: dict[int, list[int]] = {}
-    for reading in all_readings:
-        if reading.corrects_id:
-            corrected_by.setdefault(reading.corrects_id, []).append(reading.id)
-    answered_by: dict[int, list[int]] = {}
-    for event in infusion.adverse_events:
-        if event.reading_id and not event.is_voided:
-            answered_by.setdefault(event.reading_id, []).append(event.id)
-
-    def changeable(row) -> bool:
-        """Void and Correct are offered to whoever may use them (readings.ensure_entry_rights)."""
-        return not (infusion.is_signed or row.is_voided) and (
-            row.recorded_by_id == current_user.id or current_user.is_physician
-        )
-
-    rows = []
-    for reading in all_readings:
-        deltas = {}
-        if baseline is not None and reading.phase != "baseline":
-            for name in ("systolic", "heart_rate"):
-                value, base = getattr(reading, name), getattr(baseline, name)
-                if value is not None and base is not None:
-                    deltas[name] = value - base
-        rows.append(
-            ReadingRow(
-                reading=reading,
-                assessment=_assessment(reading),
-                deltas=deltas,
-                news2_risk=_news2_risk(reading),
-                late=reading.created_at - reading.taken_at > LATE_ENTRY,
-                corrected_by=corrected_by.get(reading.id, []),
-                answered_by=answered_by.get(reading.id, []),
-                void_form=void_form(f"void-reading-{reading.id}") if changeable(reading) else None,
-            )
-        )
-
-    next_due = None
-    line = status_line(infusion, previous, open_criticals, now)
-    interval = queries.reading_interval(infusion)
-    if line.due_at is not None and interval:
-        next_due = NextDue(line.due_at, line.overdue, interval)
+    changeable = _changeable(infusion)
 
     refusal = reading_services.chart_refusal(infusion)
     if reading_form is None and refusal is None:
         reading_form = new_reading_form(infusion, previous)
-
-    readings_by_id = {r.id: r for r in all_readings}
-    ae_corrected_by: dict[int, list[int]] = {}
-    for event in infusion.adverse_events:
-        if event.corrects_id:
-            ae_corrected_by.setdefault(event.corrects_id, []).append(event.id)
-    ae_rows = [
-        AdverseEventRow(
-            event,
-            readings_by_id.get(event.reading_id),
-            ae_corrected_by.get(event.id, []),
-            void_form(f"void-ae-{event.id}") if changeable(event) else None,
-        )
-        for event in infusion.adverse_events
-    ]
     ae_refused = ae_refusal(infusion)
     ae_reading = _answered_reading(all_readings)
     if ae_form is None and ae_refused is None:
@@ -290,12 +307,14 @@ def charting_context(
     return {
         "reading_form": reading_form,
         "reading_refusal": refusal,
+        # A baseline after the start moves every change-from-baseline: it asks to be confirmed.
+        "confirm_baseline": infusion.started_at is not None,
         "reading_temp_unit": units.temperature_unit(system),
         "reading_hints": previous_hints(previous, system),
         "previous_reading": previous,
         "baseline_reading": baseline,
-        "reading_rows": rows,
-        "next_due": next_due,
+        "reading_rows": _reading_rows(infusion, baseline, changeable),
+        "next_due": _next_due(infusion, previous, open_criticals, now),
         "open_criticals": open_criticals,
         "reading_review_forms": {
             reading.id: ReviewForm(formdata=None, prefix=f"review-{reading.id}")
@@ -304,7 +323,7 @@ def charting_context(
         "ae_form": ae_form,
         "ae_refusal": ae_refused,
         "ae_reading": ae_reading,
-        "ae_rows": ae_rows,
+        "ae_rows": _ae_rows(infusion, changeable),
     }
 
 
@@ -361,6 +380,65 @@ def field_levels(reading: Reading) -> dict[str, str]:
     return levels
 
 
+@dataclass(frozen=True)
+class DoseGiven:
+    """What the pump gave (clinical.pump_run) against the order, in the one wording the session
+    page, the print and the review share."""
+
+    given_mg: float  # rounded by clinical.round_mg
+    ordered_mg: float | None
+    minutes: int  # minutes the pump ran, pauses excluded
+    planned_min: int
+    running: bool  # infusing or paused: the amount still grows
+    short: bool  # ended before the planned minutes
+
+    @property
+    def label(self) -> str:
+        return "Given so far" if self.running else "Given"
+
+    @property
+    def amount(self) -> str:
+        given = f"{format_mg(self.given_mg)} mg"
+        if self.ordered_mg is not None:
+            given += f" of {format_mg(self.ordered_mg)} mg"
+        if self.running:
+            return given + (" ordered" if self.ordered_mg is not None else "")
+        stopped = "stopped at " if self.short else ""
+        return f"{given} ({stopped}{self.minutes} of {self.planned_min} min)"
+
+    @property
+    def text(self) -> str:
+        return f"{self.label} {self.amount}"
+
+
+def dose_given(infusion: InfusionSession, now: datetime) -> DoseGiven | None:
+    """None until the infusion has started."""
+    if infusion.started_at is None:
+        return None
+    run = queries.pump_run(infusion, now)
+    running = infusion.ended_at is None
+    return DoseGiven(
+        given_mg=run.given_mg,
+        ordered_mg=infusion.total_mg,
+        minutes=round(run.minutes),
+        planned_min=infusion.duration_min,
+        running=running,
+        short=not running and clinical.ended_short(run.minutes, infusion.duration_min),
+    )
+
+
+def _override_names(infusion: InfusionSession) -> dict[int, str]:
+    """{event id: who allowed its rate above the limit}: the physician who set the rate, whose
+    name is already loaded with the event (no query)."""
+    return {
+        event.id: event.recorded_by.display_name
+        if event.override_by_id == event.recorded_by_id
+        else "a physician"
+        for event in infusion.events
+        if event.override_reason
+    }
+
+
 def _lifecycle_forms(infusion: InfusionSession) -> dict:
     forms = {
         name: form_class(formdata=None, prefix=prefix, version=infusion.version)
@@ -393,6 +471,8 @@ def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
         "rate": pump.rate_mg_per_h if pump else None,
         "rate_limit": queries.rate_limit(infusion),
         "infused_minutes": round(pump.minutes) if pump else None,
+        "given": dose_given(infusion, now),
+        "override_names": _override_names(infusion),
         "start_problems": (
             start_problems(infusion, queries.latest_of(readings, "baseline"), now)
             if infusion.status == "checked_in"

@@ -41,6 +41,7 @@ class DoseLines:
     ml_per_h: float | None
     volume_ml: float | None
     differs: bool  # the recorded total is not weight × mg/kg
+    given: page.DoseGiven | None  # what the pump gave (page.dose_given), None if not started
 
 
 @dataclass
@@ -92,8 +93,9 @@ class Record:
         return not self.infusion.is_signed
 
 
-def dose_lines(infusion: InfusionSession) -> DoseLines:
-    """SPEC §3 dose arithmetic: total = weight × mg/kg; rate = total / duration; mL/h."""
+def dose_lines(infusion: InfusionSession, now: datetime) -> DoseLines:
+    """SPEC §3 dose arithmetic: total = weight × mg/kg; rate = total / duration; mL/h; and
+    what was given, worded as on the session page."""
     ordered = None
     if infusion.weight_kg:
         ordered = clinical.dose(
@@ -117,6 +119,7 @@ def dose_lines(infusion: InfusionSession) -> DoseLines:
         ml_per_h=ml_per_h,
         volume_ml=volume,
         differs=ordered is not None and total is not None and abs(ordered.total_mg - total) > 0.05,
+        given=page.dose_given(infusion, now),
     )
 
 
@@ -168,17 +171,18 @@ def build(infusion: InfusionSession) -> Record:
     """Shape one eagerly loaded session for templates/review/print.html."""
     day = timeutil.to_clinic(infusion.started_at or infusion.scheduled_for).date()
     readings = reading_rows(infusion)
+    now = timeutil.utcnow()
     return Record(
         infusion=infusion,
         age=age_on(infusion.patient.date_of_birth, day),
-        dose=dose_lines(infusion),
+        dose=dose_lines(infusion, now),
         checklist=checklist_rows(infusion),
         readings=readings,
         chart=vitals_chart(readings, infusion),
         adverse_events=list(infusion.adverse_events),
         assessments=list(infusion.assessments),
         aldrete=aldrete_rows(infusion) if infusion.aldrete else [],
-        printed_at=timeutil.utcnow(),
+        printed_at=now,
         printed_by=current_user.display_name,
         labels={
             "phase": PHASES,
