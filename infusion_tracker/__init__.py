@@ -18,13 +18,16 @@ def create_app(test_config=None) -> Flask:
         instance_relative_config=True,
         template_folder=os.path.join(ROOT, "templates"),
     )
-    from . import config
+    from . import config, inputs
 
-    os.makedirs(app.instance_path, exist_ok=True)
+    # Secret key, audit key and (by default) the database live here: owner only.
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    os.chmod(app.instance_path, 0o700)
     config.load(app, test_config)
     if app.config["TRUSTED_PROXIES"]:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    inputs.init_app(app)  # before the blueprints: the bounded int converter binds as routes add
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -36,7 +39,7 @@ def create_app(test_config=None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database, security, unit_of_work  # noqa: F401  (database: SQLite listeners)
+    from . import database, security, throttle, unit_of_work  # noqa: F401  (SQLite listeners)
     from .extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -44,12 +47,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     security.init_app(app)
+    throttle.init_app(app)
     unit_of_work.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
     from .auth.routes import bp as auth_bp
+    from .auth.two_factor_views import bp as two_factor_bp
     from .devices.routes import bp as devices_bp
     from .exports.routes import bp as exports_bp
     from .infusions.routes import bp as infusions_bp
@@ -62,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (
         auth_bp,
+        two_factor_bp,  # the code step at sign-in, one's own enrolment (issue 9)
         main_bp,
         admin_bp,
         review_bp,

@@ -2,18 +2,27 @@
 
 Each row carries the hash of the row before it, so an edited or deleted row breaks the
 chain (`flask verify-audit`); the database itself also refuses UPDATE and DELETE.
+
+The hash is an HMAC-SHA256 keyed with AUDIT_KEY, which is not in the database: whoever can
+write the table but not read the key cannot recompute the chain after a change. Checkpoints
+(`flask audit-checkpoint`: the latest row's id and hash, appended to a file outside the
+database) anchor it, so deleting the tail, or rewriting and rehashing with the key, is found
+against the last checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 from flask_login import current_user
 
 from . import unit_of_work
@@ -76,7 +85,8 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 
 
 def row_hash(prev_hash: str, event: Any) -> str:
-    """SHA-256 over the previous hash and every recorded field of the row (not its id)."""
+    """HMAC-SHA256 (key: AUDIT_KEY) over the previous hash and every recorded field of the
+    row (not its id)."""
     payload = json.dumps(
         {
             "prev": prev_hash,
@@ -92,7 +102,8 @@ def row_hash(prev_hash: str, event: Any) -> str:
         sort_keys=True,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    key = current_app.config["AUDIT_KEY"].encode()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
 def _lock_chain() -> None:
@@ -194,3 +205,67 @@ def verify_chain(batch: int = 5000) -> ChainReport:
                 return ChainReport(rows, event.id, "its contents do not match its hash")
             prev = event.hash
             last_id = event.id
+
+
+# --- Checkpoints: the chain's head written outside the database -------------------------------
+
+
+@dataclass
+class Checkpoint:
+    at: str
+    row_id: int
+    hash: str
+
+
+def checkpoint_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or current_app.config.get("AUDIT_CHECKPOINT_FILE") or Path(
+        current_app.instance_path, "audit_checkpoints"
+    ))
+
+
+def write_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint | None:
+    """Append the latest row's id and hash as one line ("time id hash"); None if no rows.
+    The file is opened for appending only and created owner-only; a copy kept elsewhere
+    (another machine, write-once storage) is what makes it an anchor."""
+    table = AuditEvent.__table__
+    last = db.session.execute(
+        sa.select(table.c.id, table.c.hash).order_by(table.c.id.desc()).limit(1)
+    ).first()
+    if last is None:
+        return None
+    mark = Checkpoint(utcnow().isoformat(timespec="seconds"), last.id, last.hash)
+    target = checkpoint_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as handle:
+        handle.write(f"{mark.at} {mark.row_id} {mark.hash}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return mark
+
+
+def last_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint | None:
+    target = checkpoint_path(path)
+    if not target.exists():
+        return None
+    lines = [line.split() for line in target.read_text().splitlines() if line.strip()]
+    if not lines:
+        return None
+    at, row_id, digest = lines[-1]
+    return Checkpoint(at, int(row_id), digest)
+
+
+def check_against(mark: Checkpoint) -> str | None:
+    """Why the trail does not hold the checkpointed row as it was, or None when it does."""
+    stored = db.session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.id == mark.row_id))
+    if stored is None:
+        return (
+            f"row id {mark.row_id}, checkpointed at {mark.at}, is missing "
+            "(the trail was cut back)"
+        )
+    if not hmac.compare_digest(stored, mark.hash):
+        return (
+            f"row id {mark.row_id} no longer has the hash checkpointed at {mark.at} "
+            "(the trail was rewritten)"
+        )
+    return None

@@ -6,6 +6,8 @@ new instance.
 """
 
 import functools
+import os
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +19,7 @@ from flask import current_app
 from flask_migrate import upgrade
 
 from . import audit
+from .database import PRIVATE_FILE
 from .errors import RuleError
 from .extensions import db
 from .models import ROLES
@@ -73,20 +76,58 @@ def create_staff_command(username, role, full_name, credentials, password):
     click.echo(f"Created {staff.role} account “{staff.username}” for {staff.display_name}.")
 
 
+CHECKPOINT_FILE = click.option(
+    "--checkpoints",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint file (default: AUDIT_CHECKPOINT_FILE or instance/audit_checkpoints).",
+)
+
+
 @click.command("verify-audit")
+@CHECKPOINT_FILE
 @schema_first
-def verify_audit_command():
-    """Check the audit trail's hash chain; exit 1 at the first broken row."""
+def verify_audit_command(checkpoints: Path | None):
+    """Check the audit trail's keyed hash chain and its last checkpoint; exit 1 if broken."""
     report = audit.verify_chain()
-    if report.ok:
-        click.echo(f"Audit chain OK: {report.rows} rows verified.")
+    if not report.ok:
+        click.echo(
+            f"Audit chain BROKEN at row id {report.broken_at} (row {report.rows} in order): "
+            f"{report.reason}. Rows from there on cannot be trusted.",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    mark = audit.last_checkpoint(checkpoints)
+    if mark is None:
+        click.echo(
+            f"Audit chain OK: {report.rows} rows verified. "
+            "No checkpoint yet: run audit-checkpoint on a schedule."
+        )
+        return
+    problem = audit.check_against(mark)
+    if problem:
+        click.echo(f"Audit chain BROKEN against the last checkpoint: {problem}.", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(
+        f"Audit chain OK: {report.rows} rows verified. "
+        f"It matches the checkpoint of {mark.at} (row id {mark.row_id})."
+    )
+
+
+@click.command("audit-checkpoint")
+@CHECKPOINT_FILE
+@schema_first
+def audit_checkpoint_command(checkpoints: Path | None):
+    """Append the chain's latest row id and hash to the checkpoint file (run it on a
+    schedule, e.g. hourly from cron, and copy the file off the machine)."""
+    mark = audit.write_checkpoint(checkpoints)
+    if mark is None:
+        click.echo("The audit trail is empty; nothing to checkpoint.")
         return
     click.echo(
-        f"Audit chain BROKEN at row id {report.broken_at} (row {report.rows} in order): "
-        f"{report.reason}. Rows from there on cannot be trusted.",
-        err=True,
+        f"Checkpoint written to {audit.checkpoint_path(checkpoints)}: "
+        f"row id {mark.row_id}, hash {mark.hash[:16]}…"
     )
-    raise click.exceptions.Exit(1)
 
 
 @click.command("backup")
@@ -106,6 +147,8 @@ def backup_command(destination: Path):
     if destination.exists():
         raise click.ClickException(f"{destination} already exists; choose a new file name.")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    # Created empty and owner-only before SQLite writes a byte (its journal inherits the mode).
+    os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     # SQLite's online backup API copies a consistent snapshot, even with writers active.
     with (
         closing(sqlite3.connect(source_path)) as source,
@@ -120,6 +163,37 @@ def backup_command(destination: Path):
     audit.record("database.backed_up", details={"destination": str(destination.resolve())})
     db.session.commit()
     click.echo(f"Backed up {source_path} to {destination} (integrity check ok).")
+
+
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def app_role_grants(role: str) -> list[str]:
+    """What the application's PostgreSQL role may do, granted by the role that owns the
+    tables (the one that runs the migrations): read and write the clinical tables, only read
+    and append the audit trail. Not owning audit_event, it cannot disable its trigger."""
+    return [
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_event FROM {role}",
+        f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    ]
+
+
+@click.command("grant-app-role")
+@click.argument("role")
+def grant_app_role_command(role: str):
+    """PostgreSQL: run as the table owner (after `db upgrade`) to give the app's own login
+    role what it needs and no more; run it again after each upgrade that adds tables."""
+    if db.engine.dialect.name != "postgresql":
+        raise click.ClickException("grant-app-role is for PostgreSQL installations.")
+    if not ROLE_NAME.match(role):
+        raise click.ClickException(f"{role!r} is not a plain PostgreSQL role name.")
+    for statement in app_role_grants(role):
+        db.session.execute(sa.text(statement))
+    db.session.commit()
+    click.echo(f"Granted {role}: read/write on the tables, read and append on audit_event.")
 
 
 @click.command("seed-demo")
@@ -141,7 +215,14 @@ def seed_demo_command(seed: int):
     click.echo(f'Password for all of them: "{DEMO_PASSWORD}"')
 
 
-COMMANDS = [create_staff_command, verify_audit_command, backup_command, seed_demo_command]
+COMMANDS = [
+    create_staff_command,
+    verify_audit_command,
+    audit_checkpoint_command,
+    backup_command,
+    grant_app_role_command,
+    seed_demo_command,
+]
 
 
 def register(app) -> None:

@@ -23,8 +23,19 @@ class Defaults:
     LOCKOUT_MINUTES = 15
     PASSWORD_MIN_LENGTH = 12
     PASSWORD_MAX_LENGTH = 128
+    PASSWORD_MIN_SCORE = 3  # zxcvbn, 0–4: 3 is "safely unguessable" (about 10^10 guesses)
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 (a method name, not a password)
     REAUTH_MINUTES = 15
+    # Refused password attempts per client address (see throttle.py); the per-username one
+    # stays below LOCKOUT_THRESHOLD so one place cannot lock an account out.
+    LOGIN_RATE_LIMIT = "20 per 15 minutes"
+    LOGIN_RATE_LIMIT_PER_USERNAME = "4 per 15 minutes"
+    # Roles that must sign in with a second factor (TOTP), e.g. ["admin", "physician"];
+    # everyone else may turn it on at /account/two-factor.
+    REQUIRE_TWO_FACTOR_ROLES: list[str] = []
+    RATELIMIT_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on the 429
+    RATELIMIT_STORAGE_URI = "memory://"  # several app servers: a shared store, e.g. redis://
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -43,9 +54,10 @@ class Defaults:
     )
 
 
-def secret_key_from_instance(instance_path: str) -> str:
-    """Generate the secret key once into instance/ so a restart keeps everyone signed in."""
-    path = Path(instance_path) / "secret_key"
+def secret_key_from_instance(instance_path: str, name: str = "secret_key") -> str:
+    """Generate a key once into instance/ (owner-only) so a restart keeps using it: the
+    session secret (everyone stays signed in) and the audit chain's key."""
+    path = Path(instance_path) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -58,6 +70,7 @@ def secret_key_from_instance(instance_path: str) -> str:
 ENVIRONMENT = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
     "SECRET_KEY": "SECRET_KEY",
+    "AUDIT_KEY": "AUDIT_KEY",
     "CLINIC_TIMEZONE": "CLINIC_TIMEZONE",
     "UNITS": "UNITS",
 }
@@ -94,4 +107,8 @@ def load(app, test_config=None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key_from_instance(app.instance_path)
+    if not app.config.get("AUDIT_KEY"):
+        # Keyed audit chain (audit.py): the key must not be in the database. Keep a copy
+        # with the backups' keys; without it the trail cannot be verified.
+        app.config["AUDIT_KEY"] = secret_key_from_instance(app.instance_path, "audit_key")
     check(app.config)

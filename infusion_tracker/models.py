@@ -97,6 +97,13 @@ class Staff(UserMixin, db.Model):
         sa.String(64), unique=True, default=new_session_token
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Second factor (TOTP, auth/two_factor.py): the key is set at enrolment and in use once
+    # confirmed; the last accepted time-step refuses a replayed code; recovery codes are
+    # stored as SHA-256 digests and removed when used.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    recovery_codes: Mapped[list | None] = mapped_column(sa.JSON)
 
     __table_args__ = (sa.CheckConstraint(sql_in("role", ROLES), name="role"),)
 
@@ -122,6 +129,10 @@ class Staff(UserMixin, db.Model):
     @property
     def is_physician(self) -> bool:
         return self.role == ROLE_PHYSICIAN
+
+    @property
+    def has_two_factor(self) -> bool:
+        return self.totp_confirmed_at is not None
 
     def is_locked(self, now: datetime | None = None) -> bool:
         return self.locked_until is not None and self.locked_until > (now or utcnow())
@@ -203,6 +214,8 @@ class Protocol(db.Model):
     limits: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    # Why this version was made; every version after the first gives one.
+    change_reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
 
     created_by: Mapped[Staff | None] = relationship()
 

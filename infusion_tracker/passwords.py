@@ -1,5 +1,7 @@
 """Password policy (NIST SP 800-63B §5.1.1.2): 12–128 characters, no composition rules,
-common and context-specific passwords refused; hashed with werkzeug's scrypt."""
+common and context-specific passwords refused, and a zxcvbn strength score of at least
+PASSWORD_MIN_SCORE (catches digit runs, keyboard walks and repeats that a blocklist strips to
+nothing); hashed with werkzeug's scrypt."""
 
 import re
 import secrets
@@ -7,11 +9,14 @@ from functools import lru_cache
 
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 # Words anyone would guess for this application's accounts.
 CONTEXT_WORDS = ("infusion", "ketamine", "tracker", "clinic", "welcome", "changeme")
 # Unambiguous characters for temporary passwords read out or copied by hand (no 0/O, 1/l/I).
 TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+# zxcvbn refuses longer input (its matching is quadratic); more characters only add strength.
+ZXCVBN_MAX = 72
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +63,21 @@ def problems(password: str, username: str = "") -> list[str]:
     clinic = config.get("CLINIC_NAME", "").lower().replace(" ", "")
     if core in CONTEXT_WORDS or (clinic and core == clinic):
         return ["That password is too easy to guess here. Try a few unrelated words."]
-    return []
+    weakness = _weakness(password, [username, config.get("CLINIC_NAME", ""), *CONTEXT_WORDS])
+    return [weakness] if weakness else []
+
+
+def _weakness(password: str, context: list[str]) -> str | None:
+    """zxcvbn's verdict with its feedback, when the score is below the clinic's minimum."""
+    result = zxcvbn(password[:ZXCVBN_MAX], user_inputs=[word for word in context if word])
+    if result["score"] >= current_app.config["PASSWORD_MIN_SCORE"]:
+        return None
+    feedback = result["feedback"]
+    advice = [feedback["warning"], *feedback["suggestions"]] if feedback["warning"] else [
+        *feedback["suggestions"]
+    ]
+    advice = advice or ["Try a few unrelated words."]
+    return "That password is too easy to guess. " + " ".join(advice)
 
 
 def hash_password(password: str) -> str:

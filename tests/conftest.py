@@ -6,6 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from flask import message_flashed
 from flask.testing import FlaskClient
 
 from infusion_tracker import create_app
@@ -41,11 +42,14 @@ def base_config(database_url: str) -> dict:
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
+        "AUDIT_KEY": "test-audit-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "WTF_CSRF_ENABLED": False,
         # Still scrypt, with a lower work factor so the suite stays quick.
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "CLINIC_TIMEZONE": "America/New_York",
+        # Many sign-ins from one test client; tests/test_throttle.py switches it back on.
+        "RATELIMIT_ENABLED": False,
     }
 
 
@@ -84,6 +88,37 @@ def app(tmp_path, app_config):
         if TEST_DATABASE_URL:
             db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def no_patient_named_in_a_flash(request):
+    """Issue 9, defect 7: the session cookie is signed, not encrypted, so no flash message
+    of any flow the suite drives (lifecycle, readings, ledger, devices, ...) may name a
+    patient or give an MRN. Checked after the test against every patient then stored."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    messages = []
+
+    def remember(sender, message, category, **extra):
+        messages.append(str(message))
+
+    message_flashed.connect(remember, app)
+    yield
+    message_flashed.disconnect(remember, app)
+    if not messages:
+        return
+    from infusion_tracker.models import Patient
+
+    db.session.remove()  # the test's own open transaction would hold SQLite's write lock
+    patients = db.session.execute(
+        sa.select(Patient.first_name, Patient.last_name, Patient.mrn)
+    ).all()
+    words = {word for patient in patients for word in patient if word}
+    for message in messages:
+        named = [w for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", message)]
+        assert not named, f"a flash names a patient ({named}): {message}"
 
 
 @pytest.fixture

@@ -338,7 +338,39 @@ def test_audit_filters(client, trail):
 def test_audit_shows_names_mrn_and_details(client, trail):
     html = audit_page(client, patient="MRN777")
     assert "Nia Nurse" in html and "Ada Doctor, MD" in html
-    assert "MRN777" in html and "sbp: 120" in html
+    assert "MRN777" in html
+    # Minimum necessary (issue 9): which fields, not their clinical values.
+    assert "Fields: Sbp (clinical contents not shown)" in html and "120" not in html
+
+
+def test_audit_prefix_works_without_the_dot(client, trail):
+    assert set(rows(audit_page(client, action="staff"))) == {"staff.created"}
+    assert set(rows(audit_page(client, action="auth"))) == {"auth.login", "auth.login_failed"}
+    assert rows(audit_page(client, action="sta")) == []  # a start of a word is not a prefix
+
+
+def test_audit_reads_like_a_ledger(client, admin, make_staff):
+    from infusion_tracker.timeutil import format_datetime, utcnow
+
+    nurse = make_staff("np", username="nia")
+    until = utcnow()
+    audit.record(
+        "staff.updated",
+        actor=admin,
+        entity=nurse,
+        details={"changes": {"full_name": ["Nia Old", "Nia New"]}, "locked_until": until},
+    )
+    db.session.commit()
+    html = audit_page(client, action="staff.updated")
+    assert "Staff updated" in html and "Full name: Nia Old → Nia New" in html
+    assert re.search(r"Staff #\d+<br><span class=\"small\">NP Person", html)  # the record named
+    assert f"Locked until: {format_datetime(until)}" in html  # clinic time, not UTC ISO
+
+
+def test_the_csv_withholds_clinical_contents_too(client, trail):
+    response = client.post("/admin/audit/export", data={"action": "reading.recorded"})
+    [row] = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert row["details"] == "Fields: Sbp (clinical contents not shown)"
 
 
 def test_audit_sort(client, trail):
@@ -380,7 +412,7 @@ class TestAuditPagination:
         db.session.commit()
         first = audit_page(client, action="test.event", sort="oldest")
         assert "7 entries, page 1 of 3" in first
-        assert "n: 0" in first and "n: 3" not in first
+        assert "N: 0" in first and "N: 3" not in first
         link = re.search(r'href="(/admin/audit\?[^"]*page=2[^"]*)"', first).group(1)
         assert "action=test.event" in link and "sort=oldest" in link
         third = client.get(link.replace("page=2", "page=3").replace("&amp;", "&"))

@@ -284,6 +284,12 @@ def test_common_password_list_is_large():
         "111111111111",
         "infusion2024!",
         "jroe-is-my-name",
+        # Issue 9 defect 6: a digit run, a keyboard walk, a shifted keyboard row, repeats.
+        "123456789012",
+        "qwertyuiopas",
+        "!@#$%^&*()_+",
+        "zxcvbnm,./zxcvbnm",
+        "9876543210987",
     ],
 )
 def test_policy_refuses(app, password):
@@ -297,6 +303,31 @@ def test_policy_refuses(app, password):
 def test_policy_accepts_long_uncommon_passwords_without_composition_rules(app, password):
     assert len(password) <= 128
     assert problems(password, "jroe") == []
+
+
+def test_weak_passwords_are_refused_with_zxcvbn_feedback_on_the_form(client, login_as):
+    login_as("np")
+    response = client.post(
+        "/account/password",
+        data={
+            "current_password": PASSWORD,
+            "new_password": "!@#$%^&*()_+",
+            "confirm_password": "!@#$%^&*()_+",
+        },
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code in (200, 422)
+    assert "That password is too easy to guess." in html
+    assert "Straight rows of keys are easy to guess." in html
+
+
+def test_the_minimum_strength_is_a_setting(app):
+    # zxcvbn scores: "monkeybanana12" 2, "bluehouse2024" 3.
+    assert problems("monkeybanana12", "jroe") and problems("bluehouse2024", "jroe") == []
+    app.config["PASSWORD_MIN_SCORE"] = 4
+    assert problems("bluehouse2024", "jroe")
+    app.config["PASSWORD_MIN_SCORE"] = 2
+    assert problems("monkeybanana12", "jroe") == []
 
 
 def test_temporary_passwords_meet_the_policy_and_differ(app):

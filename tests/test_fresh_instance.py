@@ -40,11 +40,21 @@ FIRST_RUNS = {
     ),
     "backup": (["copy.db"], "integrity check ok"),
     "seed-demo": ([], "Demo clinic created."),
+    "audit-checkpoint": ([], "The audit trail is empty; nothing to checkpoint."),
 }
+# PostgreSQL only, run by the tables' owner after `db upgrade`: refused on SQLite.
+POSTGRESQL_ONLY = {"grant-app-role"}
 
 
 def test_every_command_is_tried_first():
-    assert {command.name for command in COMMANDS} == set(FIRST_RUNS)
+    assert {command.name for command in COMMANDS} == set(FIRST_RUNS) | POSTGRESQL_ONLY
+
+
+def test_grant_app_role_on_sqlite_is_refused_plainly(tmp_path):
+    result = flask(tmp_path / "instance", "grant-app-role", "clinic_app")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    assert "grant-app-role is for PostgreSQL installations." in result.stderr
 
 
 @pytest.mark.parametrize("name", FIRST_RUNS)

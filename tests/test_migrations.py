@@ -102,23 +102,37 @@ def _chart_a_session():
         Assessment,
         InfusionSession,
         Patient,
-        Protocol,
         Reading,
-        Staff,
         UTCDateTime,
     )
 
     start = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-    nurse = Staff(username="np", full_name="Nina Park", role="np", password_hash="x")
+    # staff and protocol as they were at 0001 (0006_harden adds columns to both models).
+    staff_at_0001 = sa.table(
+        "staff", sa.column("id"), sa.column("username"), sa.column("full_name"),
+        sa.column("credentials"), sa.column("role"), sa.column("active"),
+        sa.column("password_hash"), sa.column("failed_logins"),
+        sa.column("must_change_password"), sa.column("session_token"),
+        sa.column("created_at", UTCDateTime()),
+    )  # fmt: skip
+    db.session.execute(
+        staff_at_0001.insert().values(
+            username="np", full_name="Nina Park", credentials="", role="np", active=True,
+            password_hash="x", failed_logins=0, must_change_password=False,
+            session_token="t" * 32, created_at=start,
+        )
+    )  # fmt: skip
+    nurse_id = db.session.scalar(sa.select(staff_at_0001.c.id))
+    protocol_id = db.session.scalar(sa.select(sa.table("protocol", sa.column("id")).c.id))
     patient = Patient(
         mrn="M1", first_name="Ada", last_name="Lowe", sex="female", indication="trd",
         date_of_birth=datetime(1980, 1, 1).date(),
     )  # fmt: skip
-    db.session.add_all([nurse, patient])
+    db.session.add(patient)
     db.session.flush()
     infusion = InfusionSession(
-        patient=patient, series_number=1, protocol=db.session.scalar(sa.select(Protocol)),
-        status="discharged", scheduled_for=start, clinician_id=nurse.id, physician_id=nurse.id,
+        patient=patient, series_number=1, protocol_id=protocol_id,
+        status="discharged", scheduled_for=start, clinician_id=nurse_id, physician_id=nurse_id,
         indication="trd", weight_kg=70, concentration_mg_per_ml=1, dose_mg_per_kg=0.5,
         duration_min=40, pregnancy_status="", aldrete_total=10,
     )  # fmt: skip
@@ -126,13 +140,13 @@ def _chart_a_session():
     db.session.flush()
     baseline = Reading(
         infusion=infusion, taken_at=start, phase="baseline", systolic=128, diastolic=80,
-        heart_rate=72, rhythm="nsr", avpu="A", recorded_by_id=nurse.id,
+        heart_rate=72, rhythm="nsr", avpu="A", recorded_by_id=nurse_id,
     )  # fmt: skip
     critical = Reading(
         infusion=infusion, taken_at=start + timedelta(minutes=20), phase="infusion",
         systolic=184, diastolic=96, moaas=4, pain=2, severity="critical",
         flags=[{"field": "systolic", "level": "critical", "message": "SBP 184 ≥ 180"}],
-        critical_action="adverse_event", recorded_by_id=nurse.id,
+        critical_action="adverse_event", recorded_by_id=nurse_id,
     )  # fmt: skip
     db.session.add_all([baseline, critical])
     db.session.flush()
@@ -145,18 +159,18 @@ def _chart_a_session():
     db.session.execute(
         event_at_0001.insert().values(
             infusion_id=infusion.id, kind="start", reason="", occurred_at=start,
-            recorded_by_id=nurse.id, created_at=start,
+            recorded_by_id=nurse_id, created_at=start,
         )
     )  # fmt: skip
     db.session.add_all([
         AdverseEvent(
             infusion=infusion, onset_at=critical.taken_at, event_type="hypertension",
             severity="moderate", infusion_action="slowed", reading_id=critical.id,
-            recorded_by_id=nurse.id,
+            recorded_by_id=nurse_id,
         ),
         Assessment(
             patient_id=patient.id, infusion=infusion, instrument="phq9", score=18,
-            items=[2] * 9, taken_at=start, recorded_by_id=nurse.id,
+            items=[2] * 9, taken_at=start, recorded_by_id=nurse_id,
         ),
     ])  # fmt: skip
     db.session.commit()

@@ -98,6 +98,11 @@ EXPECTED = {
     "ledger.explain": PHYSICIAN,
     "quality.report": PHYSICIAN | ADMIN,
     "quality.table_csv": PHYSICIAN | ADMIN,
+    # Hardening (issue 9): the second factor.
+    "two_factor.sign_in": PUBLIC,
+    "two_factor.account": ANY_STAFF,
+    "admin.staff_reset_two_factor": ADMIN,
+    "protocols.compare": CLINICIANS,
 }
 
 ROLES = ("admin", "physician", "np", "pa")

@@ -24,6 +24,7 @@ def form_data(protocol=None, **changes):
     data = {name: getattr(source, name) for name in services.PROTOCOL_FIELDS}
     limits = clinical.Limits.from_dict(source.limits).to_dict()
     data.update({f"limit_{key}": value for key, value in limits.items()})
+    data["change_reason"] = "Updated to the clinic's revised standing order."
     data.update(changes)
     return data
 
@@ -50,7 +51,9 @@ def test_default_protocol_is_created_once(app, make_staff):
 
     # After a physician revises it, "ensure" returns the current version, not a new copy.
     physician = make_staff("physician")
-    revised = services.revise_protocol(first, {**DEFAULT_PROTOCOL, "max_total_mg": 90.0}, physician)
+    revised = services.revise_protocol(
+        first, {**DEFAULT_PROTOCOL, "max_total_mg": 90.0}, physician, reason="Lower cap"
+    )
     db.session.commit()
     assert services.ensure_default_protocol().id == revised.id
     assert len(protocols()) == 2
@@ -153,8 +156,8 @@ def test_edit_makes_a_new_version_and_leaves_the_old_row_alone(
 def test_list_shows_current_versions_with_their_history(client, login_as, make_protocol):
     physician = login_as("physician")
     v1 = make_protocol()
-    v2 = services.revise_protocol(v1, form_values(v1, infusion_minutes=45), physician)
-    v3 = services.revise_protocol(v2, form_values(v2, infusion_minutes=50), physician)
+    v2 = services.revise_protocol(v1, form_values(v1, infusion_minutes=45), physician, "Longer")
+    v3 = services.revise_protocol(v2, form_values(v2, infusion_minutes=50), physician, "Longer")
     other = make_protocol(name="Ketamine 0.35 mg/kg/h over 4 h (chronic pain)")
     db.session.commit()
 
@@ -182,7 +185,7 @@ def form_values(protocol, **changes):
 def test_saving_over_a_superseded_version_is_refused(client, login_as, make_staff, make_protocol):
     colleague = make_staff("physician", full_name="Grace Lin", credentials="MD")
     v1 = make_protocol()
-    services.revise_protocol(v1, form_values(v1, max_total_mg=80.0), colleague)
+    services.revise_protocol(v1, form_values(v1, max_total_mg=80.0), colleague, "Lower cap")
     db.session.commit()
     login_as("physician")
     # The form drawn from version 1 is posted after Dr Lin made version 2.
@@ -257,3 +260,48 @@ def test_names_are_unique_across_protocols(client, login_as, make_protocol):
     )
     assert "Another protocol is already named" in response.get_data(as_text=True)
     assert len(protocols()) == 2
+
+
+# --- Reasons and comparison (issue 9) ---------------------------------------------------
+
+
+def test_an_edit_needs_a_reason_which_is_kept_and_audited(client, login_as, make_protocol):
+    login_as("physician")
+    protocol = make_protocol()
+    data = form_data(protocol, max_total_mg=90, change_reason=" ")
+    response = client.post(f"/protocols/{protocol.id}/edit", data=data)
+    assert response.status_code == 422
+    assert "Give the reason for the change." in response.get_data(as_text=True)
+    assert len(protocols()) == 1
+    client.post(
+        f"/protocols/{protocol.id}/edit",
+        data=form_data(protocol, max_total_mg=90, change_reason="Pharmacy cap lowered"),
+    )
+    _old, new = protocols()
+    assert new.change_reason == "Pharmacy cap lowered"
+    [row] = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "protocol.revised"))
+    assert row.details["reason"] == "Pharmacy cap lowered"
+    history = client.get(f"/protocols/{new.id}/history").get_data(as_text=True)
+    assert "Pharmacy cap lowered" in history and f"/protocols/{new.id}/compare" in history
+
+
+def test_versions_are_compared_side_by_side(client, login_as, make_protocol, make_staff):
+    login_as("np")
+    old = make_protocol(limits=dict(clinical.DEFAULT_LIMITS))
+    limits = {**clinical.DEFAULT_LIMITS, "critical_sbp_high": 175}
+    new = services.revise_protocol(
+        old,
+        {**form_values(old, max_total_mg=90.0), "limits": limits},
+        make_staff("physician"),
+        "Tighter",
+    )
+    db.session.commit()
+    html = client.get(f"/protocols/{new.id}/compare").get_data(as_text=True)
+    changed = re.findall(r'<tr class="changed">\s*<th scope="row">([^<]+)', html)
+    assert [label.strip() for label in changed] == [
+        "Maximum total dose (mg)",
+        next(f"{f.label} ({f.unit})" for f in clinical.LIMIT_FIELDS
+             if f.key == "critical_sbp_high"),
+    ]
+    assert "Reason: Tighter" in html
+    assert client.get(f"/protocols/{old.id}/compare").status_code == 404  # no earlier one

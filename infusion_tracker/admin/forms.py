@@ -5,6 +5,7 @@ from wtforms import DateField, PasswordField, RadioField, SelectChoice, SelectFi
 from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 
 from ..auth.services import CREDENTIALS_MAX, FULL_NAME_MAX
+from ..inputs import SaneDate
 from ..vocab import ROLES
 
 
@@ -89,9 +90,11 @@ class AuditFilterForm(FlaskForm):
         validators=[Optional(), Length(max=20, message="Patient MRN: at most 20 characters.")],
     )
     date_from = DateField(
-        "From", validators=[Optional()], description="Clinic date, first day included."
+        "From", validators=[Optional(), SaneDate()], description="Clinic date, first day included."
     )
-    date_to = DateField("To", validators=[Optional()], description="Last day included.")
+    date_to = DateField(
+        "To", validators=[Optional(), SaneDate()], description="Last day included."
+    )
     sort = SelectField(
         "Order", choices=[SelectChoice(v, label) for v, label in SORTS.items()], default="newest"
     )

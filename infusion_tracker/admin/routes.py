@@ -14,8 +14,10 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from ..auth import two_factor
 from ..errors import RuleError, form_status, refusals_flashed, refusals_on, show_on_form
 from ..extensions import db
+from ..inputs import page_number
 from ..permissions import admin_required
 from ..timeutil import utcnow
 from . import services
@@ -126,6 +128,14 @@ def staff_unlock(staff_id: int):
     return _account_action(staff_id, services.unlock, "{name} is unlocked.")
 
 
+@bp.route("/staff/<int:staff_id>/reset-two-factor", methods=["POST"])
+@admin_required
+def staff_reset_two_factor(staff_id: int):
+    return _account_action(
+        staff_id, two_factor.reset, "{name}'s second factor is removed; they enrol again."
+    )
+
+
 @bp.route("/staff/<int:staff_id>/reset-password", methods=["POST"])
 @admin_required
 def staff_reset_password(staff_id: int):
@@ -178,18 +188,22 @@ def _filter_args(form: AuditFilterForm) -> dict[str, str]:
 def audit_log():
     form, filters = _audit_filters(request.args)
     page = None
-    mrns = {}
+    mrns, names = {}, {}
     if filters is not None:
-        number = max(request.args.get("page", 1, type=int), 1)
+        number = page_number()
         page = services.page_of_events(filters, number, current_app.config["PER_PAGE"])
         mrns = services.patient_mrns(page.items)
+        names = services.staff_names(page.items)
     return render_template(
         "admin/audit_log.html",
         form=form,
         page=page,
         mrns=mrns,
+        staff_names=names,
         filter_args=_filter_args(form),
         detail_lines=services.detail_lines,
+        field_label=services.field_label,
+        action_label=services.action_label,
     )
 
 
@@ -203,8 +217,11 @@ def audit_export():
             form=form,
             page=None,
             mrns={},
+            staff_names={},
             filter_args=_filter_args(form),
             detail_lines=services.detail_lines,
+            field_label=services.field_label,
+            action_label=services.action_label,
         )
     services.record_export(filters, _actor())
     filename = f"audit-{utcnow():%Y%m%d-%H%M%S}.csv"

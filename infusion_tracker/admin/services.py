@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -21,7 +21,7 @@ from ..extensions import db
 from ..models import ROLES, AuditEvent, Patient, Staff
 from ..passwords import hash_password, temporary_password
 from ..patients.services import normalize_mrn
-from ..timeutil import clinic_day_bounds, to_clinic, utcnow
+from ..timeutil import clinic_day_bounds, format_datetime, to_clinic, utcnow
 
 # --- Staff accounts ----------------------------------------------------------------------
 
@@ -201,9 +201,10 @@ def audit_query(filters: AuditFilters) -> sa.Select:
         query = query.where(AuditEvent.actor_id == int(filters.actor))
     action = filters.action.strip()
     if action.endswith(".") or action.endswith("*"):
-        prefix = action.rstrip("*")
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(AuditEvent.action.like(f"{escaped}%", escape="\\"))
+        query = query.where(_starts_with(action.rstrip("*")))
+    elif action and "." not in action:
+        # "staff" is the start of staff.created, staff.unlocked… (and an action itself, if any)
+        query = query.where(sa.or_(AuditEvent.action == action, _starts_with(action + ".")))
     elif action:
         query = query.where(AuditEvent.action == action)
     if filters.patient_id is not None:
@@ -214,6 +215,25 @@ def audit_query(filters: AuditFilters) -> sa.Select:
         query = query.where(AuditEvent.occurred_at < clinic_day_bounds(filters.date_to)[1])
     order = AuditEvent.id.asc() if filters.sort == "oldest" else AuditEvent.id.desc()
     return query.order_by(order)
+
+
+def staff_names(events) -> dict[int, str]:
+    """Names of the staff accounts these rows are about, in one query."""
+    ids = {e.entity_id for e in events if e.entity_type == "staff" and e.entity_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Staff.id, Staff.full_name, Staff.credentials).where(Staff.id.in_(ids))
+    )
+    return {
+        row.id: f"{row.full_name}, {row.credentials}" if row.credentials else row.full_name
+        for row in rows
+    }
+
+
+def _starts_with(prefix: str):
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return AuditEvent.action.like(f"{escaped}%", escape="\\")
 
 
 def page_of_events(filters: AuditFilters, page: int, per_page: int):
@@ -231,16 +251,63 @@ def patient_mrns(events) -> dict[int, str]:
     return {row.id: row.mrn for row in rows}
 
 
+def _clinic_time_or_text(text: str) -> str:
+    """A stored UTC time stamp ("2026-03-01T14:05:00+00:00") in clinic time; else the text."""
+    if len(text) >= 19 and text[10:11] == "T":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+        if moment.tzinfo is not None:
+            return format_datetime(moment)
+    return text
+
+
 def _short(value) -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+    return _clinic_time_or_text(str(value))
 
 
-def detail_lines(details: dict | None) -> list[str]:
-    """A readable summary of an audit row's details: what changed, then anything else."""
+def field_label(key: str) -> str:
+    """An internal key as words: "weight_kg" → "Weight kg"."""
+    return str(key).replace("_", " ").strip().capitalize()
+
+
+def action_label(action: str) -> str:
+    """"patient.updated" → "Patient updated", "auth.login_failed" → "Auth login failed"."""
+    return field_label(action.replace(".", " "))
+
+
+def is_clinical(event) -> bool:
+    """A row about a patient: the admin sees who touched which record and when, not what."""
+    return event.patient_id is not None
+
+
+def _field_names(details: dict) -> list[str]:
+    names: list[str] = []
+    for key in ("changes", "after", "before"):
+        if isinstance(details.get(key), dict):
+            names.extend(details[key])
+    names.extend(key for key in details if key not in ("changes", "after", "before"))
+    return [field_label(name) for name in dict.fromkeys(names)]
+
+
+def withheld_lines(details: dict | None) -> list[str]:
+    """Minimum necessary (issue 9): for a patient's row, the names of the fields only."""
+    names = _field_names(dict(details or {}))
+    return [f"Fields: {', '.join(names)} (clinical contents not shown)"] if names else []
+
+
+def detail_lines(details: dict | None, clinical: bool = False) -> list[str]:
+    """A readable summary of an audit row's details: what changed (before → after), then
+    anything else; for a patient's row (clinical) only the names of the fields."""
+    if clinical:
+        return withheld_lines(details)
     details = dict(details or {})
     lines = []
     before, after = details.pop("before", None), details.pop("after", None)
@@ -250,10 +317,10 @@ def detail_lines(details: dict | None) -> list[str]:
     if changes:
         for field, pair in changes.items():
             old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
-            lines.append(f"{field}: {_short(old)} → {_short(new)}")
+            lines.append(f"{field_label(field)}: {_short(old)} → {_short(new)}")
     elif isinstance(after, dict) and before is None:
-        lines.extend(f"{field}: {_short(value)}" for field, value in after.items())
-    lines.extend(f"{key}: {_short(value)}" for key, value in details.items())
+        lines.extend(f"{field_label(field)}: {_short(value)}" for field, value in after.items())
+    lines.extend(f"{field_label(key)}: {_short(value)}" for key, value in details.items())
     return lines
 
 
@@ -340,7 +407,11 @@ def csv_lines(filters: AuditFilters) -> Iterator[str]:
                     _cell(event.entity_id),
                     _cell(event.patient_id),
                     _cell(mrns.get(event.patient_id)),
-                    _cell(json.dumps(event.details, ensure_ascii=False, sort_keys=True)),
+                    _cell(
+                        "; ".join(withheld_lines(event.details))
+                        if is_clinical(event)
+                        else json.dumps(event.details, ensure_ascii=False, sort_keys=True)
+                    ),
                     _cell(event.remote_addr),
                     _cell(event.prev_hash),
                     _cell(event.hash),

@@ -8,23 +8,21 @@ from flask_login import current_user, login_user, logout_user
 from .. import unit_of_work
 from ..errors import RuleError, form_status, refusals_on, show_on_form
 from ..extensions import db
-from ..models import ROLE_ADMIN, Staff
 from ..permissions import public
 from ..security import is_safe_next, start_login_session
+from ..throttle import limit_password_attempts
 from . import services
 from .forms import ChangePasswordForm, LoginForm, SetupForm
+from .sign_in import begin_second_step, complete_sign_in, home_for
 
 bp = Blueprint("auth", __name__)
 # The services call it "password"; these forms call it "new_password".
 NEW_PASSWORD_FIELD = {"password": "new_password"}
 
 
-def home_for(staff: Staff) -> str:
-    return url_for("admin.staff_list") if staff.role == ROLE_ADMIN else url_for("main.board")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@limit_password_attempts
 def login():
     target = request.args.get("next")
     if current_user.is_authenticated:
@@ -42,12 +40,10 @@ def login():
             unit_of_work.keep()  # keep the failure count and the audit row
             form.form_errors.append(str(refused))
             return render_template("auth/login.html", form=form), 422
-        session.clear()  # a new session on sign-in: nothing carried over (session fixation)
-        login_user(staff)
-        start_login_session()
-        if staff.must_change_password:
-            return redirect(url_for("auth.change_password"))
-        return redirect(target if is_safe_next(target) else home_for(staff))
+        target = target if is_safe_next(target) else None
+        if staff.has_two_factor:
+            return begin_second_step(staff, target)
+        return complete_sign_in(staff, target)
     return render_template("auth/login.html", form=form)
 
 

@@ -166,11 +166,20 @@ def authenticate(username: str, password: str) -> Staff:
             details={"reason": "inactive"},
         )
         raise LoginRefused(GENERIC_REFUSAL)
+    if staff.has_two_factor:
+        # Signed in only once the code is given too (record_sign_in then).
+        audit.record("auth.password_accepted", actor=staff, entity=staff)
+        return staff
+    record_sign_in(staff)
+    return staff
+
+
+def record_sign_in(staff: Staff, second_factor: str = "") -> None:
     staff.failed_logins = 0
     staff.locked_until = None
-    staff.last_login_at = now
-    audit.record("auth.login", actor=staff, entity=staff)
-    return staff
+    staff.last_login_at = utcnow()
+    details = {"second_factor": second_factor} if second_factor else None
+    audit.record("auth.login", actor=staff, entity=staff, details=details)
 
 
 def end_sessions(staff: Staff) -> None:

@@ -217,7 +217,9 @@ def receive(device: Device, raw: str, via: str, now: datetime | None = None) -> 
     if rate_limited(device, now):
         log.warning("device %s (%s) over its rate limit; message not kept", device.id, device.name)
         return refusal(raw, "AR", "Too many messages from this device; try again shortly.", 429)
-    record = DeviceMessage(device_id=device.id, received_at=now, via=via, raw=raw, outcome="AR")
+    # Text columns cannot hold a NUL byte (PostgreSQL refuses it): the kept copy spells it out.
+    kept = raw.replace("\x00", "\\x00")
+    record = DeviceMessage(device_id=device.id, received_at=now, via=via, raw=kept, outcome="AR")
     db.session.add(record)
     receiver = ""
     try:

@@ -12,11 +12,12 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template, request
+from flask import current_app, render_template
 from flask_login import current_user
 from wtforms.validators import Length
 
 from .. import charts, clinical, units
+from ..inputs import arg_id
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -202,7 +203,7 @@ def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
 
 def _answered_reading(all_readings: list[Reading]) -> Reading | None:
     """The critical reading named by ?ae_reading= ("Record adverse event" on that row)."""
-    wanted = request.args.get("ae_reading", type=int)
+    wanted = arg_id("ae_reading")
     return next((r for r in all_readings if r.id == wanted), None) if wanted else None
 
 

@@ -23,6 +23,7 @@ from wtforms.widgets import TextInput
 
 from .. import clinical, units
 from ..fields import ClinicTimeField, NumberField
+from ..inputs import bounded_id
 from ..models import AdverseEvent, Reading
 from ..timeutil import from_clinic, to_clinic, utcnow
 from ..vocab import ADVERSE_EVENT_TYPES, AE_SEVERITIES, AVPU, INFUSION_ACTIONS, PHASES, RHYTHMS
@@ -283,6 +284,9 @@ class AdverseEventForm(FlaskForm):
             reading_id = int(self.reading_id.data) if self.reading_id.data else None
         except ValueError:
             reading_id = None
+        if reading_id is not None:
+            # Out of the id range: names no reading (refused), and never reaches the database.
+            reading_id = bounded_id(reading_id) or 0
         return {
             "onset_at": from_clinic(self.onset_at.data) if self.onset_at.data else None,
             "event_type": event_type,

@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from ..fields import NumberField as Number
 from ..infusions.forms import WholeNumber
+from ..inputs import SaneDate
 from ..models import VIAL_WASTE_REASONS
 from .services import MAX_VIALS_PER_RECEIPT, NOTE_MAX
 
@@ -99,8 +100,8 @@ class PeriodForm(FlaskForm):
     class Meta:
         csrf = False  # a GET filter
 
-    start = DateField("From", validators=[Optional()])
-    end = DateField("To", validators=[Optional()])
+    start = DateField("From", validators=[Optional(), SaneDate()])
+    end = DateField("To", validators=[Optional(), SaneDate()])
 
 
 def default_period(today: date) -> tuple[date, date]:

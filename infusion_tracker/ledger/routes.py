@@ -19,6 +19,7 @@ from ..errors import RuleError, show_on_form
 from ..extensions import db
 from ..infusions import guards
 from ..infusions.queries import get_infusion_or_404
+from ..inputs import date_problem
 from ..models import (
     CLINICAL_ROLES,
     ROLE_ADMIN,
@@ -308,7 +309,11 @@ def period_report():
 
 
 def _iso_date(value: str) -> date:
-    return date.fromisoformat(value)
+    """`?on=`: a date out of inputs' bounds is ignored like garbage (today's stock instead)."""
+    day = date.fromisoformat(value)
+    if date_problem("On", day):
+        raise ValueError(value)
+    return day
 
 
 # --- The session: draw, give, waste, explain ---------------------------------------------------

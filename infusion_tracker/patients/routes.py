@@ -17,6 +17,7 @@ from wtforms import SelectChoice
 from ..errors import form_status, refusals_flashed, refusals_on
 from ..extensions import db
 from ..infusions.guards import ensure_editable
+from ..inputs import arg_id, bounded_id, page_number
 from ..models import SEXES, InfusionSession
 from ..permissions import clinician_required
 from ..security import is_safe_next
@@ -43,7 +44,7 @@ def _safe_next(target: str | None) -> str | None:
 @clinician_required
 def search():
     form = PatientSearchForm(request.args)
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     problem = None
     pagination = None
     if form.validate():
@@ -157,8 +158,8 @@ def new_assessment(patient_id: int):
     form = AssessmentForm()
     form.infusion_id.choices = _session_choices(patient.id)
     corrects = None
-    corrects_id = form.corrects_id.data if request.method == "POST" else None
-    corrects_id = corrects_id or request.args.get("corrects", type=int)
+    corrects_id = bounded_id(form.corrects_id.data) if request.method == "POST" else None
+    corrects_id = corrects_id or arg_id("corrects")
     if corrects_id:
         corrects = assessments.get_assessment_or_404(corrects_id)
         if corrects.patient_id != patient.id:
@@ -166,7 +167,7 @@ def new_assessment(patient_id: int):
     if request.method == "GET":
         form.next.data = _safe_next(request.args.get("next"))
         form.taken_at.data = utcnow()
-        form.infusion_id.data = request.args.get("infusion_id", type=int)
+        form.infusion_id.data = arg_id("infusion_id")
         if corrects is not None:
             form.corrects_id.data = corrects.id
             form.instrument.data = corrects.instrument

@@ -166,7 +166,7 @@ def update_patient(patient: Patient, data: dict[str, Any], actor: Staff, form_ve
 def _set_active(patient: Patient, active: bool, actor: Staff) -> None:
     if patient.active == active:
         state = "active" if active else "archived"
-        raise RuleError(f"{patient.full_name} is already {state}.")
+        raise RuleError(f"This patient is already {state}.")
     with db.session.no_autoflush:
         patient.active = active
         patient.updated_at = utcnow()

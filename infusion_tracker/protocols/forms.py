@@ -134,6 +134,12 @@ class ProtocolForm(FlaskForm):
         ],
     )
 
+    change_reason = StringField(
+        "Reason for the change",
+        validators=[Length(max=500, message="Reason: at most 500 characters.")],
+        description="Required: kept with the new version and shown in its history.",
+    )
+
     def limit_groups(self):
         """[(title, hint, [(field, unit)])] for the template: one section per group."""
         return [

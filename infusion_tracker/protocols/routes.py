@@ -1,6 +1,6 @@
 """Infusion protocols: every clinician reads them; only physicians create or revise them."""
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..clinical import DEFAULT_LIMITS, LIMIT_FIELDS, Limits
@@ -79,6 +79,22 @@ def history(protocol_id: int):
     )
 
 
+@bp.route("/<int:protocol_id>/compare")
+@clinician_required
+def compare(protocol_id: int):
+    """This version beside the one it replaced, the changed rows marked."""
+    newer = services.get_protocol_or_404(protocol_id)
+    if newer.previous_version_id is None:
+        abort(404)
+    older = services.get_protocol_or_404(newer.previous_version_id)
+    return render_template(
+        "protocols/compare.html",
+        older=older,
+        newer=newer,
+        rows=services.compare_rows(older, newer),
+    )
+
+
 @bp.route("/<int:protocol_id>/edit", methods=["GET", "POST"])
 @physician_required
 def edit(protocol_id: int):
@@ -97,7 +113,10 @@ def edit(protocol_id: int):
     if form.validate_on_submit():
         with refusals_on(form):
             revision = services.revise_protocol(
-                protocol, form.values(), current_user._get_current_object()
+                protocol,
+                form.values(),
+                current_user._get_current_object(),
+                reason=form.change_reason.data,
             )
             if revision is None:
                 flash(f"Nothing changed; version {protocol.version} stays current.", "info")

@@ -212,10 +212,15 @@ def create_protocol(data: dict[str, Any], actor: Staff | None) -> Protocol:
     return protocol
 
 
-def revise_protocol(protocol: Protocol, data: dict[str, Any], actor: Staff) -> Protocol | None:
-    """Save an edit as the next version; the edited row is left as it was apart from no
-    longer being current. None when nothing changed. A save drawn from a version that is no
-    longer current is refused (someone else made a newer one meanwhile)."""
+REASON_MAX = 500
+
+
+def revise_protocol(
+    protocol: Protocol, data: dict[str, Any], actor: Staff, reason: str = ""
+) -> Protocol | None:
+    """Save an edit as the next version, with the reason for it; the edited row is left as
+    it was apart from no longer being current. None when nothing changed. A save drawn from
+    a version that is no longer current is refused (someone else made a newer one)."""
     if not protocol.is_current:
         newer = current_version_of(protocol)
         who = newer.created_by.display_name if newer.created_by else "another user"
@@ -225,6 +230,11 @@ def revise_protocol(protocol: Protocol, data: dict[str, Any], actor: Staff) -> P
     changes = _diff(before, values)
     if not changes:
         return None
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleError("Give the reason for the change.", field="change_reason")
+    if len(reason) > REASON_MAX:
+        raise RuleError(f"The reason is at most {REASON_MAX} characters.", field="change_reason")
     if values["name"] != protocol.name and _name_taken(values["name"], version_history(protocol)):
         raise RuleError(f"Another protocol is already named “{values['name']}”.")
     # Compare-and-set: only one editor can retire this version, so two racing saves cannot
@@ -245,6 +255,7 @@ def revise_protocol(protocol: Protocol, data: dict[str, Any], actor: Staff) -> P
         is_current=True,
         created_at=utcnow(),
         created_by_id=actor.id,
+        change_reason=reason,
     )
     db.session.add(revision)
     audit.record(
@@ -255,6 +266,7 @@ def revise_protocol(protocol: Protocol, data: dict[str, Any], actor: Staff) -> P
             "previous_version_id": protocol.id,
             "version": revision.version,
             "changes": changes,
+            "reason": reason,
         },
     )
     return revision
@@ -272,3 +284,34 @@ def ensure_default_protocol(actor: Staff | None = None) -> Protocol:
     if first is not None:
         return current_version_of(first)
     return create_protocol(DEFAULT_PROTOCOL, actor)
+
+
+# How the comparison names each field (the form's labels, with their units).
+FIELD_LABELS = {
+    "name": "Name",
+    "drug": "Drug",
+    "indication": "Indication",
+    "dose_mg_per_kg": "Dose (mg/kg)",
+    "infusion_minutes": "Infusion time (minutes)",
+    "max_total_mg": "Maximum total dose (mg)",
+    "concentration_mg_per_ml": "Concentration (mg/mL)",
+    "reading_interval_infusion_min": "Reading interval during the infusion (minutes)",
+    "reading_interval_recovery_min": "Reading interval during recovery (minutes)",
+    "min_observation_min": "Minimum observation after the infusion (minutes)",
+}
+
+
+def compare_rows(older: Protocol, newer: Protocol) -> list[tuple[str, Any, Any, bool]]:
+    """[(label, older value, newer value, changed)] for every field and threshold, for the
+    side-by-side comparison of two versions."""
+    rows = [
+        (FIELD_LABELS.get(name, name), getattr(older, name), getattr(newer, name))
+        for name in PROTOCOL_FIELDS
+    ]
+    old_limits = Limits.from_dict(older.limits).to_dict()
+    new_limits = Limits.from_dict(newer.limits).to_dict()
+    rows += [
+        (f"{f.label} ({f.unit})" if f.unit else f.label, old_limits[f.key], new_limits[f.key])
+        for f in LIMIT_FIELDS
+    ]
+    return [(label, old, new, old != new) for label, old, new in rows]

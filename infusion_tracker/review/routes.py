@@ -13,7 +13,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    request,
     session,
     url_for,
 )
@@ -23,11 +22,13 @@ from .. import audit, unit_of_work
 from ..errors import refusals_on
 from ..infusions.page import render_session_page
 from ..infusions.queries import get_infusion_or_404
+from ..inputs import page_number
 from ..models import (
     Addendum,
     InfusionSession,
 )
 from ..permissions import clinician_required, physician_required
+from ..throttle import limit_password_attempts
 from ..timeutil import utcnow
 from . import record, services
 from .forms import AddendumForm, SignForm
@@ -42,7 +43,7 @@ def session_page(infusion_id: int, anchor: str | None = "signature") -> str:
 @bp.route("/review/")
 @physician_required
 def queue():
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     queue_page = services.review_queue(page, current_app.config["PER_PAGE"])
     return render_template("review/queue.html", queue=queue_page, reasons=services.REASONS)
 
@@ -58,6 +59,7 @@ def _auth_at() -> float:
 
 @bp.route("/infusions/<int:infusion_id>/sign", methods=["POST"])
 @physician_required
+@limit_password_attempts
 def sign(infusion_id: int):
     infusion = get_infusion_or_404(infusion_id)
     actor = current_user._get_current_object()

@@ -1,0 +1,80 @@
+"""Password attempts limited per address (issue 9, defect 5), with Flask-Limiter.
+
+The account lockout alone let anyone lock any account with five guesses. Now one address
+may try a given username only LOGIN_RATE_LIMIT_PER_USERNAME times (fewer than the lockout
+threshold, so one place cannot lock an account out) and any usernames LOGIN_RATE_LIMIT
+times. Only refused attempts count. Over the limit: a 429 page, audited.
+
+Storage is in memory by default (one app server); several servers share RATELIMIT_STORAGE_URI
+(e.g. redis://…). RATELIMIT_ENABLED = False switches it off (the test suite does, except
+in the tests of this module).
+"""
+
+from flask import current_app, render_template, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+from . import unit_of_work
+from .extensions import db
+
+limiter = Limiter(key_func=get_remote_address)
+
+
+def _refused(response) -> bool:
+    """A password attempt that did not succeed (success redirects)."""
+    return response.status_code != 302
+
+
+def _posted_username() -> str:
+    return (request.form.get("username") or "").strip().lower()[:64]
+
+
+def _address_and_username() -> str:
+    return f"{get_remote_address()}|{_posted_username()}"
+
+
+def _per_address() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _per_username() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT_PER_USERNAME"]
+
+
+def limit_password_attempts(view):
+    """For views that check a password: the sign-in form and the re-auth on signing."""
+    view = limiter.limit(_per_address, methods=["POST"], deduct_when=_refused)(view)
+    return limiter.limit(
+        _per_username,
+        key_func=_address_and_username,
+        methods=["POST"],
+        deduct_when=_refused,
+        scope="password-username",
+    )(view)
+
+
+def too_many_attempts(error: RateLimitExceeded):
+    from . import audit
+
+    db.session.rollback()
+    audit.record(
+        "auth.throttled",
+        attempted_username=_posted_username() or None,
+        details={"path": request.path[:300], "limit": str(error.limit.limit)},
+    )
+    unit_of_work.keep()  # a 429 would roll back: the audit row must stay
+    body = render_template(
+        "errors/error.html",
+        code=429,
+        title="Too many attempts",
+        message=(
+            "Too many password attempts from this computer. Wait a few minutes and try "
+            "again; if you have forgotten your password, ask an administrator to reset it."
+        ),
+    )
+    return body, 429
+
+
+def init_app(app) -> None:
+    limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, too_many_attempts)
