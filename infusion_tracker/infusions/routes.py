@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import clinical, units
+from .. import audit, clinical, units
 from ..errors import RuleError, form_status, refusals_on
 from ..extensions import db
-from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, Protocol, Reading, Staff
+from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, InfusionSession, Protocol, Reading, Staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
@@ -66,6 +66,7 @@ def plan(patient_id: int):
     physicians = [member for member in staff if member.role == ROLE_PHYSICIAN]
     form = PlanForm(protocols=protocols, clinicians=staff, physicians=physicians)
     if not form.is_submitted():
+        audit.record("session.plan_viewed", entity=patient, patient_id=patient.id)
         form.clinician_id.data = current_user.id
         if current_user.role == ROLE_PHYSICIAN:
             form.physician_id.data = current_user.id
@@ -89,7 +90,10 @@ def plan(patient_id: int):
 @bp.route("/infusions/<int:infusion_id>")
 @clinician_required
 def detail(infusion_id: int):
-    return page.render_session_page(infusion_id)
+    shown = page.render_session_page(infusion_id)  # 404 before any audit row
+    infusion = db.session.get(InfusionSession, infusion_id)  # already loaded by the page: no query
+    audit.record("session.viewed", entity=infusion, patient_id=infusion.patient_id)
+    return shown
 
 
 @bp.route("/infusions/<int:infusion_id>/edit", methods=["POST"])
@@ -247,6 +251,7 @@ def discharge(infusion_id: int):
     )
     form = DischargeForm(version=infusion.version, escort=infusion.escort_name)
     if not form.is_submitted():
+        audit.record("discharge.viewed", entity=infusion, patient_id=infusion.patient_id)
         for name, score in prefill.items():
             form[name].data = score
     if form.validate_on_submit():
@@ -333,6 +338,7 @@ def correct_reading(reading_id: int):
     system = current_app.config["UNITS"]
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=system)
     if request.method == "GET":
+        audit.record("reading.viewed", entity=reading, patient_id=reading.infusion.patient_id)
         form.fill_from(reading)
     elif form.validate():
         with refusals_on(form):
@@ -415,6 +421,7 @@ def correct_adverse_event(ae_id: int):
     reading_services.ensure_entry_rights(event, _actor(), "adverse event")
     form = AdverseEventForm(prefix=page.AE_PREFIX)
     if request.method == "GET":
+        audit.record("adverse_event.viewed", entity=event, patient_id=event.infusion.patient_id)
         form.fill_from(event)
     elif form.validate():
         with refusals_on(form):
