@@ -91,7 +91,7 @@ def plan(patient_id: int):
 @clinician_required
 def detail(infusion_id: int):
     shown = page.render_session_page(infusion_id)  # 404 before any audit row
-    infusion = db.session.get(InfusionSession, infusion_id)  # already loaded by the page: no query
+    infusion = db.session.get(InfusionSession, infusion_id)
     audit.record("session.viewed", entity=infusion, patient_id=infusion.patient_id)
     return shown
 
