@@ -5,6 +5,7 @@ the service refuse the same values with the same words; the form only adds what 
 knows (a box that is not a number, the clinic's temperature unit).
 """
 
+import secrets
 from datetime import datetime
 
 from flask_wtf import FlaskForm
@@ -81,6 +82,8 @@ class WholeNumberField(IntegerField):
         super().process_formdata([valuelist[0].strip()] if valuelist else valuelist)
 
 
+SUBMISSION_KEY_MAX = 64  # the column's width (Reading.submission_key)
+
 class ReadingForm(FlaskForm):
     """One set of observations. Order here is the Tab order on the screen."""
 
@@ -90,6 +93,8 @@ class ReadingForm(FlaskForm):
     # The time the form was drawn with: left as it was, the reading is stamped when it is
     # saved, so a page left open between readings does not date each one an interval early.
     taken_at_default = HiddenField()
+    # Drawn afresh with each blank form; posting the same form again stores nothing new.
+    submission_key = HiddenField(default=lambda: secrets.token_urlsafe(24))
     phase = RadioField(
         "Phase",
         choices=choices(PHASES.items()),
@@ -128,6 +133,12 @@ class ReadingForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.units_system = units_system
 
+    def validate_submission_key(self, field) -> None:
+        # Hidden, so said at the top of the form: only a tampered page gets here.
+        if len(field.data or "") > SUBMISSION_KEY_MAX:
+            self.form_errors.append("This form was damaged; reload the page and chart again.")
+            raise ValidationError("Damaged form key.")
+
     # --- between the screen and the service ----------------------------------------------
 
     def to_values(self) -> dict:
@@ -158,6 +169,8 @@ class ReadingForm(FlaskForm):
             "moaas": self.moaas.data,
             "pain": self.pain.data,
             "note": (self.note.data or "").strip(),
+            # Only a key that came with the post counts (not the one drawn for a bare post).
+            "submission_key": (self.submission_key.raw_data or [""])[0] or None,
         }
 
     def fill_from(self, reading: Reading) -> None:

@@ -34,6 +34,14 @@ class ReadingRefused(RuleError):
         super().__init__(" ".join(problems.values()))
 
 
+class AlreadyRecorded(Exception):
+    """The same form was posted again: its reading is already charted."""
+
+    def __init__(self, reading: Reading):
+        super().__init__(reading.id)
+        self.reading = reading
+
+
 def latest_baseline(infusion: InfusionSession) -> Reading | None:
     """The newest baseline-phase reading not voided: the reference for deltas and the gate."""
     return db.session.scalar(
@@ -160,6 +168,16 @@ def record_reading(
 ) -> Reading:
     """Chart one reading (SPEC §4): tier 1 refused (ReadingRefused), tiers 2–3 flagged and
     stored with NEWS2, deltas against the latest baseline."""
+    key = data.get("submission_key")
+    if key:
+        # Before any write (a repeat changes nothing, not even the session's version); the
+        # route holds the session's lock (guards.infusion_for_write), so of two posts of
+        # one form the second finds the first.
+        earlier = db.session.scalar(sa.select(Reading).where(Reading.submission_key == key))
+        if earlier is not None and earlier.infusion_id == infusion.id:
+            raise AlreadyRecorded(earlier)
+        if earlier is not None:
+            raise RuleError("This form belongs to another session; reload the page.")
     guards.begin_row_change(infusion, actor.id)
     ensure_chartable(infusion)
     now = now or utcnow()
@@ -175,6 +193,7 @@ def record_reading(
             }
         )
     reading = _new_reading(infusion, data, actor, now)
+    reading.submission_key = key or None
     audit.record(
         "reading.recorded",
         entity=reading,

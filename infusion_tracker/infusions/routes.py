@@ -303,7 +303,12 @@ def record_reading(infusion_id: int):
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=current_app.config["UNITS"])
     if form.validate():
         with refusals_on(form):
-            reading = reading_services.record_reading(infusion, form.to_values(), _actor())
+            try:
+                reading = reading_services.record_reading(infusion, form.to_values(), _actor())
+            except reading_services.AlreadyRecorded as repeat:
+                when = format_time(repeat.reading.taken_at)  # as the readings table lists it
+                flash(f"This reading was already recorded at {when}.", "warning")
+                return _detail(infusion_id, "readings")
             _flash_recorded(reading)
             return _detail(infusion_id)
     return page.render_session_page(infusion_id, 422, reading_form=form)
