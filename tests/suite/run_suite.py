@@ -316,7 +316,7 @@ def form_values(form_html: str) -> dict[str, str]:
     return fields
 
 
-def conflicting_edits(base: str, infusion_id: int, findings: Findings) -> None:
+def conflicting_edits(label: str, base: str, infusion_id: int, findings: Findings) -> None:
     """Two clinicians open the session's details form at the same version and both save."""
     clients = [signed_in(base, NURSES[0]), signed_in(base, NURSES[1])]
     forms = []
@@ -331,9 +331,10 @@ def conflicting_edits(base: str, infusion_id: int, findings: Findings) -> None:
         answer = client.post(f"{base}/infusions/{infusion_id}/edit", timeout=30,
                              allow_redirects=False, data={**fields, escort: f"Escort {n}"})
         answers.append(answer.status_code)
-    findings.figures["conflicting edits"] = answers
+    findings.figures[f"{label}: conflicting edits"] = answers
     if sorted(answers) != [302, 409]:
-        findings.fail(f"two edits from one version answered {answers}, not one 302 and one 409")
+        findings.fail(f"{label}: two edits from one version answered {answers}, not one 302 "
+                      "and one 409")
 
 
 # --- the runs ---------------------------------------------------------------------------------
@@ -379,7 +380,7 @@ def sqlite_run(work: Path, seconds: float, findings: Findings) -> None:
         if backed.returncode != 0:
             findings.fail(f"backup under load failed: {backed.stderr or backed.stdout}")
         join(load)
-        conflicting_edits(server.base, ids[0], findings)
+        conflicting_edits("SQLite", server.base, ids[0], findings)
     finally:
         server.stop()
     check_load("SQLite", load, notes_in_database(None, instance), log, findings)
@@ -466,7 +467,7 @@ def postgres_run(work: Path, seconds: float, findings: Findings) -> None:
         server = Server(instance, url, log)
         try:
             load = join(run_load(server.base, ids, seconds))
-            conflicting_edits(server.base, ids[1], findings)
+            conflicting_edits("PostgreSQL", server.base, ids[1], findings)
         finally:
             server.stop()
         check_load("PostgreSQL", load, notes_in_database(url, instance), log, findings)
@@ -482,16 +483,16 @@ def postgres_run(work: Path, seconds: float, findings: Findings) -> None:
 def fuzz_run(findings: Findings) -> None:
     started = time.perf_counter()
     result = subprocess.run(  # noqa: S603 (our own interpreter)
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow",
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-m", "slow",
          "tests/suite/test_fuzz.py"],
         cwd=ROOT, env={**os.environ, "INFUSION_SUITE": "1"}, capture_output=True, text=True,
         timeout=600, check=False,
     )
     tail = result.stdout.strip().splitlines()[-1:] or [""]
     findings.figures["fuzzing"] = tail[0]
-    requests_line = re.search(r"fuzz requests: (\d+)", result.stdout)
-    if requests_line:
-        findings.figures["fuzzing: requests"] = int(requests_line.group(1))
+    counts = re.findall(r"fuzz requests: (\d+)", result.stdout)
+    if counts:
+        findings.figures["fuzzing: requests"] = int(counts[-1])
     if result.returncode != 0:
         findings.fail("fuzzing: " + "\n".join(result.stdout.splitlines()[-30:]))
     findings.timings["fuzzing"] = time.perf_counter() - started
