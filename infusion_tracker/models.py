@@ -447,6 +447,8 @@ class AdverseEvent(VoidableMixin, db.Model):
     corrects_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))
     recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # As Reading.submission_key: the same form posted twice stores once.
+    submission_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True, index=True)
 
     infusion: Mapped[InfusionSession] = relationship(back_populates="adverse_events")
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])

@@ -87,3 +87,24 @@ def test_a_damaged_key_is_named_and_nothing_stored(client, infusing):
     assert refused.status_code == 422
     assert "This form was damaged" in refused.get_data(as_text=True)
     assert not readings_of(infusing)
+
+
+def test_an_adverse_event_form_posted_twice_stores_one_event(client, infusing):
+    from infusion_tracker.models import AdverseEvent
+    from tests.test_readings import wall
+
+    html = client.get(f"/infusions/{infusing.id}").get_data(as_text=True)
+    key = re.search(r'name="ae-submission_key"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="ae-submission_key"', html)
+    assert key, "the adverse-event form carries no submission key"
+    data = {"ae-onset_at": wall(), "ae-event_type": "nausea", "ae-severity": "mild",
+            "ae-infusion_action": "none", "ae-submission_key": key.group(1)}
+    url = f"/infusions/{infusing.id}/adverse-events"
+    assert client.post(url, data=data).status_code == 302
+    again = client.post(url, data=data)
+    assert again.status_code == 302
+    events = db.session.scalars(
+        db.select(AdverseEvent).where(AdverseEvent.infusion_id == infusing.id)).all()
+    assert len(events) == 1
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "This adverse event was already recorded (Nausea" in page

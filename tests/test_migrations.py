@@ -149,12 +149,12 @@ def _chart_a_session():
             recorded_by_id=nurse.id, created_at=start,
         )
     )  # fmt: skip
+    db.session.execute(AdverseEvent.__table__.insert().values(  # 0007 adds a column
+        infusion_id=infusion.id, onset_at=critical_at, event_type="hypertension",
+        severity="moderate", infusion_action="slowed", reading_id=critical_id,
+        recorded_by_id=nurse.id,
+    ))  # fmt: skip
     db.session.add_all([
-        AdverseEvent(
-            infusion=infusion, onset_at=critical_at, event_type="hypertension",
-            severity="moderate", infusion_action="slowed", reading_id=critical_id,
-            recorded_by_id=nurse.id,
-        ),
         Assessment(
             patient_id=patient.id, infusion=infusion, instrument="phq9", score=18,
             items=[2] * 9, taken_at=start, recorded_by_id=nurse.id,

@@ -84,7 +84,24 @@ class WholeNumberField(IntegerField):
 
 SUBMISSION_KEY_MAX = 64  # the column's width (Reading.submission_key)
 
-class ReadingForm(FlaskForm):
+class SubmissionKeyMixin:
+    """A random key drawn afresh with each blank form and stored with what it records, so
+    the same form posted twice stores once (issue 9)."""
+
+    submission_key = HiddenField(default=lambda: secrets.token_urlsafe(24))
+
+    def validate_submission_key(self, field) -> None:
+        # Hidden, so said at the top of the form: only a tampered page gets here.
+        if len(field.data or "") > SUBMISSION_KEY_MAX:
+            self.form_errors.append("This form was damaged; reload the page and enter it again.")
+            raise ValidationError("Damaged form key.")
+
+    def posted_key(self) -> str | None:
+        # Only a key that came with the post counts (not the one drawn for a bare post).
+        return (self.submission_key.raw_data or [""])[0] or None
+
+
+class ReadingForm(SubmissionKeyMixin, FlaskForm):
     """One set of observations. Order here is the Tab order on the screen."""
 
     taken_at = ClinicTimeField(
@@ -93,8 +110,6 @@ class ReadingForm(FlaskForm):
     # The time the form was drawn with: left as it was, the reading is stamped when it is
     # saved, so a page left open between readings does not date each one an interval early.
     taken_at_default = HiddenField()
-    # Drawn afresh with each blank form; posting the same form again stores nothing new.
-    submission_key = HiddenField(default=lambda: secrets.token_urlsafe(24))
     phase = RadioField(
         "Phase",
         choices=choices(PHASES.items()),
@@ -133,11 +148,6 @@ class ReadingForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.units_system = units_system
 
-    def validate_submission_key(self, field) -> None:
-        # Hidden, so said at the top of the form: only a tampered page gets here.
-        if len(field.data or "") > SUBMISSION_KEY_MAX:
-            self.form_errors.append("This form was damaged; reload the page and chart again.")
-            raise ValidationError("Damaged form key.")
 
     # --- between the screen and the service ----------------------------------------------
 
@@ -169,8 +179,7 @@ class ReadingForm(FlaskForm):
             "moaas": self.moaas.data,
             "pain": self.pain.data,
             "note": (self.note.data or "").strip(),
-            # Only a key that came with the post counts (not the one drawn for a bare post).
-            "submission_key": (self.submission_key.raw_data or [""])[0] or None,
+            "submission_key": self.posted_key(),
         }
 
     def fill_from(self, reading: Reading) -> None:
@@ -254,7 +263,7 @@ class ReviewForm(FlaskForm):
     )
 
 
-class AdverseEventForm(FlaskForm):
+class AdverseEventForm(SubmissionKeyMixin, FlaskForm):
     """An adverse event (SPEC §2); paused or stopped also pauses or stops the infusion."""
 
     onset_at = ClinicTimeField(
@@ -309,6 +318,7 @@ class AdverseEventForm(FlaskForm):
             "physician_notified": bool(self.physician_notified.data),
             "outcome": (self.outcome.data or "").strip(),
             "reading_id": reading_id,
+            "submission_key": self.posted_key(),
         }
 
     def fill_from(self, event: AdverseEvent) -> None:

@@ -306,7 +306,7 @@ def record_reading(infusion_id: int):
             try:
                 reading = reading_services.record_reading(infusion, form.to_values(), _actor())
             except reading_services.AlreadyRecorded as repeat:
-                when = format_time(repeat.reading.taken_at)  # as the readings table lists it
+                when = format_time(repeat.row.taken_at)  # as the readings table lists it
                 flash(f"This reading was already recorded at {when}.", "warning")
                 return _detail(infusion_id, "readings")
             _flash_recorded(reading)
@@ -388,7 +388,12 @@ def record_adverse_event(infusion_id: int):
     form = AdverseEventForm(prefix=page.AE_PREFIX)
     if form.validate():
         with refusals_on(form):
-            event = ae_services.record_adverse_event(infusion, form.to_values(), _actor())
+            try:
+                event = ae_services.record_adverse_event(infusion, form.to_values(), _actor())
+            except reading_services.AlreadyRecorded as repeat:
+                flash(f"This adverse event was already recorded ({repeat.row.type_label}, "
+                      f"onset {format_time(repeat.row.onset_at)}).", "warning")
+                return _detail(infusion_id, "adverse-events")
             action = {
                 "paused": " The infusion is paused.",
                 "stopped": " The infusion was stopped.",

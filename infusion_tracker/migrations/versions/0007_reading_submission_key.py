@@ -1,4 +1,5 @@
-"""The reading form's submission key: the same form posted twice stores once (issue 9)
+"""Submission keys of the reading and adverse-event forms: a form posted twice stores once
+(issue 9)
 
 Revision ID: 0007_reading_submission_key
 Revises: 0006_harden on main; "0005_devices" on the suite branch until the lead merges harden
@@ -17,15 +18,22 @@ branch_labels = None
 depends_on = None
 
 
+TABLES = ("reading", "adverse_event")
+
+
 def upgrade():
-    with op.batch_alter_table("reading", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("submission_key", sa.String(length=64), nullable=True))
-        batch_op.create_index(
-            batch_op.f("ix_reading_submission_key"), ["submission_key"], unique=True
-        )
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("submission_key", sa.String(length=64), nullable=True)
+            )
+            batch_op.create_index(
+                batch_op.f(f"ix_{table}_submission_key"), ["submission_key"], unique=True
+            )
 
 
 def downgrade():
-    with op.batch_alter_table("reading", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_reading_submission_key"))
-        batch_op.drop_column("submission_key")
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f(f"ix_{table}_submission_key"))
+            batch_op.drop_column("submission_key")
