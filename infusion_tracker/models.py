@@ -421,6 +421,8 @@ class Reading(VoidableMixin, db.Model):
     corrects_id: Mapped[int | None] = mapped_column(sa.ForeignKey("reading.id"))
     recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The random key the form was drawn with: the same form posted twice stores once.
+    submission_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True, index=True)
 
     infusion: Mapped[InfusionSession] = relationship(back_populates="readings")
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
@@ -461,6 +463,8 @@ class AdverseEvent(VoidableMixin, db.Model):
     corrects_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))
     recorded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # As Reading.submission_key: the same form posted twice stores once.
+    submission_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True, index=True)
 
     infusion: Mapped[InfusionSession] = relationship(back_populates="adverse_events")
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])

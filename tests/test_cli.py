@@ -147,3 +147,61 @@ def test_backup(runner, make_staff, tmp_path):
     db.session.commit()  # end the count's transaction: on SQLite it holds the write lock
     again = runner.invoke(args=["backup", str(destination)])
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+# --- backup checked, restore-check (issue 9) -------------------------------------------
+
+
+def _backup(runner, tmp_path, name="backup.db"):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("backup copies SQLite files; PostgreSQL uses pg_dump (README)")
+    destination = tmp_path / name
+    result = runner.invoke(args=["backup", str(destination)])
+    assert result.exit_code == 0, result.output
+    db.session.remove()
+    return destination, result.output
+
+
+def test_backup_counts_rows_and_says_how_to_restore(runner, make_staff, tmp_path):
+    make_staff("np", username="nia")
+    destination, output = _backup(runner, tmp_path)
+    assert "staff 1" in output and "audit_event " in output
+    assert f"restore-check {destination}" in output and "-wal" in output
+
+
+def test_restore_check_passes_a_sound_backup_and_leaves_it_untouched(
+    runner, make_staff, tmp_path
+):
+    make_staff("np", username="nia")
+    destination, _ = _backup(runner, tmp_path)
+    before = destination.read_bytes()
+    files = sorted(tmp_path.iterdir())
+    result = runner.invoke(args=["restore-check", str(destination)])
+    assert result.exit_code == 0, result.output
+    assert "OK:" in result.output and "audit chain OK" in result.output
+    assert "staff 1" in result.output
+    assert destination.read_bytes() == before
+    assert sorted(tmp_path.iterdir()) == files
+
+
+def test_restore_check_finds_a_rewritten_audit_row(runner, make_staff, tmp_path):
+    make_staff("np", username="nia")
+    destination, _ = _backup(runner, tmp_path)
+    with closing(sqlite3.connect(destination)) as copy:
+        copy.execute("DROP TRIGGER audit_event_no_update")
+        copy.execute("UPDATE audit_event SET actor_name = 'someone else' WHERE id = 1")
+        copy.commit()
+    result = runner.invoke(args=["restore-check", str(destination)])
+    assert result.exit_code == 1
+    assert "BROKEN: the audit chain" in result.output and "row id 1" in result.output
+
+
+def test_restore_check_refuses_a_damaged_file(runner, make_staff, tmp_path):
+    make_staff("np", username="nia")
+    destination, _ = _backup(runner, tmp_path)
+    data = bytearray(destination.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the header's tail and the schema page
+    destination.write_bytes(bytes(data))
+    result = runner.invoke(args=["restore-check", str(destination)])
+    assert result.exit_code == 1
+    assert "BROKEN:" in result.output and "Traceback" not in result.output

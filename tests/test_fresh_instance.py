@@ -46,8 +46,13 @@ FIRST_RUNS = {
 POSTGRESQL_ONLY = {"grant-app-role"}
 
 
+# Commands that work on a file they are given, never on the instance (tests/test_cli.py).
+NOT_ON_THE_INSTANCE = {"restore-check"}
+
+
 def test_every_command_is_tried_first():
-    assert {command.name for command in COMMANDS} == set(FIRST_RUNS) | POSTGRESQL_ONLY
+    expected = set(FIRST_RUNS) | POSTGRESQL_ONLY | NOT_ON_THE_INSTANCE
+    assert {command.name for command in COMMANDS} == expected
 
 
 def test_grant_app_role_on_sqlite_is_refused_plainly(tmp_path):

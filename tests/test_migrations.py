@@ -138,18 +138,19 @@ def _chart_a_session():
     )  # fmt: skip
     db.session.add(infusion)
     db.session.flush()
-    baseline = Reading(
-        infusion=infusion, taken_at=start, phase="baseline", systolic=128, diastolic=80,
+    # Readings through the table, naming only columns 0001 has (0007 adds submission_key).
+    readings = Reading.__table__
+    db.session.execute(readings.insert().values(
+        infusion_id=infusion.id, taken_at=start, phase="baseline", systolic=128, diastolic=80,
         heart_rate=72, rhythm="nsr", avpu="A", recorded_by_id=nurse_id,
-    )  # fmt: skip
-    critical = Reading(
-        infusion=infusion, taken_at=start + timedelta(minutes=20), phase="infusion",
+    ))  # fmt: skip
+    critical_at = start + timedelta(minutes=20)
+    critical_id = db.session.execute(readings.insert().values(
+        infusion_id=infusion.id, taken_at=critical_at, phase="infusion",
         systolic=184, diastolic=96, moaas=4, pain=2, severity="critical",
         flags=[{"field": "systolic", "level": "critical", "message": "SBP 184 ≥ 180"}],
         critical_action="adverse_event", recorded_by_id=nurse_id,
-    )  # fmt: skip
-    db.session.add_all([baseline, critical])
-    db.session.flush()
+    )).inserted_primary_key[0]  # fmt: skip
     # infusion_event as it was at 0001 (later revisions add columns the model now has).
     event_at_0001 = sa.table(
         "infusion_event", sa.column("infusion_id"), sa.column("kind"), sa.column("reason"),
@@ -162,12 +163,12 @@ def _chart_a_session():
             recorded_by_id=nurse_id, created_at=start,
         )
     )  # fmt: skip
+    db.session.execute(AdverseEvent.__table__.insert().values(  # 0007 adds a column
+        infusion_id=infusion.id, onset_at=critical_at, event_type="hypertension",
+        severity="moderate", infusion_action="slowed", reading_id=critical_id,
+        recorded_by_id=nurse_id,
+    ))  # fmt: skip
     db.session.add_all([
-        AdverseEvent(
-            infusion=infusion, onset_at=critical.taken_at, event_type="hypertension",
-            severity="moderate", infusion_action="slowed", reading_id=critical.id,
-            recorded_by_id=nurse_id,
-        ),
         Assessment(
             patient_id=patient.id, infusion=infusion, instrument="phq9", score=18,
             items=[2] * 9, taken_at=start, recorded_by_id=nurse_id,

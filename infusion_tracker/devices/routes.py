@@ -19,7 +19,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import unit_of_work
+from .. import audit, unit_of_work
 from ..errors import RuleError, show_on_form
 from ..extensions import csrf, db
 from ..infusions.readings import ReadingRefused
@@ -195,6 +195,8 @@ def accept_proposed(proposed_id: int):
             flash(message, "error" if reading.severity == "critical" else "success")
             return redirect(_session_url(proposed.infusion_id))
     elif request.method == "GET":
+        audit.record("proposed_reading.viewed", entity=proposed,
+                     patient_id=proposed.infusion.patient_id)
         _fill(form, proposed)
     status = 422 if request.method == "POST" else 200
     return render_template("devices/accept.html", proposed=proposed, form=form), status

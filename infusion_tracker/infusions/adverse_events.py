@@ -139,6 +139,7 @@ def record_adverse_event(
 ) -> AdverseEvent:
     """Record an adverse event; "paused"/"stopped" also pause or stop (early) the infusion, and
     an unanswered critical reading it names is answered by it."""
+    readings.ensure_first_post(AdverseEvent, infusion, data.get("submission_key"))
     guards.begin_row_change(infusion, actor.id)
     if infusion.status not in RECORDABLE_STATUSES:
         raise RuleError(
@@ -146,6 +147,7 @@ def record_adverse_event(
         )
     now = now or utcnow()
     event = _new_event(infusion, data, actor, now, check_action=True)
+    event.submission_key = data.get("submission_key")
     audit.record(
         "adverse_event.recorded",
         entity=event,

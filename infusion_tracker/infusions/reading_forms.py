@@ -5,6 +5,7 @@ the service refuse the same values with the same words; the form only adds what 
 knows (a box that is not a number, the clinic's temperature unit).
 """
 
+import secrets
 from datetime import datetime
 
 from flask_wtf import FlaskForm
@@ -82,7 +83,26 @@ class WholeNumberField(IntegerField):
         super().process_formdata([valuelist[0].strip()] if valuelist else valuelist)
 
 
-class ReadingForm(FlaskForm):
+SUBMISSION_KEY_MAX = 64  # the column's width (Reading.submission_key)
+
+class SubmissionKeyMixin:
+    """A random key drawn afresh with each blank form and stored with what it records, so
+    the same form posted twice stores once (issue 9)."""
+
+    submission_key = HiddenField(default=lambda: secrets.token_urlsafe(24))
+
+    def validate_submission_key(self, field) -> None:
+        # Hidden, so said at the top of the form: only a tampered page gets here.
+        if len(field.data or "") > SUBMISSION_KEY_MAX:
+            self.form_errors.append("This form was damaged; reload the page and enter it again.")
+            raise ValidationError("Damaged form key.")
+
+    def posted_key(self) -> str | None:
+        # Only a key that came with the post counts (not the one drawn for a bare post).
+        return (self.submission_key.raw_data or [""])[0] or None
+
+
+class ReadingForm(SubmissionKeyMixin, FlaskForm):
     """One set of observations. Order here is the Tab order on the screen."""
 
     taken_at = ClinicTimeField(
@@ -129,6 +149,7 @@ class ReadingForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.units_system = units_system
 
+
     # --- between the screen and the service ----------------------------------------------
 
     def to_values(self) -> dict:
@@ -159,6 +180,7 @@ class ReadingForm(FlaskForm):
             "moaas": self.moaas.data,
             "pain": self.pain.data,
             "note": (self.note.data or "").strip(),
+            "submission_key": self.posted_key(),
         }
 
     def fill_from(self, reading: Reading) -> None:
@@ -242,7 +264,7 @@ class ReviewForm(FlaskForm):
     )
 
 
-class AdverseEventForm(FlaskForm):
+class AdverseEventForm(SubmissionKeyMixin, FlaskForm):
     """An adverse event (SPEC §2); paused or stopped also pauses or stops the infusion."""
 
     onset_at = ClinicTimeField(
@@ -300,6 +322,7 @@ class AdverseEventForm(FlaskForm):
             "physician_notified": bool(self.physician_notified.data),
             "outcome": (self.outcome.data or "").strip(),
             "reading_id": reading_id,
+            "submission_key": self.posted_key(),
         }
 
     def fill_from(self, event: AdverseEvent) -> None:

@@ -34,6 +34,29 @@ class ReadingRefused(RuleError):
         super().__init__(" ".join(problems.values()))
 
 
+class AlreadyRecorded(Exception):
+    """The same form was posted again: what it records is already stored (`row`)."""
+
+    def __init__(self, row):
+        super().__init__(row.id)
+        self.row = row
+
+
+def ensure_first_post(model, infusion: InfusionSession, key: str | None) -> None:
+    """Raise AlreadyRecorded if a row of `model` was stored from the form with this key.
+
+    Called before any write (a repeat changes nothing, not even the session's version); the
+    route holds the session's lock (guards.infusion_for_write), so of two posts of one form
+    the second finds the first."""
+    if not key:
+        return
+    earlier = db.session.scalar(sa.select(model).where(model.submission_key == key))
+    if earlier is not None and earlier.infusion_id == infusion.id:
+        raise AlreadyRecorded(earlier)
+    if earlier is not None:
+        raise RuleError("This form belongs to another session; reload the page.")
+
+
 def latest_baseline(infusion: InfusionSession) -> Reading | None:
     """The newest baseline-phase reading not voided: the reference for deltas and the gate."""
     return db.session.scalar(
@@ -160,6 +183,8 @@ def record_reading(
 ) -> Reading:
     """Chart one reading (SPEC §4): tier 1 refused (ReadingRefused), tiers 2–3 flagged and
     stored with NEWS2, deltas against the latest baseline."""
+    key = data.get("submission_key")
+    ensure_first_post(Reading, infusion, key)
     guards.begin_row_change(infusion, actor.id)
     ensure_chartable(infusion)
     now = now or utcnow()
@@ -175,6 +200,7 @@ def record_reading(
             }
         )
     reading = _new_reading(infusion, data, actor, now)
+    reading.submission_key = key or None
     audit.record(
         "reading.recorded",
         entity=reading,

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import clinical, units
+from .. import audit, clinical, units
 from ..errors import RuleError, form_status, refusals_on
 from ..extensions import db
-from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, Protocol, Reading, Staff
+from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, InfusionSession, Protocol, Reading, Staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
@@ -66,6 +66,7 @@ def plan(patient_id: int):
     physicians = [member for member in staff if member.role == ROLE_PHYSICIAN]
     form = PlanForm(protocols=protocols, clinicians=staff, physicians=physicians)
     if not form.is_submitted():
+        audit.record("session.plan_viewed", entity=patient, patient_id=patient.id)
         form.clinician_id.data = current_user.id
         if current_user.role == ROLE_PHYSICIAN:
             form.physician_id.data = current_user.id
@@ -89,7 +90,10 @@ def plan(patient_id: int):
 @bp.route("/infusions/<int:infusion_id>")
 @clinician_required
 def detail(infusion_id: int):
-    return page.render_session_page(infusion_id)
+    shown = page.render_session_page(infusion_id)  # 404 before any audit row
+    infusion = db.session.get(InfusionSession, infusion_id)
+    audit.record("session.viewed", entity=infusion, patient_id=infusion.patient_id)
+    return shown
 
 
 @bp.route("/infusions/<int:infusion_id>/edit", methods=["POST"])
@@ -247,6 +251,7 @@ def discharge(infusion_id: int):
     )
     form = DischargeForm(version=infusion.version, escort=infusion.escort_name)
     if not form.is_submitted():
+        audit.record("discharge.viewed", entity=infusion, patient_id=infusion.patient_id)
         for name, score in prefill.items():
             form[name].data = score
     if form.validate_on_submit():
@@ -298,7 +303,12 @@ def record_reading(infusion_id: int):
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=current_app.config["UNITS"])
     if form.validate():
         with refusals_on(form):
-            reading = reading_services.record_reading(infusion, form.to_values(), _actor())
+            try:
+                reading = reading_services.record_reading(infusion, form.to_values(), _actor())
+            except reading_services.AlreadyRecorded as repeat:
+                when = format_time(repeat.row.taken_at)  # as the readings table lists it
+                flash(f"This reading was already recorded at {when}.", "warning")
+                return _detail(infusion_id, "readings")
             _flash_recorded(reading)
             return _detail(infusion_id)
     return page.render_session_page(infusion_id, 422, reading_form=form)
@@ -333,6 +343,7 @@ def correct_reading(reading_id: int):
     system = current_app.config["UNITS"]
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=system)
     if request.method == "GET":
+        audit.record("reading.viewed", entity=reading, patient_id=reading.infusion.patient_id)
         form.fill_from(reading)
     elif form.validate():
         with refusals_on(form):
@@ -377,7 +388,12 @@ def record_adverse_event(infusion_id: int):
     form = AdverseEventForm(prefix=page.AE_PREFIX)
     if form.validate():
         with refusals_on(form):
-            event = ae_services.record_adverse_event(infusion, form.to_values(), _actor())
+            try:
+                event = ae_services.record_adverse_event(infusion, form.to_values(), _actor())
+            except reading_services.AlreadyRecorded as repeat:
+                flash(f"This adverse event was already recorded ({repeat.row.type_label}, "
+                      f"onset {format_time(repeat.row.onset_at)}).", "warning")
+                return _detail(infusion_id, "adverse-events")
             action = {
                 "paused": " The infusion is paused.",
                 "stopped": " The infusion was stopped.",
@@ -415,6 +431,7 @@ def correct_adverse_event(ae_id: int):
     reading_services.ensure_entry_rights(event, _actor(), "adverse event")
     form = AdverseEventForm(prefix=page.AE_PREFIX)
     if request.method == "GET":
+        audit.record("adverse_event.viewed", entity=event, patient_id=event.infusion.patient_id)
         form.fill_from(event)
     elif form.validate():
         with refusals_on(form):

@@ -106,6 +106,7 @@ def vials():
 @any_staff
 def vial(vial_id: int):
     row = _get(LedgerVial, vial_id)
+    audit.record("ledger.vial_viewed", entity=row)  # its lines name patients by MRN
     return render_template(
         "ledger/vial.html",
         vial=row,
@@ -302,6 +303,7 @@ def period_report():
         audit.record("ledger.period_exported", details={"from": start, "to": end})
         return _attachment(reports.period_csv(entries, corrected),
                            f"ledger-{start.isoformat()}-{end.isoformat()}.csv")
+    audit.record("ledger.period_viewed", details={"from": start, "to": end})
     totals = {kind: reports.counting_total(entries, corrected, kind)
               for kind in ("receipt", "draw", "give", "waste", "vial_waste")}
     return render_template("ledger/period_report.html", form=form, start=start, end=end,
@@ -327,6 +329,7 @@ def _session_back(infusion: InfusionSession):
 @clinician_required
 def session(infusion_id: int):
     infusion = get_infusion_or_404(infusion_id)
+    audit.record("ledger.session_viewed", entity=infusion, patient_id=infusion.patient_id)
     return render_template("ledger/session.html", infusion=infusion)
 
 

@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
+from .. import audit
 from ..extensions import db
 from ..infusions.board import suite_board
 from ..models import ROLE_ADMIN
@@ -21,6 +22,7 @@ def board():
         return redirect(url_for("admin.staff_list"))
     now = utcnow()
     board = suite_board(current_app.config["ROOMS"], clinic_today(), now)
+    audit.record("board.viewed")
     return render_template("main/board.html", board=board, now=now, status_kinds=STATUS_KINDS)
 
 

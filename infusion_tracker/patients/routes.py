@@ -14,6 +14,7 @@ from flask import (
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from .. import audit
 from ..errors import form_status, refusals_flashed, refusals_on
 from ..extensions import db
 from ..infusions.guards import ensure_editable
@@ -56,6 +57,9 @@ def search():
             pagination = db.paginate(
                 statement, page=page, per_page=current_app.config["PER_PAGE"], error_out=False
             )
+            audit.record("patient.searched", details={
+                "query": form.q.data, "results": pagination.total,
+                "shown": [patient.id for patient in pagination.items]})
     return render_template(
         "patients/search.html", form=form, pagination=pagination, problem=problem, sexes=SEXES
     )
@@ -103,6 +107,8 @@ def view(patient_id: int):
 def edit(patient_id: int):
     patient = services.get_patient_or_404(patient_id)
     form = PatientEditForm(obj=patient, patient_id=patient.id)
+    if not form.is_submitted():
+        audit.record("patient.edit_viewed", entity=patient, patient_id=patient.id)
     if form.validate_on_submit():
         with refusals_on(form):
             changed = services.update_patient(patient, form.values(), _actor(), form.version.data)
@@ -165,6 +171,7 @@ def new_assessment(patient_id: int):
         if corrects.patient_id != patient.id:
             abort(404)
     if request.method == "GET":
+        audit.record("assessment.form_viewed", entity=patient, patient_id=patient.id)
         form.next.data = _safe_next(request.args.get("next"))
         form.taken_at.data = utcnow()
         form.infusion_id.data = arg_id("infusion_id")
@@ -231,6 +238,7 @@ def void_assessment(assessment_id: int):
         ensure_editable(assessment.infusion)
     form = VoidForm()
     if request.method == "GET":
+        audit.record("assessment.viewed", entity=assessment, patient_id=patient.id)
         form.next.data = _safe_next(request.args.get("next"))
     back = _safe_next(form.next.data) or url_for("patients.view", patient_id=patient.id)
     if form.validate_on_submit():

@@ -111,6 +111,7 @@ def report():
     form = PeriodForm(request.args)
     period = _period(form)
     result = services.quality_report(period)
+    audit.record("quality.viewed", details={"from": period.start, "to": period.end})
     return render_template("quality/report.html", form=form, report=result,
                            charts=_charts(result), few_limit=services.FEW_PATIENTS)
 

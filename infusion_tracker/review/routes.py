@@ -45,6 +45,7 @@ def session_page(infusion_id: int, anchor: str | None = "signature") -> str:
 def queue():
     page = page_number()
     queue_page = services.review_queue(page, current_app.config["PER_PAGE"])
+    audit.record("review_queue.viewed", details={"page": page})
     return render_template("review/queue.html", queue=queue_page, reasons=services.REASONS)
 
 

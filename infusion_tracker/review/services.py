@@ -201,7 +201,15 @@ def confirm_password(actor: Staff, password: str | None) -> None:
 
 
 # What a sign form lists as changed since it was opened: every write, not the reads.
-READ_ACTIONS = ("patient.viewed", "session.printed", "patient.exported")
+# (tests/test_read_audit.py checks every page's read row is listed here.)
+READ_ACTIONS = (
+    "patient.viewed", "patient.edit_viewed", "patient.searched", "assessment.form_viewed",
+    "assessment.viewed", "board.viewed", "session.plan_viewed", "session.viewed",
+    "discharge.viewed", "reading.viewed", "adverse_event.viewed", "review_queue.viewed",
+    "session.printed", "export.readings_csv", "export.fhir", "proposed_reading.viewed",
+    "ledger.session_viewed", "ledger.vial_viewed", "ledger.vial_printed",
+    "ledger.vial_exported", "ledger.period_viewed", "quality.viewed", "quality.exported",
+)
 
 
 def changes_since(infusion: InfusionSession, since: datetime | None) -> list[str]:
