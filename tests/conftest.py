@@ -282,3 +282,106 @@ def make_infusion(app, make_staff, make_patient, make_protocol):
         return infusion
 
     return make
+
+
+# --- Builders that go through the services (issue 7: tests build only real states) ---------
+
+VITALS = {"systolic": 128, "diastolic": 78, "heart_rate": 72, "resp_rate": 14, "spo2": 98}
+CHECKLIST = {
+    "consent_on_file": True,
+    "npo_confirmed": True,
+    "escort_name": "Sam Escort",
+    "pregnancy_status": "not_applicable",
+    "med_allergy_review_done": True,
+}
+ALDRETE = {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2}
+
+
+def add_reading(infusion, by=None, *, at=None, minutes_ago=0, phase="infusion", **values):
+    """Chart a reading through infusions.readings.record_reading (validated, flags and NEWS2
+    computed, audited), at `at` or `minutes_ago`; VITALS unless a value is given (None leaves
+    it out). A baseline after the start is confirmed, as the form asks."""
+    from datetime import timedelta
+
+    from infusion_tracker.infusions.readings import record_reading
+    from infusion_tracker.timeutil import utcnow
+
+    data = {**VITALS, **values, "phase": phase}
+    data["taken_at"] = at or utcnow() - timedelta(minutes=minutes_ago)
+    if phase == "baseline" and infusion.started_at:
+        data["confirm_baseline"] = True
+    reading = record_reading(infusion, data, by or infusion.clinician)
+    db.session.commit()
+    return reading
+
+
+def run_session(
+    infusion,
+    until="infusing",
+    *,
+    started_minutes_ago=10,
+    checked_in_minutes_ago=None,
+    infused_minutes=None,
+    by=None,
+):
+    """Take a planned session through infusions.lifecycle at past times: check in (30 minutes
+    before the start unless told), a baseline, start (a start event at the ordered rate), and
+    on to `until` (checked_in, infusing, recovery, discharged). Stops after `infused_minutes`
+    (default the planned duration) and discharges after the minimum observation. Times are
+    relative to now."""
+    from datetime import timedelta
+
+    from infusion_tracker.infusions import lifecycle
+    from infusion_tracker.timeutil import utcnow
+
+    by = by or infusion.clinician
+    now = utcnow()
+    started = now - timedelta(minutes=started_minutes_ago)
+    checked_in = now - timedelta(minutes=checked_in_minutes_ago or started_minutes_ago + 30)
+    for name, value in CHECKLIST.items():
+        setattr(infusion, name, value)  # the checklist is part of the planned session
+    lifecycle.check_in(infusion, by, at=checked_in)
+    db.session.commit()
+    if until == "checked_in":
+        return infusion
+    # The baseline a minute after check-in, so a test's own baseline is the newer one.
+    add_reading(infusion, by, at=checked_in + timedelta(minutes=1), phase="baseline")
+    lifecycle.start_infusion(infusion, by, at=started)
+    db.session.commit()
+    if until == "infusing":
+        return infusion
+    ran = infusion.duration_min if infused_minutes is None else infused_minutes
+    lifecycle.stop_infusion(
+        infusion,
+        by,
+        reason="" if ran >= infusion.duration_min else "Test: stopped early",
+        at=started + timedelta(minutes=ran),
+    )
+    db.session.commit()
+    if until == "recovery":
+        return infusion
+    lifecycle.discharge(
+        infusion,
+        {
+            **ALDRETE,
+            "escort": "Sam Escort",
+            "at": infusion.ended_at + timedelta(minutes=infusion.protocol.min_observation_min),
+        },
+        by,
+    )
+    db.session.commit()
+    assert infusion.status == until, f"run_session stops at {until!r}"
+    return infusion
+
+
+@pytest.fixture
+def nurse(login_as):
+    """The NP the test client is signed in as (override to chart as someone not signed in)."""
+    return login_as("np")
+
+
+@pytest.fixture
+def infusing(make_infusion, nurse):
+    """The nurse's session, infusing for 10 minutes, started through the lifecycle (check-in
+    40 minutes ago, a baseline, a start event at the ordered rate)."""
+    return run_session(make_infusion(clinician=nurse), "infusing")
