@@ -297,6 +297,7 @@ CHECKLIST = {
     "pregnancy_status": "not_applicable",
     "med_allergy_review_done": True,
 }
+NO_BASELINE_OVERRIDE = "Test: started without a baseline reading"
 ALDRETE = {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2}
 
 
@@ -324,10 +325,12 @@ def run_session(
     checked_in_minutes_ago=None,
     infused_minutes=None,
     by=None,
+    baseline=True,
 ):
     """Take a planned session through infusions.lifecycle at past times: check in (30 minutes
     before the start unless told), a baseline, start (a start event at the ordered rate), and
-    on to `until` (checked_in, infusing, recovery, discharged). Stops after `infused_minutes`
+    on to `until` (checked_in, infusing, recovery, discharged). `baseline=False` charts no
+    reading: the physician overrides the start gate instead. Stops after `infused_minutes`
     (default the planned duration) and discharges after the minimum observation. Times are
     relative to now."""
     from infusion_tracker.infusions import lifecycle
@@ -343,9 +346,15 @@ def run_session(
     db.session.commit()
     if until == "checked_in":
         return infusion
-    # The baseline a minute after check-in, so a test's own baseline is the newer one.
-    add_reading(infusion, by, at=checked_in + timedelta(minutes=1), phase="baseline")
-    lifecycle.start_infusion(infusion, by, at=started)
+    if baseline:
+        # The baseline a minute after check-in, so a test's own baseline is the newer one.
+        add_reading(infusion, by, at=checked_in + timedelta(minutes=1), phase="baseline")
+        lifecycle.start_infusion(infusion, by, at=started)
+    else:
+        # No reading at all: the supervising physician overrides the start gate, with a reason.
+        lifecycle.start_infusion(
+            infusion, infusion.physician, at=started, override_reason=NO_BASELINE_OVERRIDE
+        )
     db.session.commit()
     if until == "infusing":
         return infusion
@@ -380,10 +389,17 @@ def nurse(login_as):
 
 
 @pytest.fixture
-def infusing(make_infusion, nurse):
+def charted_baseline():
+    """Whether `infusing` charts its baseline; a module whose tests count readings from none
+    overrides this with False (the start gate is then overridden by the physician)."""
+    return True
+
+
+@pytest.fixture
+def infusing(make_infusion, nurse, charted_baseline):
     """The nurse's session, infusing for 10 minutes, started through the lifecycle (check-in
     40 minutes ago, a baseline, a start event at the ordered rate)."""
-    return run_session(make_infusion(clinician=nurse), "infusing")
+    return run_session(make_infusion(clinician=nurse), "infusing", baseline=charted_baseline)
 
 
 # --- A demo-shaped session: a 40-minute infusion, paused for 5 minutes --------------------
