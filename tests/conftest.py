@@ -331,8 +331,8 @@ def run_session(
     before the start unless told), a baseline, start (a start event at the ordered rate), and
     on to `until` (checked_in, infusing, recovery, discharged). `baseline=False` charts no
     reading: the physician overrides the start gate instead. Stops after `infused_minutes`
-    (default the planned duration) and discharges after the minimum observation. Times are
-    relative to now."""
+    (default the planned duration, or now if sooner) and discharges after the minimum
+    observation. Times are relative to now."""
     from infusion_tracker.infusions import lifecycle
     from infusion_tracker.timeutil import utcnow
 
@@ -358,7 +358,9 @@ def run_session(
     db.session.commit()
     if until == "infusing":
         return infusion
-    ran = infusion.duration_min if infused_minutes is None else infused_minutes
+    if infused_minutes is None:
+        infused_minutes = min(infusion.duration_min, started_minutes_ago)
+    ran = infused_minutes
     lifecycle.stop_infusion(
         infusion,
         by,
@@ -397,9 +399,14 @@ def charted_baseline():
 
 @pytest.fixture
 def infusing(make_infusion, nurse, charted_baseline):
-    """The nurse's session, infusing for 10 minutes, started through the lifecycle (check-in
-    40 minutes ago, a baseline, a start event at the ordered rate)."""
-    return run_session(make_infusion(clinician=nurse), "infusing", baseline=charted_baseline)
+    """The nurse's session, infusing for 12 minutes, started through the lifecycle (check-in
+    42 minutes ago, a baseline, a start event at the ordered rate)."""
+    return run_session(
+        make_infusion(clinician=nurse),
+        "infusing",
+        started_minutes_ago=12,
+        baseline=charted_baseline,
+    )
 
 
 # --- A demo-shaped session: a 40-minute infusion, paused for 5 minutes --------------------
