@@ -329,10 +329,10 @@ def run_session(
 ):
     """Take a planned session through infusions.lifecycle at past times: check in (30 minutes
     before the start unless told), a baseline, start (a start event at the ordered rate), and
-    on to `until` (checked_in, infusing, recovery, discharged). `baseline=False` charts no
-    reading: the physician overrides the start gate instead. Stops after `infused_minutes`
-    (default the planned duration, or now if sooner) and discharges after the minimum
-    observation. Times are relative to now."""
+    on to `until` (checked_in, infusing, recovery, discharged, or signed by its physician).
+    `baseline=False` charts no reading: the physician overrides the start gate instead. Stops
+    after `infused_minutes` (default the planned duration, or now if sooner) and discharges
+    after the minimum observation. Times are relative to now."""
     from infusion_tracker.infusions import lifecycle
     from infusion_tracker.timeutil import utcnow
 
@@ -340,12 +340,15 @@ def run_session(
     now = utcnow()
     started = now - timedelta(minutes=started_minutes_ago)
     checked_in = now - timedelta(minutes=checked_in_minutes_ago or started_minutes_ago + 30)
-    for name, value in CHECKLIST.items():
-        setattr(infusion, name, value)  # the checklist is part of the planned session
     lifecycle.check_in(infusion, by, at=checked_in)
     db.session.commit()
     if until == "checked_in":
         return infusion
+    # The checklist items the session does not have yet, completed through the details form.
+    missing = {name: value for name, value in CHECKLIST.items() if not getattr(infusion, name)}
+    if missing:
+        lifecycle.update_infusion(infusion, missing, by, infusion.version)
+        db.session.commit()
     if baseline:
         # The baseline a minute after check-in, so a test's own baseline is the newer one.
         add_reading(infusion, by, at=checked_in + timedelta(minutes=1), phase="baseline")
@@ -380,6 +383,17 @@ def run_session(
         by,
     )
     db.session.commit()
+    if until == "signed":
+        from infusion_tracker.ledger.services import explain_session
+        from infusion_tracker.review.services import sign_infusion
+
+        # The pump ran without a ledger draw: the physician records why, then signs.
+        explain_session(infusion, infusion.physician, "Test session without a drawn vial.")
+        sign_infusion(
+            infusion, infusion.physician, "Reviewed.", infusion.version, password_required=False
+        )
+        db.session.commit()
+        return infusion
     assert infusion.status == until, f"run_session stops at {until!r}"
     return infusion
 

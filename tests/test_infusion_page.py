@@ -2,14 +2,11 @@
 reading due, critical flags), the one primary action per state, the dose panel, and a query
 count that does not grow with the number of readings."""
 
-
 import pytest
 
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import lifecycle, readings
-from infusion_tracker.ledger import services as ledger
 from infusion_tracker.models import Assessment
-from infusion_tracker.review.services import sign_infusion
 from infusion_tracker.timeutil import utcnow
 from tests.browser_support import SHOTS
 from tests.conftest import PASSWORD, add_reading, run_session
@@ -143,11 +140,7 @@ def test_assessments_of_the_session_are_listed_with_a_link_to_record(client, log
 def test_signed_session_shows_no_actions_or_edit_form(client, login_as, make_infusion, make_staff):
     login_as("np")
     physician = make_staff("physician")
-    infusion = make_infusion(physician=physician)
-    run_session(infusion, "discharged", started_minutes_ago=180)
-    ledger.explain_session(infusion, physician, "Test session without a drawn vial.")
-    sign_infusion(infusion, physician, "Reviewed.", infusion.version, password_required=False)
-    db.session.commit()
+    infusion = run_session(make_infusion(physician=physician), "signed", started_minutes_ago=180)
     html = page(client, infusion)
     assert "Save checklist and details" not in html
     assert "Cancel session" not in html
@@ -180,7 +173,6 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
 
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------
-
 
 
 @pytest.mark.browser
