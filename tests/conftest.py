@@ -361,9 +361,11 @@ def run_session(
     db.session.commit()
     if until == "infusing":
         return infusion
-    if infused_minutes is None:
-        infused_minutes = min(infusion.duration_min, started_minutes_ago)
-    ran = infused_minutes
+    ran = (
+        min(infusion.duration_min, started_minutes_ago)
+        if infused_minutes is None
+        else infused_minutes
+    )
     lifecycle.stop_infusion(
         infusion,
         by,
