@@ -274,6 +274,143 @@ def _present(values: dict | None, name: str) -> float | None:
     return None if _blank(value) else float(value)
 
 
+def _range_flag(
+    name: str,
+    short: str,
+    value: float | None,
+    crit_low: float | None,
+    crit_high: float | None,
+    low: float | None,
+    high: float | None,
+    strict_crit: bool = False,
+) -> Flag | None:
+    """Critical at/over the thresholds (or strictly beyond when strict_crit), else abnormal
+    strictly outside the normal range."""
+    if value is None:
+        return None
+    v = _num(value)
+    le, ge = ("<", ">") if strict_crit else ("≤", "≥")
+    if crit_high is not None and (value > crit_high if strict_crit else value >= crit_high):
+        return Flag(name, "critical", f"{short} {v} {ge} {_num(crit_high)}")
+    if crit_low is not None and (value < crit_low if strict_crit else value <= crit_low):
+        return Flag(name, "critical", f"{short} {v} {le} {_num(crit_low)}")
+    if high is not None and value > high:
+        return Flag(name, "abnormal", f"{short} {v} > {_num(high)}")
+    if low is not None and value < low:
+        return Flag(name, "abnormal", f"{short} {v} < {_num(low)}")
+    return None
+
+
+def _limit_flags(values: dict, L: Limits) -> list[Flag | None]:
+    """One range check per vital sign, against the protocol's limits."""
+    return [
+        _range_flag(
+            "systolic",
+            "SBP",
+            _present(values, "systolic"),
+            L.critical_sbp_low,
+            L.critical_sbp_high,
+            L.normal_sbp_low,
+            L.normal_sbp_high,
+        ),
+        _range_flag(
+            "diastolic",
+            "DBP",
+            _present(values, "diastolic"),
+            None,
+            L.critical_dbp_high,
+            L.normal_dbp_low,
+            L.normal_dbp_high,
+        ),
+        _range_flag(
+            "heart_rate",
+            "HR",
+            _present(values, "heart_rate"),
+            L.critical_hr_low,
+            L.critical_hr_high,
+            L.normal_hr_low,
+            L.normal_hr_high,
+        ),
+        _range_flag(
+            "resp_rate",
+            "RR",
+            _present(values, "resp_rate"),
+            L.critical_rr_low,
+            L.critical_rr_high,
+            L.normal_rr_low,
+            L.normal_rr_high,
+            strict_crit=True,
+        ),
+        # SpO2 critical is "below" the threshold (SPEC: SpO2 < 92).
+        _range_flag(
+            "spo2",
+            "SpO2",
+            _present(values, "spo2"),
+            L.critical_spo2_below,
+            None,
+            L.normal_spo2_low,
+            None,
+            strict_crit=True,
+        ),
+        _range_flag(
+            "temperature_c",
+            "Temp",
+            _present(values, "temperature_c"),
+            None,
+            None,
+            L.normal_temp_low,
+            L.normal_temp_high,
+        ),
+        _range_flag(
+            "moaas",
+            "MOAA/S",
+            _present(values, "moaas"),
+            L.critical_moaas_max,
+            None,
+            L.normal_moaas_low,
+            None,
+        ),
+    ]
+
+
+def _avpu_flag(avpu: str) -> Flag | None:
+    if avpu in ("P", "U"):
+        word = "responds to pain only" if avpu == "P" else "unresponsive"
+        return Flag("avpu", "critical", f"AVPU {avpu} ({word})")
+    if avpu == "V":
+        return Flag("avpu", "abnormal", "AVPU V (responds to voice)")
+    return None
+
+
+def _rhythm_flag(rhythm: str, baseline_rhythm: str | None) -> Flag | None:
+    if rhythm == "vt":
+        return Flag("rhythm", "critical", "Ventricular tachycardia")
+    if rhythm == "af" and baseline_rhythm != "af":
+        return Flag("rhythm", "critical", "Atrial fibrillation, new onset")
+    if rhythm == "af":
+        return Flag("rhythm", "abnormal", "Atrial fibrillation (present at baseline)")
+    if rhythm and rhythm not in UNFLAGGED_RHYTHMS:
+        return Flag("rhythm", "abnormal", RHYTHM_FLAG_WORDS.get(rhythm, rhythm))
+    return None
+
+
+def _rise_flags(values: dict, baseline: dict | None, L: Limits) -> list[Flag]:
+    """SBP and HR more than the protocol's percentage above baseline."""
+    flags = []
+    for name, short, pct in (
+        ("systolic", "SBP", L.delta_sbp_pct),
+        ("heart_rate", "HR", L.delta_hr_pct),
+    ):
+        value, base = _present(values, name), _present(baseline, name)
+        if value is None or not base:
+            continue
+        # "More than pct % above": compare without rounding; the message rounds.
+        if (value - base) * 100 > pct * base:
+            rise = round((value - base) * 100 / base)
+            flags.append(Flag(name, "abnormal", f"{short} {rise} % above baseline {_num(base)}"))
+    return flags
+
+
 def assess_reading(
     values: dict,
     limits: Limits,
@@ -286,97 +423,13 @@ def assess_reading(
     critical_moaas_max is critical, and so is AVPU P or U, which is the same depth of sedation
     (MOAA/S 0–2: responds only to shaking or pain, or not at all).
     """
-    flags: list[Flag] = []
-    sbp = _present(values, "systolic")
-    dbp = _present(values, "diastolic")
-    hr = _present(values, "heart_rate")
-    rr = _present(values, "resp_rate")
-    spo2 = _present(values, "spo2")
-    temp = _present(values, "temperature_c")
-    moaas = _present(values, "moaas")
-    L = limits
-
-    def check(name, short, value, crit_low, crit_high, low, high, strict_crit=False):
-        """Critical at/over the thresholds (or strictly beyond when strict_crit), else abnormal
-        strictly outside the normal range."""
-        if value is None:
-            return
-        v = _num(value)
-        le, ge = ("<", ">") if strict_crit else ("≤", "≥")
-        if crit_high is not None and (value > crit_high if strict_crit else value >= crit_high):
-            flags.append(Flag(name, "critical", f"{short} {v} {ge} {_num(crit_high)}"))
-        elif crit_low is not None and (value < crit_low if strict_crit else value <= crit_low):
-            flags.append(Flag(name, "critical", f"{short} {v} {le} {_num(crit_low)}"))
-        elif high is not None and value > high:
-            flags.append(Flag(name, "abnormal", f"{short} {v} > {_num(high)}"))
-        elif low is not None and value < low:
-            flags.append(Flag(name, "abnormal", f"{short} {v} < {_num(low)}"))
-
-    check(
-        "systolic",
-        "SBP",
-        sbp,
-        L.critical_sbp_low,
-        L.critical_sbp_high,
-        L.normal_sbp_low,
-        L.normal_sbp_high,
-    )
-    check("diastolic", "DBP", dbp, None, L.critical_dbp_high, L.normal_dbp_low, L.normal_dbp_high)
-    check(
-        "heart_rate",
-        "HR",
-        hr,
-        L.critical_hr_low,
-        L.critical_hr_high,
-        L.normal_hr_low,
-        L.normal_hr_high,
-    )
-    check(
-        "resp_rate",
-        "RR",
-        rr,
-        L.critical_rr_low,
-        L.critical_rr_high,
-        L.normal_rr_low,
-        L.normal_rr_high,
-        strict_crit=True,
-    )
-    # SpO2 critical is "below" the threshold (SPEC: SpO2 < 92).
-    check(
-        "spo2", "SpO2", spo2, L.critical_spo2_below, None, L.normal_spo2_low, None, strict_crit=True
-    )
-    check("temperature_c", "Temp", temp, None, None, L.normal_temp_low, L.normal_temp_high)
-    check("moaas", "MOAA/S", moaas, L.critical_moaas_max, None, L.normal_moaas_low, None)
-
-    avpu = values.get("avpu") or ""
-    if avpu in ("P", "U"):
-        word = "responds to pain only" if avpu == "P" else "unresponsive"
-        flags.append(Flag("avpu", "critical", f"AVPU {avpu} ({word})"))
-    elif avpu == "V":
-        flags.append(Flag("avpu", "abnormal", "AVPU V (responds to voice)"))
-
-    rhythm = values.get("rhythm") or ""
-    if rhythm == "vt":
-        flags.append(Flag("rhythm", "critical", "Ventricular tachycardia"))
-    elif rhythm == "af" and baseline_rhythm != "af":
-        flags.append(Flag("rhythm", "critical", "Atrial fibrillation, new onset"))
-    elif rhythm == "af":
-        flags.append(Flag("rhythm", "abnormal", "Atrial fibrillation (present at baseline)"))
-    elif rhythm and rhythm not in UNFLAGGED_RHYTHMS:
-        flags.append(Flag("rhythm", "abnormal", RHYTHM_FLAG_WORDS.get(rhythm, rhythm)))
-
-    for name, short, pct in (
-        ("systolic", "SBP", L.delta_sbp_pct),
-        ("heart_rate", "HR", L.delta_hr_pct),
-    ):
-        value, base = _present(values, name), _present(baseline, name)
-        if value is None or not base:
-            continue
-        # "More than pct % above": compare without rounding; the message rounds.
-        if (value - base) * 100 > pct * base:
-            rise = round((value - base) * 100 / base)
-            flags.append(Flag(name, "abnormal", f"{short} {rise} % above baseline {_num(base)}"))
-
+    found = [
+        *_limit_flags(values, limits),
+        _avpu_flag(values.get("avpu") or ""),
+        _rhythm_flag(values.get("rhythm") or "", baseline_rhythm),
+    ]
+    flags = [flag for flag in found if flag is not None]
+    flags += _rise_flags(values, baseline, limits)
     return ReadingAssessment(worst(f.level for f in flags), flags)
 
 

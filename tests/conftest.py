@@ -3,6 +3,8 @@ TEST_DATABASE_URL is set), builders for staff/patients/infusions, and login help
 
 import os
 import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +13,7 @@ from flask.testing import FlaskClient
 
 from infusion_tracker import create_app
 from infusion_tracker.extensions import db
+from infusion_tracker.timeutil import clinic_today, from_clinic
 
 # The browser tests' fixtures (live server, Chromium page) live in their own module.
 pytest_plugins = ["tests.browser_support"]
@@ -317,3 +320,277 @@ def make_infusion(app, make_staff, make_patient, make_protocol):
         return infusion
 
     return make
+
+
+# --- Builders that go through the services (issue 7: tests build only real states) ---------
+
+VITALS = {"systolic": 128, "diastolic": 78, "heart_rate": 72, "resp_rate": 14, "spo2": 98}
+CHECKLIST = {
+    "consent_on_file": True,
+    "npo_confirmed": True,
+    "escort_name": "Sam Escort",
+    "pregnancy_status": "not_applicable",
+    "med_allergy_review_done": True,
+}
+NO_BASELINE_OVERRIDE = "Test: started without a baseline reading"
+ALDRETE = {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2}
+
+
+def add_reading(infusion, by=None, *, at=None, minutes_ago=0, phase="infusion", **values):
+    """Chart a reading through infusions.readings.record_reading (validated, flags and NEWS2
+    computed, audited), at `at` or `minutes_ago`; VITALS unless a value is given (None leaves
+    it out). A baseline after the start is confirmed, as the form asks."""
+    from infusion_tracker.infusions.readings import record_reading
+    from infusion_tracker.timeutil import utcnow
+
+    data = {**VITALS, **values, "phase": phase}
+    data["taken_at"] = at or utcnow() - timedelta(minutes=minutes_ago)
+    if phase == "baseline" and infusion.started_at:
+        data["confirm_baseline"] = True
+    reading = record_reading(infusion, data, by or infusion.clinician)
+    db.session.commit()
+    return reading
+
+
+def run_session(
+    infusion,
+    until="infusing",
+    *,
+    started_minutes_ago=10,
+    checked_in_minutes_ago=None,
+    infused_minutes=None,
+    by=None,
+    baseline=True,
+):
+    """Take a planned session through infusions.lifecycle at past times: check in (30 minutes
+    before the start unless told), a baseline, start (a start event at the ordered rate), and
+    on to `until` (checked_in, infusing, recovery, discharged, or signed by its physician).
+    `baseline=False` charts no reading: the physician overrides the start gate instead. Stops
+    after `infused_minutes` (default the planned duration, or now if sooner) and discharges
+    after the minimum observation. Times are relative to now."""
+    from infusion_tracker.infusions import lifecycle
+    from infusion_tracker.timeutil import utcnow
+
+    by = by or infusion.clinician
+    now = utcnow()
+    started = now - timedelta(minutes=started_minutes_ago)
+    checked_in = now - timedelta(minutes=checked_in_minutes_ago or started_minutes_ago + 30)
+    lifecycle.check_in(infusion, by, at=checked_in)
+    db.session.commit()
+    if until == "checked_in":
+        return infusion
+    # The checklist items the session does not have yet, completed through the details form.
+    missing = {name: value for name, value in CHECKLIST.items() if not getattr(infusion, name)}
+    if missing:
+        lifecycle.update_infusion(infusion, missing, by, infusion.version)
+        db.session.commit()
+    if baseline:
+        # The baseline a minute after check-in, so a test's own baseline is the newer one.
+        add_reading(infusion, by, at=checked_in + timedelta(minutes=1), phase="baseline")
+        lifecycle.start_infusion(infusion, by, at=started)
+    else:
+        # No reading at all: the supervising physician overrides the start gate, with a reason.
+        lifecycle.start_infusion(
+            infusion, infusion.physician, at=started, override_reason=NO_BASELINE_OVERRIDE
+        )
+    db.session.commit()
+    if until == "infusing":
+        return infusion
+    ran = (
+        min(infusion.duration_min, started_minutes_ago)
+        if infused_minutes is None
+        else infused_minutes
+    )
+    lifecycle.stop_infusion(
+        infusion,
+        by,
+        reason="" if ran >= infusion.duration_min else "Test: stopped early",
+        at=started + timedelta(minutes=ran),
+    )
+    db.session.commit()
+    if until == "recovery":
+        return infusion
+    lifecycle.discharge(
+        infusion,
+        {
+            **ALDRETE,
+            "escort": "Sam Escort",
+            "at": infusion.ended_at + timedelta(minutes=infusion.protocol.min_observation_min),
+        },
+        by,
+    )
+    db.session.commit()
+    if until == "signed":
+        from infusion_tracker.ledger.services import explain_session
+        from infusion_tracker.review.services import sign_infusion
+
+        # The pump ran without a ledger draw: the physician records why, then signs.
+        explain_session(infusion, infusion.physician, "Test session without a drawn vial.")
+        sign_infusion(
+            infusion, infusion.physician, "Reviewed.", infusion.version, password_required=False
+        )
+        db.session.commit()
+        return infusion
+    assert infusion.status == until, f"run_session stops at {until!r}"
+    return infusion
+
+
+@pytest.fixture
+def nurse(login_as):
+    """The NP the test client is signed in as (override to chart as someone not signed in)."""
+    return login_as("np")
+
+
+@pytest.fixture
+def charted_baseline():
+    """Whether `infusing` charts its baseline; a module whose tests count readings from none
+    overrides this with False (the start gate is then overridden by the physician)."""
+    return True
+
+
+@pytest.fixture
+def infusing(make_infusion, nurse, charted_baseline):
+    """The nurse's session, infusing for 12 minutes, started through the lifecycle (check-in
+    42 minutes ago, a baseline, a start event at the ordered rate)."""
+    return run_session(
+        make_infusion(clinician=nurse),
+        "infusing",
+        started_minutes_ago=12,
+        baseline=charted_baseline,
+    )
+
+
+# --- A demo-shaped session: a 40-minute infusion, paused for 5 minutes --------------------
+# (the chart geometry tests, in pytest and in Chromium, measure it)
+
+
+@dataclass
+class Scenario:
+    infusion_id: int
+    patient_id: int
+    nurse: str  # username; the password is conftest.PASSWORD
+    day: date
+    # (clinic-local time, systolic, diastolic, heart rate, SpO2) of each reading drawn.
+    readings: list[tuple[datetime, int, int, int, int]]
+    voided_at: datetime
+    events: list[datetime]  # start, pause, resume, stop
+    critical_at: datetime
+    phq9: list[tuple[datetime, int]]
+    gad7: list[tuple[datetime, int]]
+
+
+def local_time(day: date, hhmm: str) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return from_clinic(datetime(day.year, day.month, day.day, hour, minute))
+
+
+DEMO_VITALS = [  # time, phase, SBP, DBP, HR, SpO2
+    ("09:50", "baseline", 122, 78, 72, 98),
+    ("10:05", "infusion", 128, 80, 76, 98),
+    ("10:10", "infusion", 134, 83, 79, 97),
+    ("10:15", "infusion", 138, 85, 80, 97),
+    ("10:20", "infusion", 150, 90, 84, 96),
+    ("10:25", "infusion", 186, 104, 96, 95),  # critical: SBP at or above 180
+    ("10:30", "infusion", 158, 94, 88, 96),
+    ("10:35", "infusion", 146, 88, 84, 97),
+    ("10:40", "infusion", 140, 86, 80, 98),
+    ("10:50", "recovery", 132, 82, 76, 98),
+    ("10:55", "recovery", 126, 80, 74, 99),
+]
+VOIDED = ("10:22", "infusion", 212, 60, 130, 88)  # entered in error, then voided
+
+
+@pytest.fixture
+def scenario(app, login_as, make_staff, make_patient, make_protocol):
+    """A finished session three days ago, charted as the demo does, plus outcome scores."""
+    from infusion_tracker.extensions import db
+    from infusion_tracker.infusions import lifecycle, readings
+    from infusion_tracker.patients.assessments import record_assessment
+
+    nurse = login_as("np")
+    physician = make_staff("physician")
+    patient = make_patient()
+    protocol = make_protocol()
+    day = clinic_today() - timedelta(days=3)
+    infusion = lifecycle.plan_infusion(
+        patient,
+        {
+            "protocol_id": protocol.id,
+            "clinician_id": nurse.id,
+            "physician_id": physician.id,
+            "scheduled_for": local_time(day, "09:40"),
+            "room": "Room 2",
+            "weight_kg": 70.0,
+            "duration_min": 40,
+        },
+        nurse,
+    )
+    lifecycle.check_in(infusion, nurse, at=local_time(day, "09:40"))
+    lifecycle.update_infusion(
+        infusion,
+        {
+            "consent_on_file": True,
+            "npo_confirmed": True,
+            "escort_name": "Spouse",
+            "pregnancy_status": "negative",
+            "med_allergy_review_done": True,
+        },
+        nurse,
+        infusion.version,
+    )
+
+    def chart(hhmm, phase, sbp, dbp, hr, spo2):
+        values = {
+            "taken_at": local_time(day, hhmm),
+            "phase": phase,
+            "systolic": sbp,
+            "diastolic": dbp,
+            "heart_rate": hr,
+            "resp_rate": 14,
+            "spo2": spo2,
+            "rhythm": "nsr",
+            "avpu": "A",
+            "moaas": 5,
+        }
+        return readings.record_reading(infusion, values, nurse)
+
+    events = [local_time(day, t) for t in ("10:00", "10:12", "10:17", "10:45")]
+    chart(*DEMO_VITALS[0])
+    lifecycle.start_infusion(infusion, nurse, at=events[0])
+    for row in DEMO_VITALS[1:3]:
+        chart(*row)
+    lifecycle.pause_infusion(infusion, nurse, "Patient asked for a break", at=events[1])
+    chart(*DEMO_VITALS[3])
+    lifecycle.resume_infusion(infusion, nurse, at=events[2])
+    chart(*DEMO_VITALS[4])
+    wrong = chart(*VOIDED)
+    readings.void_reading(wrong, nurse, "Entered on the wrong patient")
+    for row in DEMO_VITALS[5:9]:
+        chart(*row)
+    lifecycle.stop_infusion(infusion, nurse, at=events[3])
+    for row in DEMO_VITALS[9:]:
+        chart(*row)
+
+    phq9 = [(local_time(day - timedelta(days=7 * n), "09:30"), s) for n, s in ((6, 21), (3, 15))]
+    phq9 += [(local_time(day, "09:30"), 11)]
+    gad7 = [(local_time(day - timedelta(days=7 * n), "09:31"), s) for n, s in ((6, 14), (0, 9))]
+    for instrument, scores in (("phq9", phq9), ("gad7", gad7)):
+        for taken_at, score in scores:
+            record_assessment(
+                patient, instrument=instrument, score=score, actor=nurse, taken_at=taken_at
+            )
+    built = Scenario(
+        infusion_id=infusion.id,
+        patient_id=patient.id,
+        nurse=nurse.username,
+        day=day,
+        readings=[(local_time(day, t), s, d, h, o) for t, _phase, s, d, h, o in DEMO_VITALS],
+        voided_at=local_time(day, VOIDED[0]),
+        events=events,
+        critical_at=local_time(day, "10:25"),
+        phq9=phq9,
+        gad7=gad7,
+    )
+    # SQLite: commit after reading the ids, so this thread holds no lock the live server needs.
+    db.session.commit()
+    return built

@@ -47,19 +47,8 @@ def infusion_events(infusion, kind: str) -> list[InfusionEvent]:
 
 
 @pytest.fixture
-def nurse(login_as):
-    return login_as("np")
-
-
-@pytest.fixture
-def infusing(make_infusion, nurse):
-    now = utcnow()
-    return make_infusion(
-        status="infusing",
-        clinician=nurse,
-        checked_in_at=now - timedelta(minutes=40),
-        started_at=now - timedelta(minutes=10),
-    )
+def charted_baseline():
+    return False  # these tests count the session's readings from none
 
 
 def post_ae(client, infusion, minutes_ago=1, **values):

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from infusion_tracker.extensions import db
-from infusion_tracker.models import Reading
+from infusion_tracker.infusions import readings
 from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, format_time, utcnow
+from tests.conftest import add_reading, run_session
 
 ROOMS = ["Room A", "Room B", "Room C"]
 
@@ -26,31 +27,22 @@ def protocol(make_protocol):
 
 @pytest.fixture
 def session_in(make_infusion, protocol):
-    def make(room, status="infusing", minutes_ago=15, **fields):
-        now = utcnow()
-        times = {"checked_in_at": now - timedelta(minutes=minutes_ago + 20)}
-        if status in ("infusing", "paused", "recovery", "stopped_early"):
-            times["started_at"] = now - timedelta(minutes=minutes_ago)
-        if status in ("recovery", "stopped_early"):
-            times["ended_at"] = now - timedelta(minutes=2)
-        return make_infusion(protocol=protocol, room=room, status=status, **{**times, **fields})
+    """A session in `room` taken through the lifecycle to `status`, started `minutes_ago`;
+    a recovery session stopped at `ended_at` (default 2 minutes ago)."""
+
+    def make(room, status="infusing", minutes_ago=15, ended_at=None):
+        infusion = make_infusion(protocol=protocol, room=room)
+        ended_at = ended_at or utcnow() - timedelta(minutes=2)
+        ran = (ended_at - (utcnow() - timedelta(minutes=minutes_ago))).total_seconds() / 60
+        return run_session(
+            infusion, status, started_minutes_ago=minutes_ago, infused_minutes=round(ran)
+        )
 
     return make
 
 
-def add_reading(infusion, minutes_ago, **values):
-    vitals = {"systolic": 132, "diastolic": 84, "heart_rate": 77, "spo2": 97}
-    vitals.update(values)
-    reading = Reading(
-        infusion_id=infusion.id,
-        taken_at=utcnow() - timedelta(minutes=minutes_ago),
-        phase="infusion",
-        recorded_by_id=infusion.clinician_id,
-        **vitals,
-    )
-    db.session.add(reading)
-    db.session.commit()
-    return reading
+# The board's usual reading (no respiratory rate).
+BOARD_VITALS = {"systolic": 132, "diastolic": 84, "heart_rate": 77, "spo2": 97, "resp_rate": None}
 
 
 def cards(html):
@@ -76,7 +68,7 @@ def board(client):
 def test_every_room_is_shown_and_empty_rooms_say_so(client, login_as, session_in):
     login_as("np")
     infusion = session_in("Room B", minutes_ago=15)
-    reading = add_reading(infusion, minutes_ago=2)
+    reading = add_reading(infusion, minutes_ago=2, **BOARD_VITALS)
     shown = cards(board(client))
     assert list(shown) == ROOMS
     assert "Empty" in shown["Room A"] and "Empty" in shown["Room C"]
@@ -122,29 +114,16 @@ def test_first_recovery_reading_is_due_an_interval_after_the_stop(client, login_
 def test_open_critical_flags_show_until_answered_or_voided(client, login_as, session_in):
     staff = login_as("np")
     infusion = session_in("Room C")
-    critical = {
-        "severity": "critical",
-        "flags": [{"field": "spo2", "level": "critical", "message": "SpO2 89 < 92"}],
-    }
-    open_one = add_reading(infusion, minutes_ago=3, spo2=89, **critical)
-    answered = add_reading(
-        infusion,
-        minutes_ago=6,
-        spo2=88,
-        critical_action="reviewed",
-        **{
-            **critical,
-            "flags": [{"field": "spo2", "level": "critical", "message": "SpO2 88 < 92"}],
-        },
-    )
+    open_one = add_reading(infusion, staff, minutes_ago=3, spo2=89)
+    answered = add_reading(infusion, staff, minutes_ago=6, spo2=88)
+    readings.review_critical(answered, staff, "Probe repositioned, repeat SpO2 95%.")
+    db.session.commit()
     assert answered.critical_action
     card = cards(board(client))["Room C"]
     assert "SpO2 89 &lt; 92" in card
     assert "SpO2 88" not in card
     assert "board-card--critical" in card
-    open_one.voided_at = utcnow()
-    open_one.voided_by_id = staff.id
-    open_one.void_reason = "probe off"
+    readings.void_reading(open_one, staff, "probe off")
     db.session.commit()
     card = cards(board(client))["Room C"]
     assert "CRITICAL" not in card
@@ -179,6 +158,9 @@ def test_today_planned_and_finished_in_clinic_time(client, login_as, make_infusi
     yesterday = make_infusion(
         protocol=protocol, room="", scheduled_for=start - timedelta(minutes=30)
     )
+    # Written directly: what is tested is the day's edge, so the finished times are pinned to
+    # the clinic day's first minutes, where a lifecycle run (check-in, baseline, 40 minutes
+    # infused, observation) has no room.
     discharged = make_infusion(
         protocol=protocol,
         status="discharged",
@@ -220,12 +202,7 @@ def test_board_query_count_is_fixed(
     for room in ("Room B", "Room C", "Elsewhere"):
         infusion = session_in(room, status="recovery")
         for minute in range(10):
-            add_reading(
-                infusion,
-                minutes_ago=minute + 1,
-                severity="critical",
-                flags=[{"field": "systolic", "level": "critical", "message": "SBP 185 ≥ 180"}],
-            )
+            add_reading(infusion, minutes_ago=minute + 1, systolic=185)
     for _ in range(3):
         make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
     db.session.commit()

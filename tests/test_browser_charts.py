@@ -6,7 +6,6 @@ Screenshots go under tmp_path and are copied to SHOTS (charts-*.png) for the tea
 import pytest
 
 from tests.browser_support import shoot, sign_in
-from tests.test_chart_geometry import scenario  # noqa: F401 (the demo-shaped session)
 
 pytestmark = pytest.mark.browser
 
@@ -69,7 +68,7 @@ def overlap(a, b) -> bool:
 def test_session_chart_marks_in_time_order_inside_the_plot(
     live_server,
     browser_page,
-    scenario,  # noqa: F811 (the fixture imported above)
+    scenario,
     csp_errors,
     tmp_path,
 ):
@@ -120,7 +119,7 @@ def test_session_chart_marks_in_time_order_inside_the_plot(
 def test_print_view_fits_its_sheet_on_screen_and_on_letter(
     live_server,
     browser_page,
-    scenario,  # noqa: F811 (the fixture imported above)
+    scenario,
     csp_errors,
     tmp_path,
 ):

@@ -2,55 +2,19 @@
 reading due, critical flags), the one primary action per state, the dose panel, and a query
 count that does not grow with the number of readings."""
 
-from datetime import timedelta
-
 import pytest
 
 from infusion_tracker.extensions import db
-from infusion_tracker.infusions import lifecycle
-from infusion_tracker.models import Assessment, InfusionEvent, Reading
+from infusion_tracker.infusions import lifecycle, readings
+from infusion_tracker.models import Assessment
 from infusion_tracker.timeutil import utcnow
 from tests.browser_support import SHOTS
-from tests.conftest import PASSWORD
-
-
-def add_reading(infusion, staff, minutes_ago, phase="infusion", **values):
-    vitals = {"systolic": 124, "diastolic": 76, "heart_rate": 70, "resp_rate": 14, "spo2": 98}
-    vitals.update(values)
-    reading = Reading(
-        infusion_id=infusion.id,
-        taken_at=utcnow() - timedelta(minutes=minutes_ago),
-        phase=phase,
-        recorded_by_id=staff.id,
-        **vitals,
-    )
-    db.session.add(reading)
-    db.session.commit()
-    return reading
+from tests.conftest import PASSWORD, add_reading, run_session
 
 
 @pytest.fixture
-def infusing(make_infusion, make_staff):
-    """Infusing for 12 minutes (started through a real start event)."""
-    clinician = make_staff("np")
-    infusion = make_infusion(
-        clinician=clinician,
-        status="infusing",
-        checked_in_at=utcnow() - timedelta(minutes=40),
-        started_at=utcnow() - timedelta(minutes=12),
-        consent_on_file=True,
-    )
-    db.session.add(
-        InfusionEvent(
-            infusion_id=infusion.id,
-            kind="start",
-            occurred_at=infusion.started_at,
-            rate_mg_per_h=52.5,
-            recorded_by_id=clinician.id,
-        )
-    )
-    db.session.commit()
-    return infusion
+def nurse(make_staff):
+    return make_staff("np")  # charts the session; each test signs in as whom it needs
 
 
 def page(client, infusion):
@@ -87,20 +51,11 @@ def test_overdue_reading_stands_out(client, login_as, infusing):
 
 def test_open_critical_reading_is_a_banner_until_answered(client, login_as, infusing):
     staff = login_as("np")
-    reading = add_reading(
-        infusing,
-        staff,
-        minutes_ago=1,
-        systolic=186,
-        severity="critical",
-        flags=[{"field": "systolic", "level": "critical", "message": "SBP 186 ≥ 180"}],
-    )
+    reading = add_reading(infusing, staff, minutes_ago=1, systolic=186)
     html = page(client, infusing)
     top = html[html.index('id="status"') : html.index('id="chart-reading"')]
     assert "CRITICAL" in top and "SBP 186 ≥ 180" in top
-    reading.critical_action = "reviewed"
-    reading.critical_action_by_id = staff.id
-    reading.critical_action_at = utcnow()
+    readings.review_critical(reading, staff, "Repeat BP 150/90, physician informed.")
     db.session.commit()
     html = page(client, infusing)
     assert "SBP 186 ≥ 180" not in html[html.index('id="status"') : html.index('id="chart-reading"')]
@@ -117,13 +72,13 @@ def test_open_critical_reading_is_a_banner_until_answered(client, login_as, infu
 )
 def test_one_primary_action_per_state(client, login_as, make_infusion, status, label):
     login_as("pa")
-    now = utcnow()
-    times = {
-        "checked_in": {"checked_in_at": now},
-        "paused": {"checked_in_at": now, "started_at": now},
-        "recovery": {"checked_in_at": now, "started_at": now, "ended_at": now},
-    }.get(status, {})
-    infusion = make_infusion(status=status, **times)
+    infusion = make_infusion()
+    if status == "paused":
+        run_session(infusion, "infusing")
+        lifecycle.pause_infusion(infusion, infusion.clinician, "Nausea")
+        db.session.commit()
+    elif status != "planned":
+        run_session(infusion, status)
     html = page(client, infusion)
     primary = html[html.index('id="primary-action"') :]
     primary = primary[: primary.index("</section>")]
@@ -134,7 +89,7 @@ def test_start_gate_problems_are_listed_and_physicians_get_the_override_box(
     client, login_as, make_infusion
 ):
     login_as("physician")
-    infusion = make_infusion(status="checked_in", checked_in_at=utcnow())
+    infusion = run_session(make_infusion(), "checked_in")
     html = page(client, infusion)
     assert "Not ready to start" in html
     assert "No baseline reading yet" in html
@@ -144,7 +99,7 @@ def test_start_gate_problems_are_listed_and_physicians_get_the_override_box(
 
 def test_nurse_practitioner_sees_no_override_box(client, login_as, make_infusion):
     login_as("np")
-    infusion = make_infusion(status="checked_in", checked_in_at=utcnow())
+    infusion = run_session(make_infusion(), "checked_in")
     html = page(client, infusion)
     assert "ask a physician to override" in html
     assert 'name="start-override_reason"' not in html
@@ -185,17 +140,7 @@ def test_assessments_of_the_session_are_listed_with_a_link_to_record(client, log
 def test_signed_session_shows_no_actions_or_edit_form(client, login_as, make_infusion, make_staff):
     login_as("np")
     physician = make_staff("physician")
-    now = utcnow()
-    infusion = make_infusion(
-        status="discharged",
-        checked_in_at=now,
-        started_at=now,
-        ended_at=now,
-        discharged_at=now,
-        signed_at=now,
-        signed_by=physician,
-        attestation="Reviewed.",
-    )
+    infusion = run_session(make_infusion(physician=physician), "signed", started_minutes_ago=180)
     html = page(client, infusion)
     assert "Save checklist and details" not in html
     assert "Cancel session" not in html
@@ -230,7 +175,6 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
 
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------
-
 
 
 @pytest.mark.browser

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from infusion_tracker.errors import RuleError, StaleRecord
 from infusion_tracker.extensions import db
-from infusion_tracker.infusions import lifecycle, queries
-from infusion_tracker.models import InfusionEvent, InfusionSession, Reading
+from infusion_tracker.infusions import lifecycle, queries, readings
+from infusion_tracker.models import InfusionEvent, InfusionSession
 from infusion_tracker.timeutil import utcnow
-from tests.conftest import audit_rows
+from tests.conftest import add_reading, audit_rows, run_session
 
 CHECKLIST = {
     "consent_on_file": True,
@@ -29,21 +29,6 @@ def checked(html, name):
         if re.search(r"\schecked[\s>]", tag):
             return int(re.search(r'value="(\d+)"', tag).group(1))
     return None
-
-
-def add_reading(infusion, staff, minutes_ago=5, phase="baseline", **values):
-    vitals = {"systolic": 128, "diastolic": 78, "heart_rate": 72, "resp_rate": 14, "spo2": 98}
-    vitals.update(values)
-    reading = Reading(
-        infusion_id=infusion.id,
-        taken_at=utcnow() - timedelta(minutes=minutes_ago),
-        phase=phase,
-        recorded_by_id=staff.id,
-        **vitals,
-    )
-    db.session.add(reading)
-    db.session.commit()
-    return reading
 
 
 @pytest.fixture
@@ -74,21 +59,26 @@ def physician(make_staff):
 @pytest.fixture
 def checked_in(new_infusion, np_staff, physician):
     """Checked in an hour ago, checklist complete, a fresh baseline within start limits."""
-    infusion = new_infusion(
-        clinician=np_staff,
-        physician=physician,
-        status="checked_in",
-        checked_in_at=utcnow() - timedelta(minutes=60),
-        **CHECKLIST,
-    )
-    add_reading(infusion, np_staff, minutes_ago=5)
+    infusion = new_infusion(clinician=np_staff, physician=physician, **CHECKLIST)
+    run_session(infusion, "checked_in", checked_in_minutes_ago=60)
+    add_reading(infusion, np_staff, minutes_ago=5, phase="baseline")
     return infusion
+
+
+@pytest.fixture
+def checked_in_now(new_infusion):
+    """A session checked in through the lifecycle a few minutes ago, with `fields`."""
+
+    def make(**fields):
+        return run_session(new_infusion(**fields), "checked_in", checked_in_minutes_ago=3)
+
+    return make
 
 
 def started(infusion, actor, minutes_ago):
     """Start the infusion `minutes_ago` through the service (so its start event exists), with a
     baseline taken just before."""
-    add_reading(infusion, actor, minutes_ago=minutes_ago + 2)
+    add_reading(infusion, actor, minutes_ago=minutes_ago + 2, phase="baseline")
     lifecycle.start_infusion(infusion, actor, at=utcnow() - timedelta(minutes=minutes_ago))
     db.session.commit()
     return infusion
@@ -213,9 +203,7 @@ def test_dose_cannot_change_after_the_start(checked_in, np_staff):
 
 
 def test_signed_session_is_locked(new_infusion, np_staff, physician):
-    infusion = new_infusion(
-        status="discharged", signed_at=utcnow(), signed_by=physician, attestation="ok"
-    )
+    infusion = run_session(new_infusion(physician=physician), "signed", started_minutes_ago=180)
     with pytest.raises(RuleError, match="signed"):
         lifecycle.update_infusion(infusion, {"notes": "late"}, np_staff, infusion.version)
     with pytest.raises(RuleError, match="signed"):
@@ -226,7 +214,7 @@ def test_signed_session_is_locked(new_infusion, np_staff, physician):
 
 
 def test_check_in_needs_a_free_room(new_infusion, np_staff):
-    new_infusion(room="Room 1", status="infusing", started_at=utcnow())
+    run_session(new_infusion(room="Room 1"), "infusing")
     infusion = new_infusion(room="")
     with pytest.raises(RuleError, match="Choose a room"):
         lifecycle.check_in(infusion, np_staff)
@@ -238,7 +226,7 @@ def test_check_in_needs_a_free_room(new_infusion, np_staff):
     db.session.commit()
     assert infusion.status == "checked_in"
     assert infusion.checked_in_at is not None
-    assert audit_rows("session.checked_in")[0].patient_id == infusion.patient_id
+    assert audit_rows("session.checked_in")[-1].patient_id == infusion.patient_id
 
 
 def test_actions_out_of_order_are_refused_with_the_state(new_infusion, np_staff):
@@ -254,8 +242,8 @@ def test_actions_out_of_order_are_refused_with_the_state(new_infusion, np_staff)
 # --- The start gate and the dose maximum ------------------------------------------------------
 
 
-def test_start_gate_lists_what_is_missing(new_infusion, np_staff):
-    infusion = new_infusion(status="checked_in", checked_in_at=utcnow())
+def test_start_gate_lists_what_is_missing(checked_in_now, np_staff):
+    infusion = checked_in_now()
     with pytest.raises(RuleError) as refused:
         lifecycle.start_infusion(infusion, np_staff)
     message = str(refused.value)
@@ -277,24 +265,22 @@ def test_start_with_everything_ready_records_the_event_and_rate(checked_in, np_s
 
 
 def test_baseline_outside_start_limits_or_stale_closes_the_gate(checked_in, np_staff):
-    add_reading(checked_in, np_staff, minutes_ago=1, systolic=172)
+    add_reading(checked_in, np_staff, minutes_ago=1, phase="baseline", systolic=172)
     with pytest.raises(RuleError, match="above the start limit"):
         lifecycle.start_infusion(checked_in, np_staff)
 
 
-def test_voided_baseline_does_not_count(new_infusion, np_staff):
-    infusion = new_infusion(status="checked_in", checked_in_at=utcnow(), **CHECKLIST)
-    reading = add_reading(infusion, np_staff, minutes_ago=2)
-    reading.voided_at = utcnow()
-    reading.voided_by_id = np_staff.id
-    reading.void_reason = "wrong patient"
+def test_voided_baseline_does_not_count(checked_in_now, np_staff):
+    infusion = checked_in_now(**CHECKLIST)
+    reading = add_reading(infusion, np_staff, minutes_ago=2, phase="baseline")
+    readings.void_reading(reading, np_staff, "wrong patient")
     db.session.commit()
     with pytest.raises(RuleError, match="No baseline"):
         lifecycle.start_infusion(infusion, np_staff)
 
 
-def test_only_a_physician_overrides_the_gate_and_it_is_stored(new_infusion, np_staff, physician):
-    infusion = new_infusion(status="checked_in", checked_in_at=utcnow())
+def test_only_a_physician_overrides_the_gate_and_it_is_stored(checked_in_now, np_staff, physician):
+    infusion = checked_in_now()
     with pytest.raises(RuleError, match="Only a physician"):
         lifecycle.start_infusion(infusion, np_staff, override_reason="Patient anxious to start")
     lifecycle.start_infusion(infusion, physician, override_reason="Consent re-signed on paper")
@@ -307,11 +293,9 @@ def test_only_a_physician_overrides_the_gate_and_it_is_stored(new_infusion, np_s
     assert any("Consent" in problem for problem in row.details["problems"])
 
 
-def test_dose_above_the_maximum_needs_a_physician_override(new_infusion, np_staff, physician):
-    infusion = new_infusion(
-        status="checked_in", checked_in_at=utcnow(), weight_kg=250.0, total_mg=125.0, **CHECKLIST
-    )
-    add_reading(infusion, np_staff, minutes_ago=2)
+def test_dose_above_the_maximum_needs_a_physician_override(checked_in_now, np_staff, physician):
+    infusion = checked_in_now(weight_kg=250.0, total_mg=125.0, **CHECKLIST)
+    add_reading(infusion, np_staff, minutes_ago=2, phase="baseline")
     with pytest.raises(RuleError, match="above the protocol maximum"):
         lifecycle.start_infusion(infusion, np_staff)
     with pytest.raises(RuleError, match="Only a physician"):
@@ -325,8 +309,8 @@ def test_dose_above_the_maximum_needs_a_physician_override(new_infusion, np_staf
     assert (row.details["total_mg"], row.details["max_total_mg"]) == (125.0, 100.0)
 
 
-def test_start_without_weight_is_refused_even_with_an_override(new_infusion, physician):
-    infusion = new_infusion(status="checked_in", checked_in_at=utcnow(), weight_kg=None)
+def test_start_without_weight_is_refused_even_with_an_override(checked_in_now, physician):
+    infusion = checked_in_now(weight_kg=None)
     with pytest.raises(RuleError, match="Record the weight"):
         lifecycle.start_infusion(infusion, physician, override_reason="go")
 
@@ -419,13 +403,11 @@ GOOD_ALDRETE = {"activity": 2, "respiration": 2, "circulation": 2, "consciousnes
 @pytest.fixture
 def in_recovery(new_infusion, np_staff):
     def make(ended_minutes_ago=35, **fields):
-        return new_infusion(
-            clinician=np_staff,
-            status="recovery",
-            checked_in_at=utcnow() - timedelta(minutes=ended_minutes_ago + 60),
-            started_at=utcnow() - timedelta(minutes=ended_minutes_ago + 40),
-            ended_at=utcnow() - timedelta(minutes=ended_minutes_ago),
-            **fields,
+        return run_session(
+            new_infusion(clinician=np_staff, **fields),
+            "recovery",
+            started_minutes_ago=ended_minutes_ago + 40,
+            checked_in_minutes_ago=ended_minutes_ago + 60,
         )
 
     return make
@@ -579,7 +561,7 @@ def test_lifecycle_through_the_buttons(client, login_as, new_infusion, app):
         post(client, f"{url}/check-in", **{"checkin-version": infusion.version}).status_code == 302
     )
     assert infusion.status == "checked_in"
-    add_reading(infusion, staff, minutes_ago=1)
+    add_reading(infusion, staff, phase="baseline")  # taken now, after the check-in
     assert post(client, f"{url}/start", **{"start-version": infusion.version}).status_code == 302
     assert infusion.status == "infusing"
     response = post(
@@ -616,9 +598,9 @@ def test_lifecycle_through_the_buttons(client, login_as, new_infusion, app):
     assert all(row.patient_id == infusion.patient_id for row in audit_rows("session.stopped"))
 
 
-def test_start_refusal_is_said_on_the_page(client, login_as, new_infusion):
+def test_start_refusal_is_said_on_the_page(client, login_as, checked_in_now):
     login_as("np")
-    infusion = new_infusion(status="checked_in", checked_in_at=utcnow())
+    infusion = checked_in_now()
     response = post(
         client,
         f"/infusions/{infusion.id}/start",
@@ -670,7 +652,7 @@ def test_discharge_form_is_prefilled_from_the_last_reading(
 ):
     staff = login_as("np")
     infusion = in_recovery(escort_name="Sam Driver")
-    add_reading(infusion, staff, minutes_ago=80, systolic=120)
+    add_reading(infusion, staff, minutes_ago=80, phase="baseline", systolic=120)
     add_reading(infusion, staff, minutes_ago=2, phase="recovery", systolic=126, avpu="A")
     page = client.get(f"/infusions/{infusion.id}/discharge").get_data(as_text=True)
     # SBP 126 vs baseline 120, alert, SpO2 98 % on room air; activity is the clinician's.
@@ -741,14 +723,8 @@ def test_discharge_page_on_a_planned_session_goes_back(client, login_as, new_inf
 
 def test_signed_session_refuses_edits_and_discharge(client, login_as, new_infusion, make_staff):
     login_as("np")
-    now = utcnow()
-    infusion = new_infusion(
-        status="discharged",
-        discharged_at=now,
-        signed_at=now,
-        signed_by=make_staff("physician"),
-        attestation="Reviewed.",
-    )
+    infusion = new_infusion(physician=make_staff("physician"))
+    run_session(infusion, "signed", started_minutes_ago=180)
     response = post(
         client,
         f"/infusions/{infusion.id}/edit",

@@ -43,20 +43,8 @@ def readings_of(infusion) -> list[Reading]:
 
 
 @pytest.fixture
-def nurse(login_as):
-    return login_as("np")
-
-
-@pytest.fixture
-def infusing(make_infusion, nurse):
-    now = utcnow()
-    return make_infusion(
-        status="infusing",
-        clinician=nurse,
-        room="Room 2",
-        checked_in_at=now - timedelta(minutes=40),
-        started_at=now - timedelta(minutes=10),
-    )
+def charted_baseline():
+    return False  # these tests count the session's readings from none
 
 
 def post_reading(client, infusion, minutes_ago=0, phase="infusion", **values):

@@ -279,16 +279,7 @@ def _observations(envelope: Envelope, zone: tzinfo, now: datetime) -> Observatio
             )
         minute = when.replace(second=0, microsecond=0)
         group = groups.setdefault(minute, Group(minute))
-        if number == NIBP_COMPOUND:
-            parts = _components(obx.obx_5, 1, 2, 3)
-            pairs = [(code, text) for code, text in zip(NIBP_PARTS, parts, strict=True) if text]
-        else:
-            if len(obx.obx_5.children) > 1:
-                raise Refused(
-                    "AE", f"{label}: value {raw_value!r} is not a number.", error_code="102"
-                )
-            pairs = [(number, raw_value)]
-        for code_number, text in pairs:
+        for code_number, text in _value_pairs(obx, number, raw_value, label):
             code = CODES[code_number]
             problem = _unit_problem(code, obx.obx_6, label)
             if problem:
@@ -299,15 +290,29 @@ def _observations(envelope: Envelope, zone: tzinfo, now: datetime) -> Observatio
             group.values[code.field] = value
             group.ranks[code.field] = code.rank
     kept = [group for _, group in sorted(groups.items()) if group.values]
+    _place_strays(kept, stray)
+    return Observations(kept, unknown, skipped)
+
+
+def _value_pairs(obx, number: str, raw_value: str, label: str) -> list[tuple[str, str]]:
+    """(code number, text) for each value of one OBX: three for a compound NIBP, else one."""
+    if number == NIBP_COMPOUND:
+        parts = _components(obx.obx_5, 1, 2, 3)
+        return [(code, text) for code, text in zip(NIBP_PARTS, parts, strict=True) if text]
+    if len(obx.obx_5.children) > 1:
+        raise Refused("AE", f"{label}: value {raw_value!r} is not a number.", error_code="102")
+    return [(number, raw_value)]
+
+
+def _place_strays(kept: list[Group], stray: list[tuple[datetime | None, str]]) -> None:
+    """An unknown observation stays with the values of its minute, else the first group."""
     for when, segment in stray:
-        # An unknown observation stays with the values of its minute, else the first group.
         minute = when.replace(second=0, microsecond=0) if when else None
         home = next((group for group in kept if group.observed_at == minute), None)
         if home is None and kept:
             home = kept[0]
         if home is not None:
             home.unknown.append(segment)
-    return Observations(kept, unknown, skipped)
 
 
 def _plain(text: str) -> str:

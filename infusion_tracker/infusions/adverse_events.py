@@ -74,13 +74,9 @@ def _problems(
     infusion: InfusionSession, data: dict, now: datetime, *, check_action: bool
 ) -> dict[str, str]:
     problems: dict[str, str] = {}
-    onset = data.get("onset_at")
-    if onset is None:
-        problems["onset_at"] = "Enter the time the event began."
-    elif onset > now + clinical.CLOCK_SKEW:
-        problems["onset_at"] = "The onset time cannot be in the future."
-    elif clinical.before_check_in(onset, infusion.checked_in_at):
-        problems["onset_at"] = "The onset time cannot be before the patient was checked in."
+    onset_problem = _onset_problem(infusion, data.get("onset_at"), now)
+    if onset_problem:
+        problems["onset_at"] = onset_problem
     if data.get("event_type") not in ADVERSE_EVENT_TYPES:
         problems["event_type"] = "Choose the type of event."
     elif data["event_type"] == "other" and not (data.get("type_other") or "").strip():
@@ -98,12 +94,27 @@ def _problems(
     for name, limit in TEXT_LIMITS.items():
         if len(data.get(name) or "") > limit:
             problems[name] = f"At most {limit} characters."
-    reading_id = data.get("reading_id")
-    if reading_id is not None:
-        reading = db.session.get(Reading, reading_id)
-        if reading is None or reading.infusion_id != infusion.id:
-            problems["__all__"] = "The reading this event answers is not part of this session."
+    if not _answers_own_reading(infusion, data.get("reading_id")):
+        problems["__all__"] = "The reading this event answers is not part of this session."
     return problems
+
+
+def _onset_problem(infusion: InfusionSession, onset: datetime | None, now: datetime) -> str | None:
+    if onset is None:
+        return "Enter the time the event began."
+    if onset > now + clinical.CLOCK_SKEW:
+        return "The onset time cannot be in the future."
+    if clinical.before_check_in(onset, infusion.checked_in_at):
+        return "The onset time cannot be before the patient was checked in."
+    return None
+
+
+def _answers_own_reading(infusion: InfusionSession, reading_id: int | None) -> bool:
+    """No reading named, or one of this session's."""
+    if reading_id is None:
+        return True
+    reading = db.session.get(Reading, reading_id)
+    return reading is not None and reading.infusion_id == infusion.id
 
 
 def _new_event(

@@ -480,12 +480,8 @@ class _Course:
     latest: int | None = None
 
 
-def outcomes(period: Period) -> list[OutcomeRow]:
-    """For the patients treated in the period: response (≥ 50 % below baseline) and remission
-    (below 5 on PHQ-9 and GAD-7) by infusion 6 and at the latest score. Baseline is the
-    patient's first score; only patients with a baseline and a later score count. Two queries."""
-    treated = sa.select(InfusionSession.patient_id).where(_in_period(period)).distinct()
-    # Each treated patient's protocols (by name) and whether they reached infusion 6.
+def _treated_protocols(treated) -> tuple[dict[int, set[str]], set[int]]:
+    """Each treated patient's protocols (by name), and who reached infusion 6."""
     protocols: dict[int, set[str]] = defaultdict(set)
     reached = set()
     for patient_id, name, highest in db.session.execute(
@@ -498,6 +494,11 @@ def outcomes(period: Period) -> list[OutcomeRow]:
         protocols[patient_id].add(name)
         if highest >= MILESTONE:
             reached.add(patient_id)
+    return protocols, reached
+
+
+def _courses(treated) -> dict[tuple[int, str], _Course]:
+    """Per patient and instrument: the first score, the last by infusion 6, the latest."""
     rows = db.session.execute(
         sa.select(Assessment.patient_id, Assessment.instrument, Assessment.score,
                   InfusionSession.series_number)
@@ -515,8 +516,30 @@ def outcomes(period: Period) -> list[OutcomeRow]:
         course.latest = score
         if number is not None and number <= MILESTONE:
             course.by_milestone = score
+    return courses
+
+
+def _outcome_rows(tally: dict[tuple[str, str, str], list[int]], names: list[str]) -> list:
+    result = []
+    for protocol in names:
+        for instrument, (_label, remission_below) in OUTCOME_INSTRUMENTS.items():
+            for when in (f"by infusion {MILESTONE}", "end of series"):
+                patients, responders, remitted = tally.get((protocol, instrument, when), [0, 0, 0])
+                if not patients and protocol != CLINIC:
+                    continue  # a protocol's row only where it has patients
+                result.append(OutcomeRow(protocol, instrument, when, patients, responders,
+                                         remitted if remission_below is not None else None))
+    return result
+
+
+def outcomes(period: Period) -> list[OutcomeRow]:
+    """For the patients treated in the period: response (≥ 50 % below baseline) and remission
+    (below 5 on PHQ-9 and GAD-7) by infusion 6 and at the latest score. Baseline is the
+    patient's first score; only patients with a baseline and a later score count. Two queries."""
+    treated = sa.select(InfusionSession.patient_id).where(_in_period(period)).distinct()
+    protocols, reached = _treated_protocols(treated)
     tally: dict[tuple[str, str, str], list[int]] = {}
-    for (patient_id, instrument), course in courses.items():
+    for (patient_id, instrument), course in _courses(treated).items():
         remission_below = OUTCOME_INSTRUMENTS[instrument][1]
         for when, score in ((f"by infusion {MILESTONE}", course.by_milestone),
                             ("end of series", course.latest)):
@@ -530,16 +553,7 @@ def outcomes(period: Period) -> list[OutcomeRow]:
                 counts[1] += responded
                 counts[2] += remitted
     names = [CLINIC, *sorted({name for names in protocols.values() for name in names})]
-    result = []
-    for protocol in names:
-        for instrument, (_label, remission_below) in OUTCOME_INSTRUMENTS.items():
-            for when in (f"by infusion {MILESTONE}", "end of series"):
-                patients, responders, remitted = tally.get((protocol, instrument, when), [0, 0, 0])
-                if not patients and protocol != CLINIC:
-                    continue  # a protocol's row only where it has patients
-                result.append(OutcomeRow(protocol, instrument, when, patients, responders,
-                                         remitted if remission_below is not None else None))
-    return result
+    return _outcome_rows(tally, names)
 
 
 @dataclass

@@ -1,0 +1,176 @@
+"""One unit of work per request (issue 7, unit_of_work.py): a failure anywhere leaves no
+partial write and no orphan audit row; a refused form writes nothing; on SQLite a page view
+takes no write lock, and its own audit row is written after the page is built."""
+
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask_login import current_user
+
+from infusion_tracker.errors import RuleError
+from infusion_tracker.extensions import db
+from infusion_tracker.infusions import readings
+from infusion_tracker.models import AdverseEvent, InfusionSession, Reading
+from infusion_tracker.timeutil import to_clinic, utcnow
+from tests.conftest import TEST_DATABASE_URL, audit_rows
+
+
+@pytest.fixture
+def app_config():
+    # A failure answers with the 500 page (as in production) instead of reaching the test.
+    return {"PROPAGATE_EXCEPTIONS": False}
+
+
+def count(model) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def state_of(infusion_id: int) -> tuple:
+    """What a half-done request would leave behind: rows, audit rows, the session's version."""
+    db.session.expire_all()
+    infusion = db.session.get(InfusionSession, infusion_id)
+    return count(Reading), len(audit_rows()), infusion.version, infusion.updated_at
+
+
+@pytest.fixture
+def failing_routes(app):
+    """Test-only routes that chart a reading (row and audit row flushed), then fail: a view
+    that answers 422 itself (only the unit of work undoes it), a refusal (RuleError, 409 from
+    errors.py) and a crash (500). No route of their own commits or rolls back."""
+
+    def chart_then(failure):
+        def view(infusion_id):
+            infusion = db.session.get(InfusionSession, infusion_id)
+            data = {"phase": "infusion", "systolic": 120, "diastolic": 80, "heart_rate": 70}
+            reading = readings.record_reading(infusion, data, current_user._get_current_object())
+            assert reading.id is not None and audit_rows("reading.recorded")  # flushed
+            if isinstance(failure, Exception):
+                raise failure
+            return "Refused after writing.", failure
+
+        return view
+
+    failures = {
+        "answered": 422,
+        "refused": RuleError("Refused after writing."),
+        "crash": RuntimeError("Crashed after writing."),
+    }
+    for name, failure in failures.items():
+        app.add_url_rule(
+            f"/test/<int:infusion_id>/{name}", f"test_{name}", chart_then(failure), methods=["POST"]
+        )
+
+
+@pytest.mark.parametrize(("path", "status"), [("answered", 422), ("refused", 409), ("crash", 500)])
+def test_a_failure_after_writing_leaves_no_row_and_no_audit_row(
+    client, failing_routes, infusing, path, status
+):
+    before = state_of(infusing.id)
+    response = client.post(f"/test/{infusing.id}/{path}")
+    assert response.status_code == status
+    assert state_of(infusing.id) == before
+
+
+def test_a_refusal_inside_a_real_route_after_its_rows_are_flushed_writes_nothing(
+    client, infusing, nurse
+):
+    """An adverse event that pauses the infusion: the event and its audit row are flushed,
+    then the pause is refused (the start event lies in the future by clock skew). Nothing of
+    it stays: no event, no audit row, no new version, the session still infusing."""
+    infusing.events[0].occurred_at = utcnow() + timedelta(minutes=3)
+    db.session.commit()
+    before = state_of(infusing.id)
+    response = client.post(
+        f"/infusions/{infusing.id}/adverse-events",
+        data={
+            "ae-onset_at": to_clinic(utcnow()).strftime("%Y-%m-%dT%H:%M"),
+            "ae-event_type": "nausea",
+            "ae-severity": "mild",
+            "ae-infusion_action": "paused",
+        },
+    )
+    assert response.status_code == 422
+    assert "cannot be before" in response.get_data(as_text=True)
+    assert state_of(infusing.id) == before
+    assert count(AdverseEvent) == 0 and not audit_rows("adverse_event.recorded")
+    assert infusing.status == "infusing"
+
+
+def test_a_refused_form_answers_422_and_writes_nothing(client, infusing):
+    # The service locks and versions the session before it finds the value impossible.
+    before = state_of(infusing.id)
+    response = client.post(
+        f"/infusions/{infusing.id}/readings",
+        data={"reading-phase": "infusion", "reading-systolic": "400", "reading-diastolic": "80"},
+    )
+    assert response.status_code == 422
+    assert state_of(infusing.id) == before
+
+
+sqlite_only = pytest.mark.skipif(
+    bool(TEST_DATABASE_URL), reason="SQLite's write lock (BEGIN IMMEDIATE); PostgreSQL reads freely"
+)
+
+
+@pytest.fixture
+def write_lock(app):
+    """hold(): another connection takes SQLite's write lock (BEGIN IMMEDIATE) and keeps it
+    until the test commits it or ends. Read what the test needs before: the test's own
+    session would queue behind it too."""
+    other = sqlite3.connect(db.engine.url.database, isolation_level=None, check_same_thread=False)
+
+    def hold() -> sqlite3.Connection:
+        db.session.commit()  # the test's own transaction must not hold it
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE staff SET failed_logins = failed_logins")  # really writing
+        return other
+
+    yield hold
+    if other.in_transaction:
+        other.execute("ROLLBACK")
+    other.close()
+
+
+def get_in_thread(app, client, url: str) -> tuple[threading.Thread, dict]:
+    answer: dict = {}
+
+    def run():
+        with app.app_context():
+            answer["response"] = client.get(url)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, answer
+
+
+@sqlite_only
+def test_a_page_view_answers_while_another_connection_holds_the_write_lock(
+    app, client, infusing, write_lock
+):
+    url = f"/infusions/{infusing.id}"
+    write_lock()
+    started = time.monotonic()
+    thread, answer = get_in_thread(app, client, url)
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "the session page waited for the write lock"
+    assert answer["response"].status_code == 200
+    assert time.monotonic() - started < 5
+
+
+@sqlite_only
+def test_a_page_views_audit_row_is_written_once_the_lock_is_free(app, client, infusing, write_lock):
+    viewed_before = len(audit_rows("patient.viewed"))
+    url = f"/patients/{infusing.patient_id}"
+    writer = write_lock()
+    thread, answer = get_in_thread(app, client, url)
+    time.sleep(0.5)  # the page is built; its audit row waits for the writer
+    writer.execute("COMMIT")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert answer["response"].status_code == 200
+    db.session.rollback()
+    assert len(audit_rows("patient.viewed")) == viewed_before + 1
