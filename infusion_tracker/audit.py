@@ -181,18 +181,19 @@ class ChainReport:
         return self.broken_at is None
 
 
-def verify_chain(batch: int = 5000) -> ChainReport:
+def verify_chain(batch: int = 5000, connection=None) -> ChainReport:
     """Walk the chain in id order; report the first row whose hash or link is wrong.
 
     Reads plain rows, not ORM objects, so it holds nothing in the session however long
-    the trail grows.
+    the trail grows. `connection` reads another database (a backup) instead of the app's.
     """
+    source = connection if connection is not None else db.session
     table = AuditEvent.__table__
     prev = GENESIS
     rows = 0
     last_id = 0
     while True:
-        events = db.session.execute(
+        events = source.execute(
             sa.select(table).where(table.c.id > last_id).order_by(table.c.id).limit(batch)
         ).all()
         if not events:

@@ -193,8 +193,6 @@ def _check_copy(path: Path) -> tuple[str | None, dict[str, int]]:
 def restore_check_command(backup: Path):
     """Open an SQLite backup and check it would restore: integrity, row counts, the audit
     chain. The backup itself is left untouched (the checks run on a scratch copy)."""
-    from . import create_app
-
     try:
         problem, counts = _check_copy(backup)
     except sqlite3.DatabaseError as error:
@@ -206,11 +204,12 @@ def restore_check_command(backup: Path):
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "restore-check.db"
         shutil.copyfile(backup, copy)
-        settings = {**current_app.config, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{copy}"}
-        with create_app(settings).app_context():
-            report = audit.verify_chain()
-            db.session.remove()
-            db.engine.dispose()
+        engine = sa.create_engine(f"sqlite:///{copy}")
+        try:
+            with engine.connect() as connection:
+                report = audit.verify_chain(connection=connection)
+        finally:
+            engine.dispose()
     if not report.ok:
         click.echo(
             f"BROKEN: the audit chain of {backup} breaks at row id {report.broken_at}: "

@@ -1,15 +1,13 @@
 """The same reading form posted twice stores one reading and says so (issue 9, defect 4):
 each blank form carries a random submission key, stored with the reading."""
 
-# ruff: noqa: F811  (the fixtures imported from test_readings are parameters here)
-
 import re
 
 from infusion_tracker.extensions import db
 from infusion_tracker.models import InfusionSession
 from infusion_tracker.timeutil import format_time
 from tests.conftest import audit_rows, section
-from tests.test_readings import NORMAL, infusing, nurse, reading_data, readings_of  # noqa: F401
+from tests.test_readings import NORMAL, charted_baseline, reading_data, readings_of  # noqa: F401
 
 
 def drawn_key(client, infusion) -> str:

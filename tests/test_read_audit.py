@@ -44,6 +44,7 @@ NO_PATIENT_DATA = {
     "static", "auth.login", "auth.setup", "auth.change_password", "main.healthz",
     "admin.staff_list", "admin.staff_new", "admin.staff_edit", "admin.audit_log", "patients.new",
     "protocols.index", "protocols.view", "protocols.history", "protocols.new", "protocols.edit",
+    "protocols.compare", "two_factor.account", "two_factor.sign_in",
     "devices.device_list", "devices.device_new", "devices.device_detail",
     "devices.api_hl7_openapi", "ledger.stock", "ledger.vials", "ledger.discrepancies",
     "ledger.stock_report", "ledger.receive", "ledger.waste_vial", "ledger.correct",
