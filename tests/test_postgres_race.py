@@ -3,10 +3,9 @@ released together. It ends one way or the other — the adverse event lands and 
 refused as stale (409), or the signature lands and the adverse event is refused as locked (409)
 — never an adverse event inside a signed record.
 
-Runs on the suite's PostgreSQL database (TEST_DATABASE_URL); skips without it, except under
-CI=true, where it fails."""
+Runs in the suite's PostgreSQL run (TEST_DATABASE_URL, whose server conftest requires);
+the SQLite run skips it."""
 
-import os
 import threading
 import time
 
@@ -28,10 +27,9 @@ ROUNDS = [(0, 0), (0, 0), (0.05, 0), (0, 0.05), (0, 0), (0.05, 0)]
 @pytest.fixture(autouse=True)
 def on_postgresql():
     if not TEST_DATABASE_URL:
-        message = "the race needs PostgreSQL: set TEST_DATABASE_URL to a database of your own"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        # The suite's PostgreSQL run (TEST_DATABASE_URL, which .ci/run sets and whose server
+        # conftest requires) runs this race; the SQLite run leaves it to that one.
+        pytest.skip("the race runs in the PostgreSQL run of the suite (TEST_DATABASE_URL)")
 
 
 def discharged(make_infusion, protocol, nurse, doctor) -> InfusionSession:
