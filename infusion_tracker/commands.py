@@ -170,7 +170,9 @@ def backup_command(destination: Path):
     click.echo(
         f"To restore: stop the app, check the copy with `flask --app infusion_tracker "
         f"restore-check {destination}`, move the database aside together with its -wal and "
-        f"-shm files, copy the backup to {source_path}, and start the app again."
+        f"-shm files, copy the backup to {source_path}, and start the app again. On another "
+        f"machine, bring the instance's audit_key too (or the same AUDIT_KEY): the audit "
+        f"chain is keyed with it and does not verify without it."
     )
 
 

@@ -386,14 +386,18 @@ def sqlite_run(work: Path, seconds: float, findings: Findings) -> None:
     check_load("SQLite", load, notes_in_database(None, instance), log, findings)
     findings.timings["SQLite load"] = time.perf_counter() - started
     if backup.exists():
-        restore_backup(work, backup, before_backup, findings)
+        restore_backup(work, instance, backup, before_backup, findings)
     crash_run(instance, ids, work, findings)
 
 
-def restore_backup(work: Path, backup: Path, before: set[str], findings: Findings) -> None:
+def restore_backup(
+    work: Path, instance: Path, backup: Path, before: set[str], findings: Findings
+) -> None:
     started = time.perf_counter()
     fresh = work / "restored"
     fresh.mkdir()
+    # The audit chain's key lives outside the database (issue 9): a restore takes it along.
+    shutil.copy2(instance / "audit_key", fresh / "audit_key")
     checked = flask(fresh, None, "restore-check", str(backup))
     if checked.returncode != 0:
         findings.fail(f"restore-check of the backup: {checked.stdout}{checked.stderr}")
