@@ -1,7 +1,7 @@
 """The vitals chart and the printed record as Chromium lays them out at the bedside tablet's
 1024×768: marks in time order inside the plot area, and a print view that fits its sheet.
 
-Screenshots go under tmp_path and are copied to SHOTS (charts-*.png) for the team."""
+Screenshots (charts-*.png) go under tmp_path, and to SHOTS_DIR when it is set."""
 
 import pytest
 

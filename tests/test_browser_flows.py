@@ -2,8 +2,8 @@
 does on day one (setup, staff, roles), a nurse practitioner charting a whole session at the
 bedside tablet, and the physician's review, signature, addendum and printed record.
 
-Each flow keeps its screenshots under tmp_path and copies them to SHOTS (flow-*.png) for the
-team to look at."""
+Each flow keeps its screenshots (flow-*.png) under tmp_path, and copies them to SHOTS_DIR when
+it is set, for the team to look at."""
 
 import re
 from datetime import timedelta

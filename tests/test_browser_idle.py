@@ -2,7 +2,7 @@
 comes before it, at the limit the session page gives way to the sign-in page, and a reading
 typed before it is back in the form after signing in and can be recorded.
 
-Screenshots (idle-*.png) go under tmp_path and are copied to SHOTS for the team."""
+Screenshots (idle-*.png) go under tmp_path, and to SHOTS_DIR when it is set."""
 
 import re
 import time

@@ -8,7 +8,7 @@ from infusion_tracker.extensions import db
 from infusion_tracker.infusions import lifecycle, readings
 from infusion_tracker.models import Assessment
 from infusion_tracker.timeutil import utcnow
-from tests.browser_support import SHOTS
+from tests.browser_support import shoot
 from tests.conftest import PASSWORD, add_reading, run_session
 
 
@@ -179,7 +179,7 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
 
 @pytest.mark.browser
 def test_tablet_page_previews_the_dose_live_without_csp_errors(
-    app, live_server, browser_page, csp_errors, script_errors, make_staff, make_infusion
+    app, live_server, browser_page, csp_errors, script_errors, make_staff, make_infusion, tmp_path
 ):
     nurse = make_staff("np", username="tablet")
     infusion = make_infusion(clinician=nurse, weight_kg=None, total_mg=None)
@@ -202,9 +202,8 @@ def test_tablet_page_previews_the_dose_live_without_csp_errors(
     page.fill("#details-weight", "80")
     assert page.inner_text('[data-dose-out="total_mg"]') == "40"
     assert not page.is_visible("[data-dose-warning]")
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SHOTS / "session-page-1024.png"))
+    shoot(page, tmp_path, "session-page-1024")
     page.goto(f"{live_server}/")
-    page.screenshot(path=str(SHOTS / "suite-board-1024.png"), full_page=True)
+    shoot(page, tmp_path, "suite-board-1024", full_page=True)
     assert csp_errors + script_errors == []
