@@ -152,22 +152,9 @@ class AdverseRow:
         return few(self.patients)
 
 
-def _mg_until(events: list[tuple[str, datetime, float | None]], until: datetime) -> float:
-    """Pump arithmetic on plain event rows: mg delivered by `until` (rate × minutes run)."""
-    given, rate, running_since = 0.0, None, None
-    for kind, at, event_rate in events:
-        if at > until:
-            break
-        if running_since is not None and rate is not None:
-            given += rate * (at - running_since) / timedelta(hours=1)
-            running_since = None
-        if event_rate is not None:
-            rate = event_rate
-        if kind in ("start", "resume", "rate_change"):
-            running_since = at
-    if running_since is not None and rate is not None:
-        given += rate * (until - running_since) / timedelta(hours=1)
-    return given
+def _mg_until(events: list[clinical.PumpEvent], until: datetime, total_mg: float | None) -> float:
+    """mg the pump had delivered by `until` (clinical.pump_run over the events up to then)."""
+    return clinical.pump_run([e for e in events if e.at <= until], until, total_mg).given_mg
 
 
 def _per_100(events: int, sessions: int) -> float:
@@ -201,11 +188,11 @@ def adverse_events(period: Period, summary_rows: list[SummaryRow]) -> list[Adver
             .where(InfusionEvent.infusion_id.in_(ids))
             .order_by(InfusionEvent.infusion_id, InfusionEvent.occurred_at, InfusionEvent.id)
         ):
-            pump[infusion_id].append((kind, at, rate))
+            pump[infusion_id].append(clinical.PumpEvent(kind, at, rate))
     sessions = {row.protocol: row.sessions for row in summary_rows}
     groups: dict[tuple[str, str, str], dict] = {}
     for row in events:
-        mg = min(_mg_until(pump[row.infusion_id], row.onset_at), row.total_mg or float("inf"))
+        mg = _mg_until(pump[row.infusion_id], row.onset_at, row.total_mg)
         dose = mg / row.weight_kg if row.weight_kg else None
         for protocol in (CLINIC, row.name):
             group = groups.setdefault(
