@@ -590,6 +590,12 @@ def ended_short(run_minutes: float, planned_minutes: int) -> bool:
     return timedelta(minutes=run_minutes) < timedelta(minutes=planned_minutes) - STOP_GRACE
 
 
+def planned_reached(run_minutes: float, planned_minutes: int) -> bool:
+    """The pump has run its planned minutes (within the same grace): time to stop, or to say why
+    the infusion runs on. The bedside page and the suite board both prompt on this."""
+    return not ended_short(run_minutes, planned_minutes)
+
+
 def protocol_rate_limit(
     weight_kg: float, protocol_mg_per_kg: float, protocol_minutes: int, ordered_mg_per_h: float
 ) -> float:

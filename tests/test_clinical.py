@@ -702,3 +702,10 @@ OUTCOMES = [
 def test_outcome_status_wording(baseline, series, words, kind):
     assert clinical.outcome_status(baseline, series) == words
     assert clinical.outcome_kind(baseline, series) == kind
+
+
+def test_planned_reached_is_the_planned_minutes_within_a_minute_of_grace():
+    assert not clinical.planned_reached(38.9, 40)
+    assert clinical.planned_reached(39.0, 40)
+    assert clinical.planned_reached(41, 40)
+    assert clinical.ended_short(38.9, 40) and not clinical.ended_short(39.0, 40)
