@@ -12,5 +12,38 @@
         if (!window.confirm(el.getAttribute("data-confirm"))) { event.preventDefault(); }
       });
     });
+
+    // A table wider than the screen scrolls in its .table-wrap: while it does, the wrapper is
+    // a named region that takes keyboard focus, so the arrow keys can scroll it too (WCAG
+    // 2.1.1). Tables that fit stay out of the Tab order.
+    var wraps = document.querySelectorAll(".table-wrap:not([tabindex])");
+    function regionName(wrap) {
+      var caption = wrap.querySelector("caption");
+      if (caption && caption.textContent.trim()) { return caption.textContent.trim(); }
+      for (var el = wrap; el && el !== document.body; el = el.previousElementSibling || el.parentElement) {
+        if (/^H[1-4]$/.test(el.tagName)) { return el.textContent.trim(); }
+      }
+      return "Table";
+    }
+    function markScrolling() {
+      wraps.forEach(function (wrap) {
+        if (wrap.scrollWidth > wrap.clientWidth + 1) {
+          wrap.setAttribute("tabindex", "0");
+          wrap.setAttribute("role", "region");
+          wrap.setAttribute("aria-label", regionName(wrap) + " (scrolls sideways)");
+        } else if (wrap.hasAttribute("role")) {
+          wrap.removeAttribute("tabindex");
+          wrap.removeAttribute("role");
+          wrap.removeAttribute("aria-label");
+        }
+      });
+    }
+    if (wraps.length && window.ResizeObserver) {
+      var observer = new ResizeObserver(markScrolling);
+      wraps.forEach(function (wrap) {
+        observer.observe(wrap);
+        if (wrap.firstElementChild) { observer.observe(wrap.firstElementChild); }
+      });
+    }
   });
 })();
