@@ -38,12 +38,17 @@
         }
       });
     }
-    if (wraps.length && window.ResizeObserver) {
-      var observer = new ResizeObserver(markScrolling);
-      wraps.forEach(function (wrap) {
-        observer.observe(wrap);
-        if (wrap.firstElementChild) { observer.observe(wrap.firstElementChild); }
-      });
+    if (wraps.length) {
+      // Now (the styles are in), once everything has loaded, and on any later change of size.
+      markScrolling();
+      window.addEventListener("load", markScrolling);
+      if (window.ResizeObserver) {
+        var observer = new ResizeObserver(markScrolling);
+        wraps.forEach(function (wrap) {
+          observer.observe(wrap);
+          if (wrap.firstElementChild) { observer.observe(wrap.firstElementChild); }
+        });
+      }
     }
   });
 })();
