@@ -6,13 +6,14 @@
 // falls due or the planned minutes are reached (data-next-change, decided by the server), it
 // fetches its rooms again (/board/rooms) and swaps in the cards that changed. A critical value,
 // a newly overdue reading or a stop prompt that was not on the board before is announced in the
-// news line (aria-live). The polls are not activity: the idle sign-out still applies, and a
+// news list (aria-live). The polls are not activity: the idle sign-out still applies, and a
 // board whose sign-in has ended stops, hides its patients and says "signed out — reload".
 (function () {
   "use strict";
   var POLL_MS = 5000;
   var MAX_WAIT_MS = 60000;
   var CHANGED_MS = 6000;
+  var NEWS_KEPT = 4;
   var PARTS = ["board-planned", "board-finished"];
 
   function Board(frame) {
@@ -23,7 +24,7 @@
     this.news = document.querySelector("[data-board-news]");
     this.versionUrl = frame.getAttribute("data-version-url");
     this.roomsUrl = frame.getAttribute("data-rooms-url");
-    this.served = {}; // part key -> the server's HTML of it (before the minutes were ticked)
+    this.served = {}; // part key -> drawn(part) as last fetched
     this.offset = 0; // the server's clock minus this one, ms
     this.failures = 0;
     this.stopped = false;
@@ -45,6 +46,14 @@
     return found;
   }
 
+  // A part as the server drew it, less the minutes that count on by themselves: a card whose
+  // only difference is the minute is left alone.
+  function drawn(el) {
+    var copy = el.cloneNode(true);
+    copy.querySelectorAll("[data-minutes-since]").forEach(function (minutes) { minutes.textContent = ""; });
+    return copy.outerHTML;
+  }
+
   function alerts(root) {
     var found = {};
     root.querySelectorAll("[data-alert]").forEach(function (el) {
@@ -63,7 +72,7 @@
     this.asOf.textContent = live.getAttribute("data-as-of");
     var served = this.served = {};
     var found = parts(live);
-    Object.keys(found).forEach(function (key) { served[key] = found[key].outerHTML; });
+    Object.keys(found).forEach(function (key) { served[key] = drawn(found[key]); });
     this.tick();
   };
 
@@ -95,7 +104,7 @@
     } else {
       var served = this.served;
       Object.keys(neu).forEach(function (key) {
-        if (served[key] !== neu[key].outerHTML) {
+        if (served[key] !== drawn(neu[key])) {
           old[key].replaceWith(neu[key]);
           changed.push(neu[key]);
         }
@@ -117,12 +126,22 @@
       }
     });
     var after = alerts(this.live);
-    var freshAlerts = Object.keys(after).filter(function (key) { return !(key in before); });
-    if (freshAlerts.length) {
-      this.news.hidden = false;
-      this.news.textContent = "New at " + this.asOf.textContent + " — " +
-        freshAlerts.map(function (key) { return after[key]; }).join("; ");
-    }
+    this.announce(Object.keys(after).filter(function (key) { return !(key in before); })
+      .map(function (key) { return after[key]; }));
+  };
+
+  // Newest first, the last few kept in view; each added line is read out once.
+  Board.prototype.announce = function (lines) {
+    if (!lines.length) { return; }
+    var list = this.news.querySelector("ul");
+    var at = this.asOf.textContent;
+    lines.forEach(function (line) {
+      var item = document.createElement("li");
+      item.textContent = at + " " + line;
+      list.insertBefore(item, list.firstChild);
+    });
+    while (list.children.length > NEWS_KEPT) { list.lastChild.remove(); }
+    this.news.hidden = false;
   };
 
   // --- Talking to the server ------------------------------------------------------------------
