@@ -35,15 +35,6 @@ class StatusLine:
     overdue: bool
     open_criticals: list[Reading] = field(default_factory=list)
 
-    @property
-    def critical_messages(self) -> list[str]:
-        return [
-            flag.get("message", "")
-            for reading in self.open_criticals
-            for flag in (reading.flags or [])
-            if flag.get("level") == "critical"
-        ]
-
 
 def status_line(
     infusion: InfusionSession,
