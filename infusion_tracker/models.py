@@ -273,11 +273,12 @@ class InfusionSession(db.Model):
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # infusion stopped
-    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Indexed, as is discharged_at: the suite board finds the day's finished sessions by range.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     cancel_reason: Mapped[str] = mapped_column(sa.Text, default="")
 
     # Discharge: modified Aldrete items (0-2 each), total, and who let the patient go.
-    discharged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    discharged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     discharged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
     aldrete: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     aldrete_total: Mapped[int | None]

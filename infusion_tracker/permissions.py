@@ -8,11 +8,19 @@ from flask_login import current_user
 from .models import CLINICAL_ROLES, ROLE_ADMIN, ROLE_PHYSICIAN
 
 PUBLIC_ATTR = "_public_endpoint"
+PASSIVE_ATTR = "_passive_endpoint"
 
 
 def public(view):
     """Mark a view reachable without login (login, setup, healthz)."""
     setattr(view, PUBLIC_ATTR, True)
+    return view
+
+
+def passive(view):
+    """Mark a view a page calls by itself (the live board's poll): not activity, so an open
+    page does not hold off the idle sign-out."""
+    setattr(view, PASSIVE_ATTR, True)
     return view
 
 

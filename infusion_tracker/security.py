@@ -13,7 +13,7 @@ from werkzeug.routing import RequestRedirect
 
 from .extensions import db, login_manager
 from .models import Staff
-from .permissions import PUBLIC_ATTR
+from .permissions import PASSIVE_ATTR, PUBLIC_ATTR
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -131,7 +131,8 @@ def enforce_login():
         return None if public else redirect(url_for("auth.login", next=_return_path()))
     if public:
         return None  # the sign-in page, opened by the idle script, is not activity
-    session["seen_at"] = now
+    if not getattr(current_app.view_functions[endpoint], PASSIVE_ATTR, False):
+        session["seen_at"] = now
     if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         flash("Choose a new password before you continue.", "info")
         return redirect(url_for("auth.change_password"))

@@ -22,6 +22,8 @@ EXPECTED = {
     "auth.change_password": ANY_STAFF,
     "auth.keep_alive": ANY_STAFF,
     "main.board": ANY_STAFF,  # admin is redirected to the staff list
+    "main.board_version_json": CLINICIANS,  # the live board's poll (issue 10)
+    "main.board_rooms": CLINICIANS,
     "admin.staff_list": ADMIN,
     "admin.audit_log": ADMIN,
     "patients.search": CLINICIANS,

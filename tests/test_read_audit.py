@@ -20,6 +20,7 @@ READS = {
     "patients.new_assessment": ("np", "assessment.form_viewed", PATIENT),
     "patients.void_assessment": ("np", "assessment.viewed", PATIENT),
     "main.board": ("np", "board.viewed", NONE),
+    "main.board_rooms": ("np", "board.viewed", NONE),  # the live board fetching its rooms
     "infusions.plan": ("np", "session.plan_viewed", PATIENT),
     "infusions.detail": ("np", "session.viewed", PATIENT),
     "infusions.discharge": ("np", "discharge.viewed", PATIENT),
@@ -42,6 +43,7 @@ READS = {
 # GET endpoints that show no patient's data (or, for the audit log, only the trail itself).
 NO_PATIENT_DATA = {
     "static", "auth.login", "auth.setup", "auth.change_password", "main.healthz",
+    "main.board_version_json",  # the live board's fingerprint: a hash, no names or ids
     "admin.staff_list", "admin.staff_new", "admin.staff_edit", "admin.audit_log", "patients.new",
     "protocols.index", "protocols.view", "protocols.history", "protocols.new", "protocols.edit",
     "protocols.compare", "two_factor.account", "two_factor.sign_in",

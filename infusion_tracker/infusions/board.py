@@ -3,16 +3,18 @@ minutes since start, the last reading, when the next is due, and open critical v
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from .. import clinical
 from ..extensions import db
-from ..models import InfusionSession, Reading
+from ..models import InfusionSession, Patient, Reading
 from ..timeutil import clinic_day_bounds
+from . import queries
 from .queries import ACTIVE_STATUSES, reading_interval
 
 
@@ -20,7 +22,6 @@ def whole_minutes(since: datetime | None, now: datetime) -> int | None:
     if since is None:
         return None
     return max(0, int((now - since).total_seconds() // 60))
-
 
 
 @dataclass
@@ -33,15 +34,6 @@ class StatusLine:
     due_at: datetime | None
     overdue: bool
     open_criticals: list[Reading] = field(default_factory=list)
-
-    @property
-    def critical_messages(self) -> list[str]:
-        return [
-            flag.get("message", "")
-            for reading in self.open_criticals
-            for flag in (reading.flags or [])
-            if flag.get("level") == "critical"
-        ]
 
 
 def status_line(
@@ -72,8 +64,34 @@ def status_line(
     )
 
 
-
 # --- The suite board --------------------------------------------------------------------------
+
+
+def stop_prompt(infusion: InfusionSession, now: datetime) -> tuple[str | None, datetime | None]:
+    """The one place the board decides to ask "planned time reached — stop?" (issue 10): the
+    pump has run the planned minutes (clinical.planned_reached) and the infusion has not
+    stopped. Returns (prompt, when it will be due if not yet) — the second so an open board
+    knows when to look again although nothing in the database changes. (A reason for running
+    on, recorded at the bedside, is to be weighed here too.)"""
+    if infusion.status not in ("infusing", "paused") or infusion.started_at is None:
+        return None, None
+    run = queries.pump_run(infusion, now)
+    if clinical.planned_reached(run.minutes, infusion.duration_min):
+        return "Planned time reached — stop?", None
+    if not run.running:
+        return None, None  # paused: the planned minutes come no closer
+    left = timedelta(minutes=infusion.duration_min - run.minutes) - clinical.STOP_GRACE
+    return None, now + left
+
+
+@dataclass(frozen=True)
+class BoardAlert:
+    """Something an open board announces when it first appears: `key` names it (a critical
+    flag of one reading, an overdue reading by when it was due, the stop prompt)."""
+
+    key: str
+    kind: str  # "critical", "overdue" or "prompt"
+    text: str
 
 
 @dataclass
@@ -81,6 +99,27 @@ class BoardCard:
     room: str
     infusion: InfusionSession | None = None
     status: StatusLine | None = None
+    prompt: str | None = None
+
+    @property
+    def alerts(self) -> list[BoardAlert]:
+        if self.infusion is None or self.status is None:
+            return []
+        found = [
+            BoardAlert(f"critical-{reading.id}-{number}", "critical", flag.get("message", ""))
+            for reading in self.status.open_criticals
+            for number, flag in enumerate(reading.flags or [])
+            if flag.get("level") == "critical"
+        ]
+        if self.status.overdue:
+            due = self.status.due_at.strftime("%Y%m%d%H%M%S")
+            found.append(BoardAlert(f"overdue-{self.infusion.id}-{due}", "overdue", "OVERDUE"))
+        if self.prompt:
+            found.append(BoardAlert(f"prompt-{self.infusion.id}", "prompt", self.prompt))
+        return found
+
+    def alerts_of(self, kind: str) -> list[BoardAlert]:
+        return [alert for alert in self.alerts if alert.kind == kind]
 
 
 @dataclass
@@ -88,6 +127,67 @@ class Board:
     cards: list[BoardCard]
     planned: list[InfusionSession]
     finished: list[InfusionSession]
+    day: date
+    # The earliest moment the board changes with no change in the database (a reading falls
+    # due, the planned minutes are reached): an open board fetches itself again then.
+    next_change_at: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        """The same fingerprint board_version() computes without loading the board."""
+        shown = [card.infusion for card in self.cards if card.infusion is not None]
+        rows = [
+            (infusion.id, infusion.version, infusion.patient.version)
+            for infusion in [*shown, *self.planned, *self.finished]
+        ]
+        return fingerprint(self.day, rows)
+
+
+def fingerprint(day: date, rows: list[tuple[int, int, int]]) -> str:
+    """Every session on the board by (id, version, its patient's version): any change to a
+    session or to a row in it makes a new session version (guards.touch), so any change in any
+    room changes this."""
+    text = f"{day.isoformat()}|" + ";".join(f"{a},{b},{c}" for a, b, c in sorted(rows))
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def _active():
+    return InfusionSession.status.in_(ACTIVE_STATUSES)
+
+
+def _planned(start: datetime, end: datetime):
+    return sa.and_(
+        InfusionSession.status == "planned",
+        InfusionSession.scheduled_for >= start,
+        InfusionSession.scheduled_for < end,
+    )
+
+
+def _finished(start: datetime, end: datetime):
+    """Discharged or cancelled within the day. Only a discharge sets discharged_at and only a
+    cancellation cancelled_at, so two range predicates on their own indexes, OR-ed, find the
+    day's few rows without visiting every finished session (issue 8)."""
+    return sa.or_(
+        sa.and_(InfusionSession.discharged_at >= start, InfusionSession.discharged_at < end),
+        sa.and_(InfusionSession.cancelled_at >= start, InfusionSession.cancelled_at < end),
+    )
+
+
+def board_version(day: date) -> str:
+    """The board's fingerprint in one small query (the live board polls it): the sessions the
+    board would show, with their versions, and nothing else."""
+    start, end = clinic_day_bounds(day)
+
+    def part(condition):
+        return (
+            sa.select(InfusionSession.id, InfusionSession.version, Patient.version)
+            .join(InfusionSession.patient)
+            .where(condition)
+        )
+
+    union = sa.union_all(part(_active()), part(_planned(start, end)), part(_finished(start, end)))
+    rows = db.session.execute(union).all()
+    return fingerprint(day, [tuple(row) for row in rows])
 
 
 def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
@@ -99,8 +199,12 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
     )
     active = db.session.scalars(
         sa.select(InfusionSession)
-        .options(*with_people, joinedload(InfusionSession.protocol))
-        .where(InfusionSession.status.in_(ACTIVE_STATUSES))
+        .options(
+            *with_people,
+            joinedload(InfusionSession.protocol),
+            selectinload(InfusionSession.events),  # the pump's minutes, for the stop prompt
+        )
+        .where(_active())
         .order_by(InfusionSession.checked_in_at, InfusionSession.id)
     ).all()
     ids = [infusion.id for infusion in active]
@@ -144,13 +248,20 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
         else:
             elsewhere.append(infusion)
 
+    changes: list[datetime] = []
+
     def card(room: str, infusion: InfusionSession | None) -> BoardCard:
         if infusion is None:
             return BoardCard(room)
         line = status_line(
             infusion, last_by_session.get(infusion.id), criticals.get(infusion.id, []), now
         )
-        return BoardCard(room, infusion, line)
+        if line.due_at is not None and line.due_at > now:
+            changes.append(line.due_at)  # it turns overdue then
+        prompt, prompt_at = stop_prompt(infusion, now)
+        if prompt_at is not None:
+            changes.append(prompt_at)
+        return BoardCard(room, infusion, line, prompt)
 
     cards = [card(room, by_room.get(room)) for room in rooms]
     # A session in a room no longer configured still shows, so nobody drops off the board.
@@ -160,22 +271,14 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
     planned = db.session.scalars(
         sa.select(InfusionSession)
         .options(*with_people)
-        .where(
-            InfusionSession.status == "planned",
-            InfusionSession.scheduled_for >= start,
-            InfusionSession.scheduled_for < end,
-        )
+        .where(_planned(start, end))
         .order_by(InfusionSession.scheduled_for, InfusionSession.id)
     ).all()
     finished_at = sa.func.coalesce(InfusionSession.discharged_at, InfusionSession.cancelled_at)
     finished = db.session.scalars(
         sa.select(InfusionSession)
         .options(*with_people)
-        .where(
-            InfusionSession.status.in_(("discharged", "cancelled")),
-            finished_at >= start,
-            finished_at < end,
-        )
+        .where(_finished(start, end))
         .order_by(finished_at, InfusionSession.id)
     ).all()
-    return Board(cards, planned, finished)
+    return Board(cards, planned, finished, day, min(changes, default=None))

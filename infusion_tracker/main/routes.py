@@ -1,18 +1,25 @@
-"""The home page (the infusion suite board) and the liveness check."""
+"""The home page (the infusion suite board), its live updates, and the liveness check."""
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import audit
 from ..extensions import db
-from ..infusions.board import suite_board
+from ..infusions.board import board_version, suite_board
 from ..models import ROLE_ADMIN
-from ..permissions import public
+from ..permissions import clinician_required, passive, public
 from ..timeutil import clinic_today, utcnow
 from ..vocab import STATUS_KINDS
 
 bp = Blueprint("main", __name__)
+
+
+def _render_board(template: str):
+    now = utcnow()
+    board = suite_board(current_app.config["ROOMS"], clinic_today(), now)
+    audit.record("board.viewed")
+    return render_template(template, board=board, now=now, status_kinds=STATUS_KINDS)
 
 
 @bp.route("/")
@@ -20,10 +27,28 @@ def board():
     """The infusion suite board: every room, today's planned and finished sessions."""
     if current_user.role == ROLE_ADMIN:
         return redirect(url_for("admin.staff_list"))
-    now = utcnow()
-    board = suite_board(current_app.config["ROOMS"], clinic_today(), now)
-    audit.record("board.viewed")
-    return render_template("main/board.html", board=board, now=now, status_kinds=STATUS_KINDS)
+    return _render_board("main/board.html")
+
+
+@bp.route("/board/version")
+@clinician_required
+@passive
+def board_version_json():
+    """What an open board polls (static/js/board.js): the board's fingerprint and no patient
+    data, so not a read of anyone's record; 304 while it matches the board's If-None-Match."""
+    version = board_version(clinic_today())
+    response = jsonify(version=version)
+    response.set_etag(version)
+    return response.make_conditional(request)
+
+
+@bp.route("/board/rooms")
+@clinician_required
+@passive
+def board_rooms():
+    """The board's rooms and lists, fetched by an open board when its fingerprint changed or a
+    reading fell due: a read of the board like the page itself, audited the same way."""
+    return _render_board("main/_board_live.html")
 
 
 @bp.route("/healthz")
