@@ -75,6 +75,8 @@ INFUSION_EVENT_KINDS = {
     "resume": "Resumed",
     "rate_change": "Rate changed",
     "stop": "Infusion stopped",
+    # The planned minutes are reached and the infusion goes on: why (issue 10).
+    "run_on": "Runs on past the planned time",
 }
 
 # --- Readings --------------------------------------------------------------------------------

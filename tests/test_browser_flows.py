@@ -280,14 +280,15 @@ def test_nurse_practitioner_charts_a_whole_session(
         page.locator("#primary-action").get_by_role("button", name="Resume infusion").click()
     expect(flash(page)).to_contain_text("Infusion resumed.")
     expect(status_tag(page)).to_contain_text("Infusing")
-    primary = page.locator("#primary-action")
+    # Stop sits with the infusion controls, below the charting (issue 10).
+    controls = page.locator("#controls")
     with page.expect_navigation():
-        primary.get_by_role("button", name="Stop infusion").click()
-    expect(primary).to_contain_text("give the reason for stopping early")
+        controls.get_by_role("button", name="Stop infusion").click()
+    expect(controls).to_contain_text("give the reason for stopping early")
     shoot(page, tmp_path, "flow-charting-5-stop-needs-reason")
-    primary.get_by_label("Reason for stopping").fill("Patient asked to stop after the nausea")
+    controls.get_by_label("Reason for stopping").fill("Patient asked to stop after the nausea")
     with page.expect_navigation():
-        primary.get_by_role("button", name="Stop infusion").click()
+        controls.get_by_role("button", name="Stop infusion").click()
     expect(flash(page)).to_contain_text("Recovery observation has begun")
     expect(status_tag(page)).to_contain_text("Recovery")
     # Stopping cannot be undone, so the button asks first (the person here says yes).

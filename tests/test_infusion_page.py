@@ -35,10 +35,17 @@ def test_status_line_comes_first_with_patient_allergies_and_state(client, login_
     assert infusing.patient.mrn in top
     assert "Allergies:</strong> Penicillin (rash)" in top
     assert 'tag--ok">Infusing' in top
-    assert "12 min" in top
+    assert "12 of 40 min" in top
     assert "52.5 mg/h" in top
     assert "OVERDUE" not in top
-    assert ">Stop infusion</button>" in top  # the primary action while infusing
+    # Issue 10: while infusing the reading form comes first under the status strip; Stop,
+    # Pause and Rate sit together with the infusion controls, further down.
+    assert "Stop infusion" not in top and "Pause infusion" not in top
+    assert 'href="#controls"' in top
+    controls = html[html.index('id="controls"') :]
+    controls = controls[: controls.index("</section>")]
+    for button in (">Stop infusion</button>", ">Pause infusion</button>", ">Change rate</button>"):
+        assert button in controls
 
 
 def test_overdue_reading_stands_out(client, login_as, infusing):

@@ -84,38 +84,41 @@ def test_the_reading_form_comes_first_with_now_the_phase_and_the_previous_values
     assert html.index('id="chart-reading"') < html.index('id="readings"')
     assert re.search(r'name="reading-taken_at"[^>]*value="' + wall()[:-1], form)
     assert re.search(r'checked[^>]*name="reading-phase"[^>]*value="infusion"', form)
-    assert "last 131" in form and "last 79" in form and "last 2 L/min" in form
+    assert "last 131" in form and "last 79" in form
+    # The last O2 is offered as "unchanged" (one box, not ticked), never put in the boxes.
+    assert "O2 <strong>2 L/min</strong>" in form
+    assert not re.search(r'<input[^>]*checked[^>]*name="reading-same_as_last"', form)
+    assert not re.search(r'name="reading-o2_flow_lpm"[^>]*value="2', form)
     # The last reading was on oxygen, so "room air" is not ticked for the nurse.
     assert not re.search(r'<input[^>]*checked[^>]*name="reading-o2_room_air"', form)
     assert 'inputmode="numeric"' in form and 'size="3"' in form
     assert form.count('type="submit"') == 1 and "Record reading" in form
 
 
-def test_boxes_are_in_bedside_tab_order(client, infusing):
-    form = section(client.get(f"/infusions/{infusing.id}").get_data(as_text=True), "chart-reading")
+def tab_order(client, infusion) -> list[str]:
+    form = section(client.get(f"/infusions/{infusion.id}").get_data(as_text=True), "chart-reading")
     names = []
     for box in re.findall(r"<(?:input|select|textarea)[^>]*>", form):
         name = re.search(r'name="reading-([a-z0-9_]+)"', box)
         if name and 'type="hidden"' not in box and name.group(1) not in names:
             names.append(name.group(1))
-    assert names == [
-        "taken_at",
-        "phase",
-        "confirm_baseline",  # the infusion has started: a new baseline is confirmed
-        "systolic",
-        "diastolic",
-        "heart_rate",
-        "resp_rate",
-        "spo2",
-        "o2_room_air",
-        "o2_flow_lpm",
-        "temperature",
-        "rhythm",
-        "rhythm_other",
-        "avpu",
-        "moaas",
-        "pain",
-        "note",
+    return names
+
+
+# Issue 10: the monitor's numbers and pain first, then O2, temperature and what is observed
+# (rhythm, AVPU, MOAA/S); "unchanged since the last reading" confirms O2, rhythm, AVPU and
+# MOAA/S in one box when there is a last reading to repeat.
+NUMBERS = ["systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "pain"]
+OBSERVED = ["o2_room_air", "o2_flow_lpm", "temperature", "rhythm", "rhythm_other", "avpu", "moaas"]
+
+
+def test_boxes_are_in_bedside_tab_order(client, infusing, nurse):
+    # The time ("now", one stop), the phase, and the box a new baseline needs once started.
+    head = ["taken_at", "phase", "confirm_baseline"]
+    assert tab_order(client, infusing) == [*head, *NUMBERS, *OBSERVED, "note"]
+    chart(infusing, nurse, minutes_ago=1, heart_rate=70, rhythm="nsr", avpu="A")
+    assert tab_order(client, infusing) == [
+        *head, *NUMBERS, "same_as_last", *OBSERVED, "note"
     ]
 
 
@@ -236,8 +239,11 @@ def test_a_normal_reading_is_stored_audited_and_listed(client, infusing, nurse):
         **NORMAL,
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/infusions/{infusing.id}"
     (reading,) = readings_of(infusing)
+    # Back to the form, with the new row marked to be highlighted (issue 10).
+    assert response.headers["Location"] == (
+        f"/infusions/{infusing.id}?saved={reading.id}#reading-systolic"
+    )
     assert (reading.systolic, reading.diastolic, reading.heart_rate, reading.spo2) == (
         128,
         80,

@@ -133,6 +133,16 @@ class StopForm(VersionedForm):
     )
 
 
+class RunOnForm(VersionedForm):
+    reason = StringField(
+        "Why the infusion runs on",
+        validators=[
+            InputRequired(message="Give the reason the infusion runs on."),
+            Length(max=REASON_MAX),
+        ],
+    )
+
+
 class CancelForm(VersionedForm):
     reason = StringField(
         "Reason for cancelling",

@@ -93,7 +93,15 @@ def _begin(infusion: InfusionSession, version: int | None) -> None:
 
 
 def ensure_allowed(infusion: InfusionSession, action: str) -> None:
-    """Refuse (RuleError) an action — a clinical.TRANSITIONS key or "rate" — the state forbids."""
+    """Refuse (RuleError) an action — a clinical.TRANSITIONS key, "rate" or "run_on" — the
+    state forbids."""
+    if action == "run_on":
+        if infusion.status not in ("infusing", "paused"):
+            raise RuleError(
+                f"Only a running infusion can run on (the session is "
+                f"{infusion.status_label.lower()})."
+            )
+        return
     if action == "rate":
         if infusion.status != "infusing":
             raise RuleError(
@@ -487,6 +495,49 @@ def change_rate(
         at=at,
         before=previous,
         after=mg_per_h,
+        reason=reason,
+    )
+    return event
+
+
+def planned_reached(infusion: InfusionSession, now: datetime) -> bool:
+    """A running infusion whose pump has run its planned minutes (clinical.planned_reached)."""
+    return infusion.status in ("infusing", "paused") and clinical.planned_reached(
+        pump_run(infusion, now).minutes, infusion.duration_min
+    )
+
+
+def record_run_on(
+    infusion: InfusionSession,
+    actor: Staff,
+    reason: str,
+    *,
+    version: int | None = None,
+) -> InfusionEvent:
+    """Why the infusion goes on past its planned minutes: an infusion event with the reason,
+    appended and audited like a pause; a later reason is a new event, never an overwrite."""
+    _begin(infusion, version)
+    ensure_allowed(infusion, "run_on")
+    at = _when(None, _last_event_at(infusion), "The run-on time")
+    ran = pump_run(infusion, at).minutes
+    if not clinical.planned_reached(ran, infusion.duration_min):
+        raise RuleError(
+            f"The infusion has run {int(ran)} of its planned {infusion.duration_min} minutes: "
+            "it does not run on yet."
+        )
+    reason = _reason(reason)
+    if not reason:
+        raise RuleError("Give the reason the infusion runs on.", field="reason")
+    # The row changes too (who and when), so a stale second click is refused like a rate change.
+    _apply(infusion, actor)
+    event = _add_event(infusion, actor, "run_on", at, reason)
+    _record(
+        "session.run_on",
+        infusion,
+        actor,
+        at=at,
+        minutes_run=round(ran),
+        planned_minutes=infusion.duration_min,
         reason=reason,
     )
     return event

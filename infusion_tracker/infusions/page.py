@@ -21,7 +21,7 @@ from ..inputs import arg_id
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
-from ..vocab import RHYTHM_SHORT, STATUS_KINDS
+from ..vocab import AVPU, RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
 from . import queries
 from . import readings as reading_services
@@ -33,6 +33,7 @@ from .forms import (
     PauseForm,
     RateForm,
     ResumeForm,
+    RunOnForm,
     StartForm,
     StopForm,
 )
@@ -55,6 +56,7 @@ ACTION_FORMS = {
     "resume_form": (ResumeForm, "resume", "resume"),
     "rate_form": (RateForm, "rate", "rate"),
     "stop_form": (StopForm, "stop", "stop"),
+    "run_on_form": (RunOnForm, "run_on", "run_on"),
     "cancel_form": (CancelForm, "cancel", "cancel"),
 }
 
@@ -93,6 +95,7 @@ class ReadingRow:
     corrected_by: list[int] = field(default_factory=list)
     answered_by: list[int] = field(default_factory=list)
     can_void: bool = False  # Void and Correct are offered
+    just_saved: bool = False  # the reading the last save recorded (highlighted)
 
     def level(self, name: str) -> str | None:
         return self.assessment.field_level(name)
@@ -120,6 +123,38 @@ class AdverseEventRow:
     reading: Reading | None = None
     corrected_by: list[int] = field(default_factory=list)
     can_void: bool = False
+
+
+@dataclass(frozen=True)
+class CarryOver:
+    """The last reading's O2, rhythm, AVPU and MOAA/S, offered as "unchanged" (one box)."""
+
+    reading: Reading
+    items: list[tuple[str, str]]  # (label, value in words), as the box lists them
+    fields: dict[str, str]  # form field name -> the value its box takes (charting.js)
+
+
+def carry_over(previous: Reading | None) -> CarryOver | None:
+    values = reading_services.carry_values(previous)
+    if not values:
+        return None
+    items, fields = [], {}
+    if "o2_flow_lpm" in values:
+        flow = values["o2_flow_lpm"]
+        items.append(("O2", "Room air" if flow == 0 else f"{flow:g} L/min"))
+        fields.update({"o2_room_air": "y"} if flow == 0 else {"o2_flow_lpm": f"{flow:g}"})
+    if "rhythm" in values:
+        items.append(("Rhythm", rhythm_text(previous)))
+        fields["rhythm"] = values["rhythm"]
+        if "rhythm_other" in values:
+            fields["rhythm_other"] = values["rhythm_other"]
+    if "avpu" in values:
+        items.append(("AVPU", AVPU[values["avpu"]]))
+        fields["avpu"] = values["avpu"]
+    if "moaas" in values:
+        items.append(("MOAA/S", str(values["moaas"])))
+        fields["moaas"] = str(values["moaas"])
+    return CarryOver(previous, items, fields)
 
 
 @dataclass
@@ -189,8 +224,18 @@ def new_reading_form(infusion: InfusionSession, previous: Reading | None) -> Rea
     form.taken_at.data = clinic_now()
     form.taken_at_default.data = form.taken_at._value()
     form.phase.data = PHASE_FOR_STATUS.get(infusion.status, "baseline")
-    # O2 is stated at each reading, never assumed: room air is not pre-ticked.
+    # O2 is stated at each reading, never assumed: room air is not pre-ticked, and the last
+    # reading's O2, rhythm, AVPU and MOAA/S count only once "unchanged" is ticked.
     return form
+
+
+def _offer_carry(form: ReadingForm, previous: Reading | None) -> None:
+    """The form offers the last reading's values; a tick given for another reading (a refused
+    form, drawn before a colleague charted) is taken back, to be given again for this one."""
+    offered = str(previous.id) if previous else ""
+    if form.carry_from.data != offered:
+        form.same_as_last.data = False
+        form.carry_from.data = offered
 
 
 def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
@@ -242,6 +287,7 @@ def _reading_rows(infusion: InfusionSession, baseline: Reading | None, changeabl
     corrected_by = _referrers(infusion.readings, "corrects_id")
     answered = [event for event in infusion.adverse_events if not event.is_voided]
     answered_by = _referrers(answered, "reading_id")
+    saved = arg_id("saved")  # set by the redirect after a reading is recorded
     return [
         ReadingRow(
             reading=reading,
@@ -252,6 +298,7 @@ def _reading_rows(infusion: InfusionSession, baseline: Reading | None, changeabl
             corrected_by=corrected_by.get(reading.id, []),
             answered_by=answered_by.get(reading.id, []),
             can_void=changeable(reading),
+            just_saved=reading.id == saved,
         )
         for reading in infusion.readings
     ]
@@ -299,6 +346,8 @@ def charting_context(
     refusal = reading_services.chart_refusal(infusion)
     if reading_form is None and refusal is None:
         reading_form = new_reading_form(infusion, previous)
+    if reading_form is not None:
+        _offer_carry(reading_form, previous)
     ae_refused = ae_refusal(infusion)
     ae_reading = _answered_reading(all_readings)
     if ae_form is None and ae_refused is None:
@@ -312,6 +361,7 @@ def charting_context(
         "reading_temp_unit": units.temperature_unit(system),
         "reading_hints": previous_hints(previous, system),
         "previous_reading": previous,
+        "carry": carry_over(previous),
         "baseline_reading": baseline,
         "reading_rows": _reading_rows(infusion, baseline, changeable),
         "next_due": _next_due(infusion, previous, open_criticals, now),
@@ -472,6 +522,9 @@ def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
         "rate": pump.rate_mg_per_h if pump else None,
         "rate_limit": queries.rate_limit(infusion),
         "infused_minutes": round(pump.minutes) if pump else None,
+        "planned_reached": infusion.status in ("infusing", "paused")
+        and clinical.planned_reached(pump.minutes, infusion.duration_min),
+        "run_on_events": [event for event in infusion.events if event.kind == "run_on"],
         "given": dose_given(infusion, now),
         "override_names": _override_names(infusion),
         "start_problems": (

@@ -138,6 +138,10 @@ class ReadingForm(SubmissionKeyMixin, FlaskForm):
         validators=[Optional()],
     )
     pain = WholeNumberField("Pain")
+    # O2, rhythm, AVPU and MOAA/S "as last": one box confirms the previous reading's values for
+    # the boxes left blank (readings.carry_over); unticked, nothing is carried.
+    same_as_last = BooleanField("Unchanged since the last reading")
+    carry_from = HiddenField()  # the reading whose values the box showed
     # A one-line box, so that Enter submits from here too.
     note = StringField("Note", validators=[Length(max=NOTE_MAX)])
     confirm_baseline = BooleanField(
@@ -181,7 +185,15 @@ class ReadingForm(SubmissionKeyMixin, FlaskForm):
             "pain": self.pain.data,
             "note": (self.note.data or "").strip(),
             "submission_key": self.posted_key(),
+            "same_as_last": bool(self.same_as_last.data),
+            "carry_from": self._carry_from(),
         }
+
+    def _carry_from(self) -> int | None:
+        try:
+            return bounded_id(int(self.carry_from.data or ""))
+        except ValueError:
+            return None
 
     def fill_from(self, reading: Reading) -> None:
         """Pre-fill with a reading's values (the correction form)."""

@@ -17,13 +17,15 @@ from ..extensions import db
 from ..models import PHASES, InfusionSession, Reading, Staff
 from ..timeutil import utcnow
 from . import guards
-from .queries import reading_values
+from .queries import latest_reading, reading_values
 
 # From check-in (baseline) until the patient leaves; planned, cancelled and discharged
 # sessions take no new readings.
 CHARTABLE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
 ENTRY_FIELDS = ("taken_at", "phase", *clinical.VITAL_FIELDS, "rhythm_other", "note")
 TEXT_LIMITS = {"rhythm_other": 120, "note": 1000}
+# What "unchanged since the last reading" may carry: observations, not measured numbers.
+CARRY_FIELDS = ("o2_flow_lpm", "rhythm", "avpu", "moaas")
 
 
 class ReadingRefused(RuleError):
@@ -96,6 +98,45 @@ def ensure_entry_rights(row, actor: Staff, what: str) -> None:
         raise RuleError(
             f"Only the clinician who recorded this {what}, or a physician, can change it."
         )
+
+
+def carry_values(reading: Reading | None) -> dict:
+    """The values of `reading` that "unchanged since the last reading" would chart."""
+    if reading is None:
+        return {}
+    values = {
+        name: getattr(reading, name)
+        for name in CARRY_FIELDS
+        if getattr(reading, name) not in (None, "")
+    }
+    if values.get("rhythm") == "other":
+        values["rhythm_other"] = reading.rhythm_other
+    return values
+
+
+def carry_over(infusion: InfusionSession, data: dict) -> tuple[dict, dict]:
+    """The reading's values with the boxes left blank filled from the last reading, when the
+    clinician ticked "unchanged" for the reading the form showed; (data, what was carried).
+
+    A value is charted only because someone confirmed it: unticked, a blank box stays blank;
+    a box filled in wins over the last value; and if another reading was charted (or the last
+    one voided) since the form was drawn, the tick confirmed other values and is refused."""
+    if not data.get("same_as_last"):
+        return data, {}
+    last = latest_reading(infusion)
+    if last is None or last.id != data.get("carry_from"):
+        raise ReadingRefused(
+            {
+                "same_as_last": "The last reading changed since this form was drawn: check "
+                "O2, rhythm, AVPU and MOAA/S against it and confirm again."
+            }
+        )
+    carried = {
+        name: value
+        for name, value in carry_values(last).items()
+        if data.get(name) in (None, "") and (name != "rhythm_other" or not data.get("rhythm"))
+    }
+    return {**data, **carried}, carried
 
 
 def _problems(infusion: InfusionSession, data: dict, now: datetime) -> dict[str, str]:
@@ -199,13 +240,17 @@ def record_reading(
                 "baseline (it moves every change-from-baseline), or choose another phase."
             }
         )
+    data, carried = carry_over(infusion, data)
     reading = _new_reading(infusion, data, actor, now)
     reading.submission_key = key or None
+    details = _summary(reading)
+    if carried:
+        details["carried_from"] = {"reading": data["carry_from"], "fields": sorted(carried)}
     audit.record(
         "reading.recorded",
         entity=reading,
         patient_id=infusion.patient_id,
-        details=_summary(reading),
+        details=details,
         actor=actor,
     )
     return reading

@@ -218,6 +218,19 @@ def stop(infusion_id: int):
     )
 
 
+@bp.route("/infusions/<int:infusion_id>/run-on", methods=["POST"])
+@clinician_required
+def run_on(infusion_id: int):
+    return _act(
+        infusion_id,
+        "run_on_form",
+        lambda infusion, form: lifecycle.record_run_on(
+            infusion, _actor(), form.reason.data, version=form.version.data
+        ),
+        "Reason for running on recorded.",
+    )
+
+
 @bp.route("/infusions/<int:infusion_id>/cancel", methods=["POST"])
 @clinician_required
 def cancel(infusion_id: int):
@@ -310,7 +323,14 @@ def record_reading(infusion_id: int):
                 flash(f"This reading was already recorded at {when}.", "warning")
                 return _detail(infusion_id, "readings")
             _flash_recorded(reading)
-            return _detail(infusion_id)
+            # Back to the form, not the top, with the new row highlighted: the address names
+            # Systolic, which the browser focuses and scrolls to (its scroll margin keeps the
+            # form's head in view). A critical value lands on its banner, above the form.
+            anchor = "critical-actions" if reading.severity == "critical" else "reading-systolic"
+            return redirect(
+                url_for("infusions.detail", infusion_id=infusion_id, saved=reading.id,
+                        _anchor=anchor)
+            )
     return page.render_session_page(infusion_id, 422, reading_form=form)
 
 
