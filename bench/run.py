@@ -559,7 +559,7 @@ def measure(args, url: str, manifest: dict, pages: list[str], queries: dict) -> 
 
     workdir = Path(tempfile.mkdtemp(prefix="infusion-bench-"))
     hello = Server("hello:app", None, BENCH, workdir / "hello.log")
-    app = Server("infusion_tracker:create_app()", url, ROOT, workdir / "app.log")
+    app = Server("infusion_tracker.wsgi:app", url, ROOT, workdir / "app.log")
     results: dict[str, dict] = {}
     try:
         hello_lines = requests_for("hello", manifest)

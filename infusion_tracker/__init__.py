@@ -9,7 +9,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def create_app(test_config=None) -> Flask:
+def create_app(test_config=None, commands: bool = True) -> Flask:
+    """The app. `commands=False` is the app as a web server runs it (wsgi.py): without the
+    CLI commands and Flask-Migrate, whose import of Alembic is a third of a worker's start-up
+    and which serving never uses."""
     app = Flask(
         __name__,
         instance_path=os.path.abspath(
@@ -31,7 +34,9 @@ def create_app(test_config=None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
-    register_commands(app)
+    if commands:
+        register_migrations(app)
+        register_commands(app)
     register_templating(app)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
@@ -40,10 +45,9 @@ def create_app(test_config=None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from . import database, security, throttle, unit_of_work  # noqa: F401  (SQLite listeners)
-    from .extensions import csrf, db, login_manager, migrate
+    from .extensions import csrf, db, login_manager
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
     security.init_app(app)
@@ -86,6 +90,14 @@ def register_errorhandlers(app: Flask) -> None:
     from . import errors
 
     errors.register(app)
+
+
+def register_migrations(app: Flask) -> None:
+    from flask_migrate import Migrate
+
+    from .extensions import db
+
+    Migrate(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
 
 
 def register_commands(app: Flask) -> None:

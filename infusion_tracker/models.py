@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import db
@@ -144,13 +145,41 @@ class Staff(UserMixin, db.Model):
 # --- Patients ---------------------------------------------------------------
 
 
+NAME_KEY_LENGTH = 80
+
+
+def name_key(name: str | None) -> str:
+    """A name as patient search compares it: accents dropped, case folded, letters and digits
+    only ("López-Grant" → "lopezgrant"), so "starts with" is a range an index answers."""
+    folded = unicodedata.normalize("NFKD", name or "").casefold()
+    return "".join(char for char in folded if char.isalnum())[:NAME_KEY_LENGTH]
+
+
+def _name_key_default(column: str):
+    """The key as an insert's default, for inserts that bypass the ORM (bulk loads)."""
+    return lambda context: name_key(context.get_current_parameters().get(column))
+
+
 class Patient(db.Model):
     __tablename__ = "patient"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mrn: Mapped[str] = mapped_column(sa.String(20), unique=True)
     first_name: Mapped[str] = mapped_column(sa.String(80))
-    last_name: Mapped[str] = mapped_column(sa.String(80), index=True)
+    last_name: Mapped[str] = mapped_column(sa.String(80))
+    # name_key(first_name), name_key(last_name): what search matches, kept by set_name_key.
+    first_name_key: Mapped[str] = mapped_column(
+        sa.String(NAME_KEY_LENGTH),
+        default=_name_key_default("first_name"),
+        server_default="",
+        index=True,
+    )
+    last_name_key: Mapped[str] = mapped_column(
+        sa.String(NAME_KEY_LENGTH),
+        default=_name_key_default("last_name"),
+        server_default="",
+        index=True,
+    )
     date_of_birth: Mapped[date] = mapped_column(sa.Date, index=True)
     sex: Mapped[str] = mapped_column(sa.String(10))
     indication: Mapped[str] = mapped_column(sa.String(20))
@@ -174,8 +203,15 @@ class Patient(db.Model):
     __table_args__ = (
         sa.CheckConstraint(sql_in("sex", SEXES), name="sex"),
         sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
+        # The list's order (and a name search's), read from the index rather than sorted.
+        sa.Index("ix_patient_name_order", "last_name", "first_name", "id"),
     )
     __mapper_args__ = {"version_id_col": version}
+
+    @validates("first_name", "last_name")
+    def set_name_key(self, field: str, value: str) -> str:
+        setattr(self, f"{field}_key", name_key(value))
+        return value
 
     @property
     def full_name(self) -> str:
@@ -542,7 +578,7 @@ class AuditEvent(db.Model):
     __tablename__ = "audit_event"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
     actor_name: Mapped[str] = mapped_column(sa.String(120))
     action: Mapped[str] = mapped_column(sa.String(60), index=True)
@@ -558,7 +594,11 @@ class AuditEvent(db.Model):
     actor: Mapped[Staff | None] = relationship()
 
     # A patient's rows newest first without sorting them (the audit log's patient filter).
-    __table_args__ = (sa.Index("ix_audit_event_patient", "patient_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_audit_event_patient", "patient_id", "id"),
+        # A date-filtered page reads the range in (occurred_at, id) order from here.
+        sa.Index("ix_audit_event_occurred", "occurred_at", "id"),
+    )
 
 
 # --- Monitor devices and proposed readings ---------------------------------------------------

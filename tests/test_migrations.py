@@ -101,7 +101,6 @@ def _chart_a_session():
         AdverseEvent,
         Assessment,
         InfusionSession,
-        Patient,
         Reading,
         UTCDateTime,
     )
@@ -124,14 +123,25 @@ def _chart_a_session():
     )  # fmt: skip
     nurse_id = db.session.scalar(sa.select(staff_at_0001.c.id))
     protocol_id = db.session.scalar(sa.select(sa.table("protocol", sa.column("id")).c.id))
-    patient = Patient(
-        mrn="M1", first_name="Ada", last_name="Lowe", sex="female", indication="trd",
-        date_of_birth=datetime(1980, 1, 1).date(),
+    # patient as it was at 0001 (0011_perf_search adds the name keys).
+    patient_at_0001 = sa.table(
+        "patient", sa.column("id"), sa.column("mrn"), sa.column("first_name"),
+        sa.column("last_name"), sa.column("date_of_birth", sa.Date()), sa.column("sex"),
+        sa.column("indication"), sa.column("indication_other"), sa.column("allergies"),
+        sa.column("medications"), sa.column("emergency_contact"), sa.column("notes"),
+        sa.column("active"), sa.column("created_at", UTCDateTime()), sa.column("version"),
     )  # fmt: skip
-    db.session.add(patient)
-    db.session.flush()
+    db.session.execute(
+        patient_at_0001.insert().values(
+            mrn="M1", first_name="Ada", last_name="Lowe", sex="female", indication="trd",
+            date_of_birth=datetime(1980, 1, 1).date(), indication_other="", allergies="",
+            medications="", emergency_contact="", notes="", active=True, created_at=start,
+            version=1,
+        )
+    )  # fmt: skip
+    patient_id = db.session.scalar(sa.select(patient_at_0001.c.id))
     infusion = InfusionSession(
-        patient=patient, series_number=1, protocol_id=protocol_id,
+        patient_id=patient_id, series_number=1, protocol_id=protocol_id,
         status="discharged", scheduled_for=start, clinician_id=nurse_id, physician_id=nurse_id,
         indication="trd", weight_kg=70, concentration_mg_per_ml=1, dose_mg_per_kg=0.5,
         duration_min=40, pregnancy_status="", aldrete_total=10,
@@ -170,7 +180,7 @@ def _chart_a_session():
     ))  # fmt: skip
     db.session.add_all([
         Assessment(
-            patient_id=patient.id, infusion=infusion, instrument="phq9", score=18,
+            patient_id=patient_id, infusion=infusion, instrument="phq9", score=18,
             items=[2] * 9, taken_at=start, recorded_by_id=nurse_id,
         ),
     ])  # fmt: skip
@@ -228,6 +238,9 @@ def test_upgrade_from_0001_keeps_every_row(app_at_0001):
 
     assert _snapshot() == before
     assert "ck_reading_phase" in _check_constraints(db.engine)["reading"]
+    with db.engine.connect() as conn:  # 0011 computed the search keys of existing patients
+        keys = conn.execute(sa.text("SELECT first_name_key, last_name_key FROM patient")).all()
+    assert [tuple(row) for row in keys] == [("ada", "lowe")]
     # The rebuilt tables kept their foreign keys and the audit table kept its triggers.
     with db.engine.connect() as conn:
         if conn.dialect.name == "sqlite":

@@ -116,11 +116,11 @@ def test_each_page_showing_patient_data_leaves_one_read_row(app, reading_world, 
 def test_a_search_row_holds_the_query_and_ids_not_names(app, world):  # noqa: F811
     client = app.test_client()
     login(client, "sweep-np")
-    client.get("/patients/?q=a")
+    client.get("/patients/?q=ex")  # the one patient, Pat Example1
     (row,) = db.session.scalars(
         db.select(AuditEvent).where(AuditEvent.action == "patient.searched")
     ).all()
-    assert row.details == {"query": "a", "results": 1, "shown": [1]}
+    assert row.details == {"query": "ex", "results": 1, "shown": [1]}
 
 
 def test_read_rows_are_not_listed_as_changes_on_the_sign_form():

@@ -156,6 +156,7 @@ def unlock(staff: Staff, actor: Staff) -> None:
 
 ANONYMOUS = "anonymous"
 EXPORT_CHUNK = 1000
+COUNT_LIMIT = 10_000  # entries the audit page counts for its pager
 
 
 @dataclass
@@ -213,8 +214,17 @@ def audit_query(filters: AuditFilters) -> sa.Select:
         query = query.where(AuditEvent.occurred_at >= clinic_day_bounds(filters.date_from)[0])
     if filters.date_to:
         query = query.where(AuditEvent.occurred_at < clinic_day_bounds(filters.date_to)[1])
-    order = AuditEvent.id.asc() if filters.sort == "oldest" else AuditEvent.id.desc()
-    return query.order_by(order)
+    keys = order_keys(filters)
+    return query.order_by(*(key.asc() if filters.sort == "oldest" else key.desc() for key in keys))
+
+
+def order_keys(filters: AuditFilters) -> tuple:
+    """What the log is ordered by. Ids follow time, so both orders are the chain's; a date
+    range without a patient is read in order from the (occurred_at, id) index instead of
+    having the whole range sorted by id."""
+    if (filters.date_from or filters.date_to) and filters.patient_id is None:
+        return (AuditEvent.occurred_at, AuditEvent.id)
+    return (AuditEvent.id,)
 
 
 def staff_names(events) -> dict[int, str]:
@@ -237,9 +247,22 @@ def _starts_with(prefix: str):
 
 
 def page_of_events(filters: AuditFilters, page: int, per_page: int):
-    """One page of the log, with the actors loaded in one query rather than one per row."""
-    query = audit_query(filters).options(selectinload(AuditEvent.actor))
-    return db.paginate(query, page=page, per_page=per_page, max_per_page=per_page, error_out=False)
+    """One page of the log, with the actors loaded in one query rather than one per row.
+    The pager counts at most COUNT_LIMIT entries (counting ten million takes seconds):
+    beyond it `more` is set and `total` is COUNT_LIMIT + 1."""
+    query = audit_query(filters)
+    result = db.paginate(
+        query.options(selectinload(AuditEvent.actor)),
+        page=page,
+        per_page=per_page,
+        max_per_page=per_page,
+        error_out=False,
+        count=False,
+    )
+    limited = query.order_by(None).with_only_columns(AuditEvent.id).limit(COUNT_LIMIT + 1)
+    result.total = db.session.scalar(sa.select(sa.func.count()).select_from(limited.subquery()))
+    result.more = result.total > COUNT_LIMIT
+    return result
 
 
 def patient_mrns(events) -> dict[int, str]:
@@ -382,13 +405,12 @@ def csv_lines(filters: AuditFilters) -> Iterator[str]:
     yield flush()
     base = audit_query(filters)
     newest_first = filters.sort != "oldest"
-    last_id = None
+    keys = sa.tuple_(*order_keys(filters))
+    last = None
     while True:
         query = base
-        if last_id is not None:
-            query = query.where(
-                AuditEvent.id < last_id if newest_first else AuditEvent.id > last_id
-            )
+        if last is not None:
+            query = query.where(keys < last if newest_first else keys > last)
         events = list(db.session.scalars(query.limit(EXPORT_CHUNK)))
         if not events:
             db.session.commit()
@@ -417,6 +439,6 @@ def csv_lines(filters: AuditFilters) -> Iterator[str]:
                     _cell(event.hash),
                 ]
             )
-        last_id = events[-1].id
+        last = tuple(getattr(events[-1], key.key) for key in order_keys(filters))
         db.session.commit()  # end the read transaction between chunks
         yield flush()

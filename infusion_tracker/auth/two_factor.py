@@ -12,7 +12,6 @@ import hmac
 import secrets
 
 import pyotp
-import segno
 from flask import current_app
 
 from .. import audit
@@ -50,6 +49,8 @@ def provisioning_uri(staff: Staff) -> str:
 
 def qr_data_uri(staff: Staff) -> str:
     """The enrolment QR code as an SVG data URI (allowed by the CSP's img-src data:)."""
+    import segno  # only at enrolment: not worth importing at every worker's start
+
     return segno.make(provisioning_uri(staff), error="m").svg_data_uri(scale=5, border=2)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
-from ..models import Patient, Staff
+from ..models import Patient, Staff, name_key
 from ..timeutil import utcnow
 
 # Generated MRNs look like "IT-000123"; a typed MRN may be anything unique.
@@ -209,8 +209,11 @@ def parse_date(text: str) -> date | None:
     return None
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _starts_with(column, prefix: str):
+    """`column` starts with `prefix`, as the range [prefix, next string of that length) that a
+    B-tree index serves. Code-point order: SQLite's, and PostgreSQL's under the C collation
+    (in a database made with a linguistic collation, an MRN's punctuation may sort apart)."""
+    return sa.and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
 class SearchProblem(ValueError):
@@ -218,7 +221,11 @@ class SearchProblem(ValueError):
 
 
 def search_statement(text: str, include_archived: bool = False) -> sa.Select:
-    """Patients matching a name, an MRN (or its start) or a date of birth, by name."""
+    """Patients matching a name, an MRN (or its start) or a date of birth, by name.
+
+    Each word typed must start the first or the last name, compared as name_key does (no
+    accents, case or punctuation: "lopez-g" finds López-Grant); an MRN matches from its
+    start. Both are ranges on an index, so search does not grow with the number of patients."""
     query = sa.select(Patient)
     text = (text or "").strip()
     if text:
@@ -230,18 +237,27 @@ def search_statement(text: str, include_archived: bool = False) -> sa.Select:
                 )
             query = query.where(Patient.date_of_birth == day)
         else:
-            mrn = Patient.mrn.ilike(_like_escape(normalize_mrn(text)) + "%", escape="\\")
-            terms = [term for term in re.split(r"[\s,]+", text) if term]
-            names = sa.and_(
-                *(
-                    sa.or_(
-                        Patient.first_name.ilike(f"%{_like_escape(term)}%", escape="\\"),
-                        Patient.last_name.ilike(f"%{_like_escape(term)}%", escape="\\"),
-                    )
-                    for term in terms
+            mrn = _starts_with(Patient.mrn, normalize_mrn(text))
+            keys = [key for key in map(name_key, re.split(r"[\s,]+", text)) if key]
+            if keys:
+                # The candidates come from three index ranges (the MRN, and the longest
+                # word as a first or a last name); every word is then checked on them.
+                longest = max(keys, key=len)
+                candidates = sa.union(
+                    sa.select(Patient.id).where(mrn),
+                    sa.select(Patient.id).where(_starts_with(Patient.first_name_key, longest)),
+                    sa.select(Patient.id).where(_starts_with(Patient.last_name_key, longest)),
                 )
-            )
-            query = query.where(sa.or_(mrn, names))
+                names = [
+                    sa.or_(
+                        _starts_with(Patient.first_name_key, key),
+                        _starts_with(Patient.last_name_key, key),
+                    )
+                    for key in keys
+                ]
+                query = query.where(Patient.id.in_(candidates), sa.or_(mrn, sa.and_(*names)))
+            else:
+                query = query.where(mrn)
     if not include_archived:
         query = query.where(Patient.active.is_(True))
     return query.order_by(Patient.last_name, Patient.first_name, Patient.id)

@@ -1,0 +1,71 @@
+"""CPU per request, in-process: `time.process_time()` around one Flask test-client request
+(SQLite runs in this process, so its work counts too), median of N after a warm-up. Unlike
+wrk's requests/s it hardly moves with other processes' load on a shared machine.
+
+    python bench/cpu.py --scale tiny
+    python bench/cpu.py --scale tiny --pages healthz,search_name --repeat 20
+
+Reuses the dataset and the page list of bench/run.py (seed it first with run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+
+from bench.run import (  # noqa: E402
+    BY_NAME,
+    PAGES,
+    SECRET_KEY,
+    clinic_now_text,
+    database_url,
+    first_request,
+    make_app,
+    send,
+    signed_in_client,
+)
+
+
+def cpu_ms(client, page: str, request, repeat: int) -> float:
+    send(client, page, request)  # warm-up
+    samples = []
+    for _ in range(repeat):
+        started = time.process_time()
+        send(client, page, request)
+        samples.append((time.process_time() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", default="tiny")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--data-dir", type=Path, default=BENCH / ".data")
+    parser.add_argument("--pg-database")
+    default = [p.name for p in PAGES if p.name not in ("hello", "record_reading")]
+    parser.add_argument("--pages", default=",".join(default))
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    os.environ["SECRET_KEY"] = SECRET_KEY
+    url = database_url(args.db, args.scale, args.data_dir.resolve(), args.pg_database)
+    manifest = json.loads((args.data_dir / f"{args.db}-{args.scale}.json").read_text())
+    manifest["taken_at"] = clinic_now_text(url)
+    app = make_app(url)
+    clients: dict[str, object] = {}
+    for page in [p.strip() for p in args.pages.split(",") if p.strip()]:
+        role = BY_NAME[page].role
+        client = clients.get(role) or clients.setdefault(role, signed_in_client(app, role))
+        request = first_request(client, page, manifest)
+        print(f"{page:15} {cpu_ms(client, page, request, args.repeat):8.2f} ms CPU", flush=True)
+
+
+if __name__ == "__main__":
+    main()
