@@ -46,6 +46,7 @@ def base_config(database_url: str) -> dict:
         "TESTING": True,
         "SECRET_KEY": "test-secret",
         "AUDIT_KEY": "test-audit-key",
+        "TOTP_KEY": "test-totp-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "WTF_CSRF_ENABLED": False,
         # Still scrypt, with a lower work factor so the suite stays quick.

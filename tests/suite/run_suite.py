@@ -192,11 +192,11 @@ def token(html: str, name: str) -> str:
     return unescape(match.group(1))
 
 
-def signed_in(base: str, username: str) -> requests.Session:
+def signed_in(base: str, username: str, password: str = PASSWORD) -> requests.Session:
     client = requests.Session()
     page = client.get(base + "/login", timeout=30).text
     answer = client.post(base + "/login", timeout=30, allow_redirects=False, data={
-        "csrf_token": token(page, "csrf_token"), "username": username, "password": PASSWORD})
+        "csrf_token": token(page, "csrf_token"), "username": username, "password": password})
     if answer.status_code != 302:
         raise RuntimeError(f"sign-in as {username} answered {answer.status_code}")
     return client
@@ -396,8 +396,10 @@ def restore_backup(
     started = time.perf_counter()
     fresh = work / "restored"
     fresh.mkdir()
-    # The audit chain's key lives outside the database (issue 9): a restore takes it along.
+    # The audit chain's key and the TOTP sealing key live outside the database (issue 9): a
+    # restore takes them along.
     shutil.copy2(instance / "audit_key", fresh / "audit_key")
+    shutil.copy2(instance / "totp_key", fresh / "totp_key")
     checked = flask(fresh, None, "restore-check", str(backup))
     if checked.returncode != 0:
         findings.fail(f"restore-check of the backup: {checked.stdout}{checked.stderr}")
