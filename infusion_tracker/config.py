@@ -35,7 +35,9 @@ class Defaults:
     REQUIRE_TWO_FACTOR_ROLES: list[str] = []
     RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on the 429
-    RATELIMIT_STORAGE_URI = "memory://"  # several app servers: a shared store, e.g. redis://
+    # Default: a file in the instance folder shared by every worker process of this machine
+    # (ratelimit_store.py); several machines: a store they all reach, e.g. redis://….
+    RATELIMIT_STORAGE_URI: str | None = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -117,4 +119,7 @@ def load(app, test_config=None) -> None:
         # Seals the two-factor secrets at rest (sealing.py); like AUDIT_KEY, kept out of the
         # database and needed beside any backup that is restored elsewhere.
         app.config["TOTP_KEY"] = secret_key_from_instance(app.instance_path, "totp_key")
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = "instance-sqlite://" + os.path.join(
+            app.instance_path, "ratelimit.db")
     check(app.config)

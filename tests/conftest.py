@@ -54,6 +54,8 @@ def base_config(database_url: str) -> dict:
         "CLINIC_TIMEZONE": "America/New_York",
         # Many sign-ins from one test client; tests/test_throttle.py switches it back on.
         "RATELIMIT_ENABLED": False,
+        # Per test (the default file in instance/ would carry counts from one test to the next).
+        "RATELIMIT_STORAGE_URI": "memory://",
     }
 
 
