@@ -93,7 +93,7 @@ def test_the_password_on_the_sign_form_is_limited_too(client, login_as, make_inf
 # --- the store shared by the workers ---------------------------------------------------------
 
 
-def test_the_default_store_is_a_file_shared_by_every_worker(tmp_path):
+def test_the_default_store_is_a_file_shared_by_every_worker(tmp_path, monkeypatch):
     """Two store objects on one file stand for two gunicorn workers: they count together
     (Flask-Limiter's memory:// would count 1 and 1). The live suite checks the same under
     gunicorn with 4 workers (tests/suite/run_suite.py)."""
@@ -105,10 +105,11 @@ def test_the_default_store_is_a_file_shared_by_every_worker(tmp_path):
 
     from infusion_tracker import create_app
 
+    monkeypatch.setenv("INFUSION_TRACKER_INSTANCE", str(tmp_path / "instance"))
     app = create_app({"TESTING": True, "SECRET_KEY": "x", "AUDIT_KEY": "x", "TOTP_KEY": "x",
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db'}"})
     uri = app.config["RATELIMIT_STORAGE_URI"]
-    assert uri.startswith("instance-sqlite://") and uri.endswith("ratelimit.db")
+    assert uri == f"instance-sqlite://{tmp_path / 'instance' / 'ratelimit.db'}"
     uri = f"instance-sqlite://{tmp_path / 'limits.db'}"
     one, two = (FixedWindowRateLimiter(storage_from_string(uri)) for _ in range(2))
     limit = parse("4 per 1 minute")

@@ -372,7 +372,7 @@ def throttle_check(label: str, base: str, url: str | None, instance: Path,
     allowed = sum(1 for code in answers if code != 429)
     if locked is not None or allowed > 4:
         findings.fail(f"{label}: one address had {allowed} password attempts at one account "
-                      f"across the workers (limit 4){'and locked it out' if locked else ''}")
+                      f"across the workers (limit 4){' and locked it out' if locked else ''}")
 
 
 def check_load(label: str, load: Load, found: set[str], log: Path, findings: Findings) -> None:

@@ -35,7 +35,7 @@ pytestmark = [
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 # The physician's and administrator's forms: fewer draws each (there are many more forms, and
 # each draw of a long form already lands hostile values in several fields).
-FEWER = max(3, EXAMPLES // 5)
+FEWER = max(3, EXAMPLES // 10)
 SKIP_ACTIONS = ("/logout", "/account/keep-alive")  # end or extend the fuzzer's own sign-in
 REQUESTS = {"count": 0}
 
@@ -154,7 +154,9 @@ def check(client, action: str, data: dict[str, str], page: str) -> None:
     before = table_state()
     answer = client.post(action, data=data)
     REQUESTS["count"] += 1
-    body = answer.get_data(as_text=True)
+    # Markup matters where a browser renders it: a CSV download (the audit export) holds what
+    # was typed as typed.
+    body = answer.get_data(as_text=True) if answer.mimetype == "text/html" else ""
     where = f"{action} {data!r}"
     assert answer.status_code < 500, f"{answer.status_code} at {where}"
     if answer.status_code >= 400:
@@ -279,19 +281,29 @@ PHYSICIAN_PAGES = {
     "patient edit": "/patients/{patient}/edit",
     "plan": "/patients/{patient}/infusions/new",
 }
+# The forms the nurse's pages above do not already fuzz.
+PHYSICIAN_ACTIONS = re.compile(
+    r"/(sign|addenda|rate|explain|review|edit|new|resolve)$|/protocols/|/infusions/new$")
 
 
-@pytest.mark.parametrize("page", sorted(PHYSICIAN_PAGES))
-def test_physician_forms_never_500_write_partly_or_reflect_markup(
-        client, physician_scene, page):
+def test_physician_forms_never_500_write_partly_or_reflect_markup(client, physician_scene):
+    """One scene for every page (building it is the slow part)."""
     ids = {name: thing.id for name, thing in physician_scene.items()}
-    url = PHYSICIAN_PAGES[page].format(**ids)
-    html = client.get(url).get_data(as_text=True)
-    forms = forms_on(html, url)
-    assert forms, f"no forms found on {url}"
-    for action, fields in forms:
-        fuzz_form(client, url, action, fields, FEWER)
-    print(f"\nfuzz requests: {REQUESTS['count']} ({page}: {len(forms)} forms)")
+    fuzzed = set()
+    for page, path in PHYSICIAN_PAGES.items():
+        url = path.format(**ids)
+        forms = [(action, fields) for action, fields in
+                 forms_on(client.get(url).get_data(as_text=True), url)
+                 if PHYSICIAN_ACTIONS.search(action) and action not in fuzzed
+                 and not re.fullmatch(r"/infusions/\d+/edit", action)]  # the nurse's
+        assert forms or page == "infusing", f"no physician's forms found on {url}"
+        for action, fields in forms:
+            fuzzed.add(action)
+            fuzz_form(client, url, action, fields, FEWER)
+        print(f"\nfuzz requests: {REQUESTS['count']} ({page}: {len(forms)} forms)")
+    assert any(action.endswith("/sign") for action in fuzzed)
+    assert any(action.endswith("/addenda") for action in fuzzed)
+    assert any(action.endswith("/rate") for action in fuzzed)
 
 
 @pytest.fixture
@@ -308,12 +320,11 @@ ADMIN_PAGES = {
 }
 
 
-@pytest.mark.parametrize("page", sorted(ADMIN_PAGES))
-def test_admin_forms_never_500_write_partly_or_reflect_markup(client, admin_scene, page):
-    url = ADMIN_PAGES[page].format(**{name: s.id for name, s in admin_scene.items()})
-    html = client.get(url).get_data(as_text=True)
-    forms = forms_on(html, url)
-    assert forms, f"no forms found on {url}"
-    for action, fields in forms:
-        fuzz_form(client, url, action, fields, FEWER)
-    print(f"\nfuzz requests: {REQUESTS['count']} ({page}: {len(forms)} forms)")
+def test_admin_forms_never_500_write_partly_or_reflect_markup(client, admin_scene):
+    for page, path in ADMIN_PAGES.items():
+        url = path.format(**{name: s.id for name, s in admin_scene.items()})
+        forms = forms_on(client.get(url).get_data(as_text=True), url)
+        assert forms, f"no forms found on {url}"
+        for action, fields in forms:
+            fuzz_form(client, url, action, fields, FEWER)
+        print(f"\nfuzz requests: {REQUESTS['count']} ({page}: {len(forms)} forms)")
