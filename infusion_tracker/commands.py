@@ -26,6 +26,7 @@ from .database import PRIVATE_FILE
 from .errors import RuleError
 from .extensions import db
 from .models import ROLES
+from .sealing import WrongSealKey, unseal
 
 
 def ensure_schema() -> None:
@@ -171,8 +172,9 @@ def backup_command(destination: Path):
         f"To restore: stop the app, check the copy with `flask --app infusion_tracker "
         f"restore-check {destination}`, move the database aside together with its -wal and "
         f"-shm files, copy the backup to {source_path}, and start the app again. On another "
-        f"machine, bring the instance's audit_key too (or the same AUDIT_KEY): the audit "
-        f"chain is keyed with it and does not verify without it."
+        f"machine, bring the instance's audit_key and totp_key too (or the same AUDIT_KEY and "
+        f"TOTP_KEY): the audit chain is keyed with the first and does not verify without it; "
+        f"the two-factor secrets are sealed with the second and do not open without it."
     )
 
 
@@ -210,6 +212,7 @@ def restore_check_command(backup: Path):
         try:
             with engine.connect() as connection:
                 report = audit.verify_chain(connection=connection)
+                unopened = _sealed_secrets_unopened(connection)
         finally:
             engine.dispose()
     if not report.ok:
@@ -219,8 +222,33 @@ def restore_check_command(backup: Path):
             err=True,
         )
         raise click.exceptions.Exit(1)
+    if unopened:
+        click.echo(
+            f"BROKEN: {unopened} two-factor secret(s) in {backup} do not open with this "
+            f"instance's TOTP_KEY (instance/totp_key): bring the key of the instance the "
+            f"backup came from.",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
     click.echo(f"OK: {backup} passes its integrity check; audit chain OK "
-               f"({report.rows} rows verified).")
+               f"({report.rows} rows verified); two-factor secrets open with this TOTP_KEY.")
+
+
+def _sealed_secrets_unopened(connection) -> int:
+    """How many sealed TOTP keys of a copy this instance's TOTP_KEY cannot open."""
+    columns = {column["name"] for column in sa.inspect(connection).get_columns("staff")}
+    if "totp_sealed" not in columns:  # a copy from before 0008: nothing sealed yet
+        return 0
+    key = current_app.config["TOTP_KEY"]
+    sealed = connection.execute(
+        sa.text("SELECT totp_sealed FROM staff WHERE totp_sealed IS NOT NULL")).scalars()
+    unopened = 0
+    for value in sealed:
+        try:
+            unseal(value, key)
+        except WrongSealKey:
+            unopened += 1
+    return unopened
 
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -35,7 +35,9 @@ class Defaults:
     REQUIRE_TWO_FACTOR_ROLES: list[str] = []
     RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on the 429
-    RATELIMIT_STORAGE_URI = "memory://"  # several app servers: a shared store, e.g. redis://
+    # Default: a file in the instance folder shared by every worker process of this machine
+    # (ratelimit_store.py); several machines: a store they all reach, e.g. redis://….
+    RATELIMIT_STORAGE_URI: str | None = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -56,7 +58,8 @@ class Defaults:
 
 def secret_key_from_instance(instance_path: str, name: str = "secret_key") -> str:
     """Generate a key once into instance/ (owner-only) so a restart keeps using it: the
-    session secret (everyone stays signed in) and the audit chain's key."""
+    session secret (everyone stays signed in), the audit chain's key and the key sealing the
+    two-factor secrets."""
     path = Path(instance_path) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,7 @@ ENVIRONMENT = {
     "DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
     "SECRET_KEY": "SECRET_KEY",
     "AUDIT_KEY": "AUDIT_KEY",
+    "TOTP_KEY": "TOTP_KEY",
     "CLINIC_TIMEZONE": "CLINIC_TIMEZONE",
     "UNITS": "UNITS",
 }
@@ -111,4 +115,11 @@ def load(app, test_config=None) -> None:
         # Keyed audit chain (audit.py): the key must not be in the database. Keep a copy
         # with the backups' keys; without it the trail cannot be verified.
         app.config["AUDIT_KEY"] = secret_key_from_instance(app.instance_path, "audit_key")
+    if not app.config.get("TOTP_KEY"):
+        # Seals the two-factor secrets at rest (sealing.py); like AUDIT_KEY, kept out of the
+        # database and needed beside any backup that is restored elsewhere.
+        app.config["TOTP_KEY"] = secret_key_from_instance(app.instance_path, "totp_key")
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = "instance-sqlite://" + os.path.join(
+            app.instance_path, "ratelimit.db")
     check(app.config)

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import unit_of_work
 from .extensions import db
+from .sealing import WrongSealKey
 
 
 class RuleError(Exception):
@@ -172,6 +173,13 @@ def csrf_failed(error: CSRFError):
     )
 
 
+def wrong_seal_key(error: WrongSealKey):
+    """A misconfigured server (TOTP_KEY lost or swapped): say so plainly, change nothing."""
+    db.session.rollback()
+    current_app.logger.error("%s", error)
+    return _page(503, "Two-factor sign-in unavailable", str(error))
+
+
 def internal_error(error):
     # Flask has already logged the exception; the page must not repeat any of it.
     db.session.rollback()
@@ -187,4 +195,5 @@ def register(app) -> None:
     app.register_error_handler(RuleError, rule_refused)
     app.register_error_handler(IntegrityError, conflict)
     app.register_error_handler(OperationalError, busy)
+    app.register_error_handler(WrongSealKey, wrong_seal_key)
     app.register_error_handler(500, internal_error)

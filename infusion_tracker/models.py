@@ -99,9 +99,10 @@ class Staff(UserMixin, db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Second factor (TOTP, auth/two_factor.py): the key is set at enrolment and in use once
-    # confirmed; the last accepted time-step refuses a replayed code; recovery codes are
-    # stored as SHA-256 digests and removed when used.
-    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    # confirmed; it is stored sealed with TOTP_KEY (sealing.py), never in clear; the last
+    # accepted time-step refuses a replayed code; recovery codes are stored as SHA-256
+    # digests and removed when used.
+    totp_sealed: Mapped[str | None] = mapped_column(sa.String(255))
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     recovery_codes: Mapped[list | None] = mapped_column(sa.JSON)

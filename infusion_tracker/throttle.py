@@ -5,16 +5,21 @@ may try a given username only LOGIN_RATE_LIMIT_PER_USERNAME times (fewer than th
 threshold, so one place cannot lock an account out) and any usernames LOGIN_RATE_LIMIT
 times. Only refused attempts count. Over the limit: a 429 page, audited.
 
-Storage is in memory by default (one app server); several servers share RATELIMIT_STORAGE_URI
-(e.g. redis://…). RATELIMIT_ENABLED = False switches it off (the test suite does, except
-in the tests of this module).
+The counts are kept in instance/ratelimit.db by default (ratelimit_store.py), shared by every
+gunicorn worker: Flask-Limiter's memory:// counts per process, so 4 workers gave 4 times the
+attempts. Several machines share RATELIMIT_STORAGE_URI (e.g. redis://…); memory:// is for
+a single process only and says so in the log at start. RATELIMIT_ENABLED = False switches it
+off (the test suite does, except in the tests of this module).
 """
 
 from flask import current_app, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from . import unit_of_work
+from . import (
+    ratelimit_store,  # noqa: F401 (registers the instance-sqlite:// store)
+    unit_of_work,
+)
 from .extensions import db
 
 limiter = Limiter(key_func=get_remote_address)
@@ -76,5 +81,11 @@ def too_many_attempts(error: RateLimitExceeded):
 
 
 def init_app(app) -> None:
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://") and not app.testing:
+        app.logger.warning(
+            "RATELIMIT_STORAGE_URI is memory://: each worker process counts password attempts "
+            "on its own, so with N gunicorn workers an address gets up to N times "
+            "LOGIN_RATE_LIMIT_PER_USERNAME guesses, which can exceed the lockout threshold. "
+            "Leave it unset (a file shared by the workers) or use redis://…")
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, too_many_attempts)

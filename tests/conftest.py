@@ -46,6 +46,7 @@ def base_config(database_url: str) -> dict:
         "TESTING": True,
         "SECRET_KEY": "test-secret",
         "AUDIT_KEY": "test-audit-key",
+        "TOTP_KEY": "test-totp-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "WTF_CSRF_ENABLED": False,
         # Still scrypt, with a lower work factor so the suite stays quick.
@@ -53,6 +54,8 @@ def base_config(database_url: str) -> dict:
         "CLINIC_TIMEZONE": "America/New_York",
         # Many sign-ins from one test client; tests/test_throttle.py switches it back on.
         "RATELIMIT_ENABLED": False,
+        # Per test (the default file in instance/ would carry counts from one test to the next).
+        "RATELIMIT_STORAGE_URI": "memory://",
     }
 
 

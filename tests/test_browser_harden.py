@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from infusion_tracker import audit
+from infusion_tracker.auth.two_factor import secret_of
 from infusion_tracker.extensions import db
 from infusion_tracker.timeutil import utcnow
 from tests.browser_support import shoot, sign_in
@@ -55,7 +56,7 @@ def test_two_factor_enrolment_in_the_browser(live_server, browser_page, make_sta
     assert qr.evaluate("img => img.naturalWidth") > 0
     shoot(page, tmp_path, "harden-two-factor-enrol")
     db.session.refresh(staff)
-    code = pyotp.TOTP(staff.totp_secret).now()
+    code = pyotp.TOTP(secret_of(staff)).now()
     db.session.commit()  # release SQLite's lock (transactions begin IMMEDIATE) for the server
     page.get_by_label("Code from the app").fill(code)
     with page.expect_navigation():

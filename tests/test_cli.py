@@ -205,3 +205,20 @@ def test_restore_check_refuses_a_damaged_file(runner, make_staff, tmp_path):
     result = runner.invoke(args=["restore-check", str(destination)])
     assert result.exit_code == 1
     assert "BROKEN:" in result.output and "Traceback" not in result.output
+
+
+def test_restore_check_needs_the_totp_key_the_secrets_were_sealed_with(
+    app, runner, make_staff, tmp_path
+):
+    from infusion_tracker.sealing import seal
+
+    staff = make_staff("physician", username="md")
+    staff.totp_sealed = seal("JBSWY3DPEHPK3PXP", app.config["TOTP_KEY"])
+    db.session.commit()
+    destination, output = _backup(runner, tmp_path)
+    assert "totp_key" in output
+    assert runner.invoke(args=["restore-check", str(destination)]).exit_code == 0
+    app.config["TOTP_KEY"] = "the key of some other instance"
+    result = runner.invoke(args=["restore-check", str(destination)])
+    assert result.exit_code == 1
+    assert "BROKEN: 1 two-factor secret(s)" in result.output and "TOTP_KEY" in result.output

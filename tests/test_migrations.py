@@ -304,3 +304,30 @@ def test_the_database_refuses_values_outside_the_vocabularies(migrated_app):
         # Blank stays allowed where "not assessed" is blank; NULL where not measured.
         conn.execute(sa.text("UPDATE reading SET rhythm = '', avpu = '', moaas = NULL"))
         conn.rollback()
+
+
+# --- 0008: the TOTP key sealed at rest ----------------------------------------------------
+
+
+def test_0008_seals_clear_totp_keys_and_downgrade_opens_them(migrated_app):
+    from infusion_tracker.sealing import unseal
+
+    key = migrated_app.config["TOTP_KEY"]
+    db.session.commit()
+    downgrade(revision="0007_reading_submission_key")
+    clear = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    db.session.execute(sa.text(
+        "INSERT INTO staff (username, full_name, credentials, role, password_hash, active, "
+        "must_change_password, failed_logins, session_token, created_at, totp_secret) VALUES "
+        "('md', 'M D', '', 'physician', 'x', true, false, 0, 'tok', '2026-01-01', :secret)"),
+        {"secret": clear})
+    db.session.commit()
+    upgrade()
+    sealed = db.session.execute(sa.text("SELECT totp_sealed FROM staff")).scalar_one()
+    assert clear not in sealed and unseal(sealed, key) == clear
+    db.session.commit()  # SQLite: release the write lock the migration needs
+    downgrade(revision="0007_reading_submission_key")
+    assert db.session.execute(sa.text("SELECT totp_secret FROM staff")).scalar_one() == clear
+    db.session.execute(sa.text("DELETE FROM staff"))
+    db.session.commit()
+    upgrade()

@@ -88,3 +88,38 @@ def test_the_password_on_the_sign_form_is_limited_too(client, login_as, make_inf
     assert 429 in answers
     assert audit_rows("auth.throttled")[-1].actor_id == physician.id
     assert db.session.get(Staff, physician.id) is not None
+
+
+# --- the store shared by the workers ---------------------------------------------------------
+
+
+def test_the_default_store_is_a_file_shared_by_every_worker(tmp_path, monkeypatch):
+    """Two store objects on one file stand for two gunicorn workers: they count together
+    (Flask-Limiter's memory:// would count 1 and 1). The live suite checks the same under
+    gunicorn with 4 workers (tests/suite/run_suite.py)."""
+    import time
+
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import FixedWindowRateLimiter
+
+    from infusion_tracker import create_app
+
+    monkeypatch.setenv("INFUSION_TRACKER_INSTANCE", str(tmp_path / "instance"))
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "AUDIT_KEY": "x", "TOTP_KEY": "x",
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db'}"})
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    assert uri == f"instance-sqlite://{tmp_path / 'instance' / 'ratelimit.db'}"
+    uri = f"instance-sqlite://{tmp_path / 'limits.db'}"
+    one, two = (FixedWindowRateLimiter(storage_from_string(uri)) for _ in range(2))
+    limit = parse("4 per 1 minute")
+    answers = [(one if n % 2 else two).hit(limit, "10.0.0.1", "jroe") for n in range(6)]
+    assert answers == [True] * 4 + [False] * 2
+    assert (tmp_path / "limits.db").stat().st_mode & 0o777 == 0o600
+    assert one.get_window_stats(limit, "10.0.0.1", "jroe").remaining == 0
+    reset_at = two.get_window_stats(limit, "10.0.0.1", "jroe").reset_time
+    assert time.time() < reset_at <= time.time() + 60
+    other = FixedWindowRateLimiter(storage_from_string(uri))
+    assert other.hit(parse("1 per 1 second"), "x")
+    time.sleep(1.1)  # the window ends: counting starts again
+    assert other.hit(parse("1 per 1 second"), "x")

@@ -8,14 +8,17 @@ from datetime import timedelta
 
 import pyotp
 import pytest
+import sqlalchemy as sa
 
+from infusion_tracker.auth.two_factor import secret_of
 from infusion_tracker.extensions import db
+from infusion_tracker.sealing import seal
 from infusion_tracker.timeutil import utcnow
 from tests.conftest import PASSWORD, audit_rows, login
 
 
 def code_for(staff, when=None, step_offset=0) -> str:
-    totp = pyotp.TOTP(staff.totp_secret)
+    totp = pyotp.TOTP(secret_of(staff))
     return totp.generate_otp(totp.timecode(when or utcnow()) + step_offset)
 
 
@@ -40,7 +43,7 @@ def test_enrolment_shows_a_qr_made_here_and_the_key_then_needs_a_code(client, lo
     page = client.get("/account/two-factor").get_data(as_text=True)
     assert 'src="data:image/svg+xml' in page  # drawn by segno, no outside service
     key = re.search(r'class="totp-key">([A-Z2-7 ]+)<', page).group(1)
-    assert key.replace(" ", "") == staff.totp_secret
+    assert key.replace(" ", "") == secret_of(staff)
     wrong = client.post("/account/two-factor", data={"action": "confirm", "code": "000000"})
     assert wrong.status_code == 422 and "That code is not right" in wrong.get_data(as_text=True)
     db.session.refresh(staff)
@@ -90,7 +93,7 @@ def test_a_code_is_accepted_once_only(client, login_as):
     assert "already used" in replay.get_data(as_text=True)
     # The enrolment code itself was used too.
     db.session.refresh(staff)
-    assert staff.totp_last_step == pyotp.TOTP(staff.totp_secret).timecode(utcnow()) + 1
+    assert staff.totp_last_step == pyotp.TOTP(secret_of(staff)).timecode(utcnow()) + 1
 
 
 def test_recovery_codes_work_once(client, login_as):
@@ -153,13 +156,13 @@ def test_optional_two_factor_can_be_turned_off_with_the_password(client, login_a
     assert wrong.status_code == 422
     client.post("/account/two-factor", data={"action": "off", "password": PASSWORD})
     db.session.refresh(staff)
-    assert not staff.has_two_factor and staff.totp_secret is None
+    assert not staff.has_two_factor and staff.totp_sealed is None
     assert audit_rows("auth.two_factor_disabled")
 
 
 def test_the_admin_resets_a_lost_second_factor_audited(app, client, login_as, make_staff):
     nurse = make_staff("np")
-    nurse.totp_secret = pyotp.random_base32()
+    nurse.totp_sealed = seal(pyotp.random_base32(), app.config["TOTP_KEY"])
     nurse.totp_confirmed_at = utcnow() - timedelta(days=3)
     nurse.recovery_codes = ["x"]
     db.session.commit()
@@ -174,3 +177,33 @@ def test_the_admin_resets_a_lost_second_factor_audited(app, client, login_as, ma
     assert (row.actor_id, row.entity_id) == (admin.id, nurse.id)
     client.post("/logout")
     assert login(client, nurse.username).headers["Location"] == "/"
+
+
+# --- the key sealed at rest (TOTP_KEY) ---------------------------------------------------------
+
+
+def test_the_database_never_holds_the_key_in_clear(app, client, login_as):
+    staff = login_as("np")
+    enrol(client, staff)
+    secret = secret_of(staff)
+    row = db.session.execute(sa.text("SELECT * FROM staff WHERE id = :id"), {"id": staff.id}).one()
+    assert not any(secret in str(value) for value in row)
+    assert staff.totp_sealed.startswith("gAAAAA")  # a Fernet token
+    # Sealed with TOTP_KEY: another key does not open it.
+    app.config["TOTP_KEY"] = "another key"
+    with pytest.raises(Exception, match="cannot be opened"):
+        secret_of(staff)
+
+
+def test_a_wrong_totp_key_is_a_clear_error_not_a_500(app, client, login_as):
+    staff = login_as("np")
+    enrol(client, staff)
+    client.post("/logout")
+    app.config["TOTP_KEY"] = "not the key it was sealed with"
+    login(client, staff.username)
+    response = client.post("/login/two-factor", data={"code": "123456"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "Two-factor sign-in unavailable" in page and "TOTP_KEY" in page
+    db.session.refresh(staff)
+    assert staff.failed_logins == 0  # a server fault is not the user's wrong code

@@ -3,6 +3,7 @@
 Enrolment stores a new key (not yet in use) and shows it as a QR code drawn here (segno, no
 outside service) and as text; a correct code confirms it. A code is accepted once: the
 accepted time-step is stored and a code from that step or an earlier one is refused.
+The key is stored sealed with TOTP_KEY (sealing.py), outside the database's reach.
 Recovery codes are random, shown once, stored as SHA-256 digests and removed when used.
 REQUIRE_TWO_FACTOR_ROLES lists the roles that must enrol (e.g. ["admin", "physician"]).
 """
@@ -18,6 +19,7 @@ from .. import audit
 from ..errors import RuleError
 from ..models import Staff
 from ..passwords import TEMPORARY_ALPHABET
+from ..sealing import seal, unseal
 from ..timeutil import utcnow
 
 ISSUER = "Infusion Tracker"
@@ -34,17 +36,25 @@ def must_enrol(staff: Staff) -> bool:
     return required_for(staff) and not staff.has_two_factor
 
 
+def secret_of(staff: Staff) -> str | None:
+    """The TOTP key in clear (opened with TOTP_KEY; sealing.WrongSealKey if it does not)."""
+    if staff.totp_sealed is None:
+        return None
+    return unseal(staff.totp_sealed, current_app.config["TOTP_KEY"])
+
+
 def start_enrolment(staff: Staff) -> None:
     """A new key, not in use until confirmed with a code from it."""
     if staff.has_two_factor:
         raise RuleError("Two-factor sign-in is already on for this account.")
-    staff.totp_secret = pyotp.random_base32()
+    staff.totp_sealed = seal(pyotp.random_base32(), current_app.config["TOTP_KEY"])
     staff.totp_last_step = None
 
 
 def provisioning_uri(staff: Staff) -> str:
     issuer = current_app.config.get("CLINIC_NAME") or ISSUER
-    return pyotp.TOTP(staff.totp_secret).provisioning_uri(name=staff.username, issuer_name=issuer)
+    return pyotp.TOTP(secret_of(staff)).provisioning_uri(name=staff.username,
+                                                         issuer_name=issuer)
 
 
 def qr_data_uri(staff: Staff) -> str:
@@ -56,16 +66,16 @@ def qr_data_uri(staff: Staff) -> str:
 
 def grouped_key(staff: Staff) -> str:
     """The key in groups of four, for typing into an authenticator by hand."""
-    key = staff.totp_secret or ""
+    key = secret_of(staff) or ""
     return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
 
 
 def _accepted_step(staff: Staff, code: str) -> int | None:
     """The time-step the code belongs to, if it is right and newer than the last one used."""
     code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6) or not staff.totp_secret:
+    if not (code.isdigit() and len(code) == 6) or staff.totp_sealed is None:
         return None
-    totp = pyotp.TOTP(staff.totp_secret)
+    totp = pyotp.TOTP(secret_of(staff))
     now_step = totp.timecode(utcnow())
     for step in range(now_step - DRIFT_STEPS, now_step + DRIFT_STEPS + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
@@ -131,14 +141,14 @@ def turn_off(staff: Staff) -> None:
 
 def reset(staff: Staff, actor: Staff) -> None:
     """The administrator removes a lost second factor; the holder enrols again."""
-    if staff.totp_secret is None:
+    if staff.totp_sealed is None:
         raise RuleError(f"{staff.display_name} has no second factor to reset.")
     _clear(staff)
     audit.record("staff.two_factor_reset", actor=actor, entity=staff)
 
 
 def _clear(staff: Staff) -> None:
-    staff.totp_secret = None
+    staff.totp_sealed = None
     staff.totp_confirmed_at = None
     staff.totp_last_step = None
     staff.recovery_codes = None

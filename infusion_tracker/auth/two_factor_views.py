@@ -132,7 +132,7 @@ def enrolment():
     elif action is not None:
         status = 422
     qr = key = None
-    if staff.totp_secret and not staff.has_two_factor:
+    if staff.totp_sealed and not staff.has_two_factor:
         qr, key = two_factor.qr_data_uri(staff), two_factor.grouped_key(staff)
     body = render_template(
         "auth/two_factor.html",

@@ -5,13 +5,18 @@ HTTP like browsers, then checked straight in its database.
    (tests/suite/test_fuzz.py, run here through pytest).
 2. Concurrency, on SQLite and on PostgreSQL: 20 clients chart into shared and separate
    sessions; every acknowledged (302) reading must be in the database, with no 500 and no
-   "database is locked"; two edits from the same version: one wins, the other gets 409.
+   "database is locked"; two edits from the same version: one wins, the other gets 409;
+   ten wrong passwords for one account from one address, across the 4 workers: at most 4
+   are tried (the per-username limit, below the lockout threshold), the account not locked.
 3. Backup under load (SQLite): `backup` taken mid-run restores into a fresh instance that
    starts, verifies and holds every reading acknowledged before the backup began.
-4. Crash (SQLite): kill -9 gunicorn's master and workers while clients write; restart; every
-   acknowledged reading is there, PRAGMA integrity_check ok, `verify-audit` ok.
+4. Crash, on SQLite and on PostgreSQL: kill -9 gunicorn's master and workers while clients
+   write; restart; every acknowledged reading is there, `verify-audit` ok (and on SQLite
+   PRAGMA integrity_check ok).
+5. Scanners: sqlmap and wapiti signed in as a physician and as the administrator on a demo
+   clinic (tests/suite/scanners.py): no finding; every form's CSRF token enforced.
 
-    python tests/suite/run_suite.py [--seconds 20] [--skip-postgres] [--skip-fuzz]
+    python tests/suite/run_suite.py [--seconds 20] [--skip-postgres] [--skip-fuzz] [--skip-scan]
 
 Prints a summary and exits 1 on any finding. Every loop is bounded by a deadline and a
 request cap; all traffic goes to 127.0.0.1.
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from html import unescape
@@ -192,11 +198,11 @@ def token(html: str, name: str) -> str:
     return unescape(match.group(1))
 
 
-def signed_in(base: str, username: str) -> requests.Session:
+def signed_in(base: str, username: str, password: str = PASSWORD) -> requests.Session:
     client = requests.Session()
     page = client.get(base + "/login", timeout=30).text
     answer = client.post(base + "/login", timeout=30, allow_redirects=False, data={
-        "csrf_token": token(page, "csrf_token"), "username": username, "password": PASSWORD})
+        "csrf_token": token(page, "csrf_token"), "username": username, "password": password})
     if answer.status_code != 302:
         raise RuntimeError(f"sign-in as {username} answered {answer.status_code}")
     return client
@@ -340,6 +346,35 @@ def conflicting_edits(label: str, base: str, infusion_id: int, findings: Finding
 # --- the runs ---------------------------------------------------------------------------------
 
 
+def throttle_check(label: str, base: str, url: str | None, instance: Path,
+                   findings: Findings) -> None:
+    """Wrong passwords for one account from one address, spread over the 4 workers: the
+    per-username limit (below the lockout threshold) holds across workers, so the account is
+    not locked (with a per-process store each worker allowed its own 4)."""
+    client = requests.Session()
+    answers = []
+    for _ in range(10):
+        page = client.get(base + "/login", timeout=30).text
+        answers.append(client.post(base + "/login", timeout=30, allow_redirects=False, data={
+            "csrf_token": token(page, "csrf_token"), "username": "suite-md",
+            "password": "not the password at all 1"}).status_code)
+    findings.figures[f"{label}: 10 wrong passwords for one account"] = answers
+    if url is None:
+        with closing(sqlite3.connect(instance / "infusion_tracker.db")) as db:
+            locked = db.execute("SELECT locked_until FROM staff WHERE username = 'suite-md'"
+                                ).fetchone()[0]
+    else:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as db:
+            locked = db.execute("SELECT locked_until FROM staff WHERE username = 'suite-md'"
+                                ).fetchone()[0]
+    allowed = sum(1 for code in answers if code != 429)
+    if locked is not None or allowed > 4:
+        findings.fail(f"{label}: one address had {allowed} password attempts at one account "
+                      f"across the workers (limit 4){' and locked it out' if locked else ''}")
+
+
 def check_load(label: str, load: Load, found: set[str], log: Path, findings: Findings) -> None:
     acked = {note for _, note in load.acknowledged}
     missing = acked - found
@@ -381,13 +416,14 @@ def sqlite_run(work: Path, seconds: float, findings: Findings) -> None:
             findings.fail(f"backup under load failed: {backed.stderr or backed.stdout}")
         join(load)
         conflicting_edits("SQLite", server.base, ids[0], findings)
+        throttle_check("SQLite", server.base, None, instance, findings)
     finally:
         server.stop()
     check_load("SQLite", load, notes_in_database(None, instance), log, findings)
     findings.timings["SQLite load"] = time.perf_counter() - started
     if backup.exists():
         restore_backup(work, instance, backup, before_backup, findings)
-    crash_run(instance, ids, work, findings)
+    crash_run(instance, None, ids, work, findings)
 
 
 def restore_backup(
@@ -396,8 +432,10 @@ def restore_backup(
     started = time.perf_counter()
     fresh = work / "restored"
     fresh.mkdir()
-    # The audit chain's key lives outside the database (issue 9): a restore takes it along.
+    # The audit chain's key and the TOTP sealing key live outside the database (issue 9): a
+    # restore takes them along.
     shutil.copy2(instance / "audit_key", fresh / "audit_key")
+    shutil.copy2(instance / "totp_key", fresh / "totp_key")
     checked = flask(fresh, None, "restore-check", str(backup))
     if checked.returncode != 0:
         findings.fail(f"restore-check of the backup: {checked.stdout}{checked.stderr}")
@@ -418,10 +456,13 @@ def restore_backup(
     findings.timings["backup restore"] = time.perf_counter() - started
 
 
-def crash_run(instance: Path, ids: list[int], work: Path, findings: Findings) -> None:
+def crash_run(instance: Path, url: str | None, ids: list[int], work: Path,
+              findings: Findings) -> None:
+    """kill -9 gunicorn mid-write, restart on the same database; nothing acknowledged lost."""
+    label = "crash (PostgreSQL)" if url else "crash (SQLite)"
     started = time.perf_counter()
-    log = work / "gunicorn-crash.log"
-    server = Server(instance, None, log)
+    log = work / f"gunicorn-{'postgres' if url else 'sqlite'}-crash.log"
+    server = Server(instance, url, log)
     stop = threading.Event()
     load = run_load(server.base, ids, 60, stop)
     wait_for_acks(load, 20, 30)
@@ -429,26 +470,27 @@ def crash_run(instance: Path, ids: list[int], work: Path, findings: Findings) ->
     stop.set()
     join(load)
     server.log.close()
-    findings.figures["crash: readings acknowledged before kill -9"] = len(load.acknowledged)
-    with closing(sqlite3.connect(instance / "infusion_tracker.db")) as db:
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-    if integrity != "ok":
-        findings.fail(f"after kill -9: integrity_check says {integrity}")
-    again = Server(instance, None, log)  # restarts on the same files
+    findings.figures[f"{label}: readings acknowledged before kill -9"] = len(load.acknowledged)
+    if url is None:
+        with closing(sqlite3.connect(instance / "infusion_tracker.db")) as db:
+            integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            findings.fail(f"{label}: integrity_check says {integrity}")
+    again = Server(instance, url, log)  # restarts on the same database
     try:
         signed_in(again.base, NURSES[0])
     finally:
         again.stop()
-    missing = {note for _, note in load.acknowledged} - notes_in_database(None, instance)
+    missing = {note for _, note in load.acknowledged} - notes_in_database(url, instance)
     if missing:
-        findings.fail(f"after kill -9: {len(missing)} acknowledged readings are gone")
-    verified = flask(instance, None, "verify-audit")
-    findings.figures["crash: verify-audit"] = (verified.stdout or verified.stderr).strip()
+        findings.fail(f"{label}: {len(missing)} acknowledged readings are gone")
+    verified = flask(instance, url, "verify-audit")
+    findings.figures[f"{label}: verify-audit"] = (verified.stdout or verified.stderr).strip()
     if verified.returncode != 0:
-        findings.fail(f"after kill -9: verify-audit failed: {verified.stderr}")
+        findings.fail(f"{label}: verify-audit failed: {verified.stderr}")
     if not load.acknowledged:
-        findings.fail("crash: nothing was acknowledged before the kill")
-    findings.timings["crash and restart"] = time.perf_counter() - started
+        findings.fail(f"{label}: nothing was acknowledged before the kill")
+    findings.timings[label] = time.perf_counter() - started
 
 
 def postgres_run(work: Path, seconds: float, findings: Findings) -> None:
@@ -472,16 +514,91 @@ def postgres_run(work: Path, seconds: float, findings: Findings) -> None:
         try:
             load = join(run_load(server.base, ids, seconds))
             conflicting_edits("PostgreSQL", server.base, ids[1], findings)
+            throttle_check("PostgreSQL", server.base, url, instance, findings)
         finally:
             server.stop()
         check_load("PostgreSQL", load, notes_in_database(url, instance), log, findings)
         verified = flask(instance, url, "verify-audit")
         if verified.returncode != 0:
             findings.fail(f"PostgreSQL: verify-audit failed: {verified.stderr}")
+        findings.timings["PostgreSQL load"] = time.perf_counter() - started
+        crash_run(instance, url, ids, work, findings)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    findings.timings["PostgreSQL load"] = time.perf_counter() - started
+
+
+def seed_demo(instance: Path) -> subprocess.Popen:
+    """The demo clinic (`flask seed-demo`: signed and unsigned sessions, addenda, a ledger with
+    discrepancies, protocols with versions), started early: it takes ~40 s."""
+    return subprocess.Popen(  # noqa: S603 (our own interpreter)
+        [sys.executable, "-m", "flask", "--app", "infusion_tracker", "seed-demo"],
+        cwd=ROOT, env=instance_env(instance, None), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+
+
+# wapiti's time per role: the physician reaches most pages and forms.
+WAPITI_SECONDS = {"physician": 180, "admin": 90}
+
+
+def scan_run(work: Path, seeding: subprocess.Popen, findings: Findings) -> None:
+    """sqlmap and wapiti, signed in as a physician and as the administrator
+    (tests/suite/scanners.py)."""
+    from infusion_tracker.demo import DEMO_PASSWORD
+    from tests.suite import scanners
+
+    started = time.perf_counter()
+    output, _ = seeding.communicate(timeout=300)
+    if seeding.returncode != 0:
+        findings.fail(f"scanners: seed-demo failed: {output}")
+        return
+    instance = work / "scan"
+    log = work / "gunicorn-scan.log"
+
+    def rows() -> int:
+        with closing(sqlite3.connect(instance / "infusion_tracker.db")) as db:
+            tables = [t for (t,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            return sum(db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+
+    server = Server(instance, None, log)
+    try:
+        # The physician first: the administrator's scan may reset other people's passwords.
+        for role, username in (("physician", "drpatel"), ("admin", "office")):
+            client = signed_in(server.base, username, DEMO_PASSWORD)
+            found = scanners.crawl(server.base, client)
+            findings.figures[f"scan ({role}): pages, GET targets, forms"] = (
+                len(found.pages), len(found.gets), len(found.posts))
+            refused = scanners.csrf_enforced(server.base, client, found, rows)
+            for failure in refused:
+                findings.fail(f"scan ({role}): CSRF not enforced: {failure}")
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+            # Both tools at once: each spends most of its time waiting on the other's requests.
+            with ThreadPoolExecutor(2) as pool:
+                sqlmap = pool.submit(scanners.sqlmap, server.base, cookie, found, work, role)
+                wapiti = pool.submit(
+                    scanners.wapiti, server.base, client.cookies, work, role,
+                    csrf_proven=not refused, crawl_=found, seconds=WAPITI_SECONDS[role])
+            for result in (sqlmap.result(), wapiti.result()):
+                label = f"{result.tool} ({role})"
+                findings.timings[label] = result.seconds
+                for name, value in result.figures.items():
+                    findings.figures[f"{label}: {name}"] = value
+                findings.figures[f"{label}: findings"] = len(result.findings)
+                for item in result.findings:
+                    findings.fail(item)
+            still = client.get(server.base + "/account/two-factor", timeout=30,
+                               allow_redirects=False)
+            if still.status_code != 200:
+                findings.fail(f"scan ({role}): the scan lost its sign-in (a page answered "
+                              f"{still.status_code}), so it covered less than it says")
+    finally:
+        server.stop()
+    server_log = log.read_text()
+    if "Traceback" in server_log:
+        findings.fail(f"scanners: {server_log.count('Traceback')} tracebacks in the server "
+                      f"log ({log})")
+    findings.timings["scanners"] = time.perf_counter() - started
 
 
 def fuzz_run(findings: Findings) -> None:
@@ -507,11 +624,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20, help="load per backend")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-fuzz", action="store_true")
+    parser.add_argument("--skip-scan", action="store_true")
     args = parser.parse_args()
     findings = Findings()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="infusion-suite-") as scratch:
         work = Path(scratch)
+        seeding = None if args.skip_scan else seed_demo(work / "scan")
         if not args.skip_fuzz:
             print("== fuzzing (Hypothesis)", flush=True)
             fuzz_run(findings)
@@ -522,6 +641,10 @@ def main() -> int:
             print(f"== PostgreSQL: {CLIENTS} clients, {WORKERS} workers, {args.seconds:g} s",
                   flush=True)
             postgres_run(work, args.seconds, findings)
+        if seeding:
+            print("== scanners: sqlmap and wapiti, signed in as a physician and as the admin",
+                  flush=True)
+            scan_run(work, seeding, findings)
     findings.timings["total"] = time.perf_counter() - started
     print("\n== summary")
     for name, value in findings.figures.items():
