@@ -53,10 +53,11 @@ def reset_sequences(tables) -> None:
         )
 
 
-def copy_from_sqlite(sqlite_path: str, progress=print) -> dict[str, int]:
-    """Replace the rows of every model table of the (migrated) PostgreSQL database with the
-    SQLite database's; one transaction, committed by the caller. Returns rows per table."""
-    tables = db.metadata.sorted_tables  # parents before children
+def copy_from_sqlite(sqlite_path: str, progress=print, skip=()) -> dict[str, int]:
+    """Replace the rows of every model table (but those in `skip`) of the (migrated)
+    PostgreSQL database with the SQLite database's; one transaction, committed by the caller.
+    Returns rows per table."""
+    tables = [t for t in db.metadata.sorted_tables if t.name not in skip]  # parents first
     # The migrations' own rows (the default protocol) are in the SQLite dataset too. (Only
     # tables holding rows are emptied: the append-only ones refuse even an empty DELETE.)
     for table in reversed(tables):
