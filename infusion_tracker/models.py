@@ -372,6 +372,8 @@ class InfusionSession(db.Model):
         # "Awaiting signature" (the review queue and its nav badge) without visiting every
         # discharged session.
         sa.Index("ix_infusion_session_status_signed", "status", "signed_at"),
+        # The quality report's period: sessions by when their infusion started.
+        sa.Index("ix_infusion_session_started_at", "started_at"),
     )
     __mapper_args__ = {"version_id_col": version}
 
@@ -469,6 +471,13 @@ class Reading(VoidableMixin, db.Model):
 
     __table_args__ = (
         sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at"),
+        # The quality report's critical readings of a period: a handful among millions.
+        sa.Index(
+            "ix_reading_critical",
+            "infusion_id",
+            sqlite_where=sa.text("severity = 'critical'"),
+            postgresql_where=sa.text("severity = 'critical'"),
+        ),
         sa.CheckConstraint(sql_in("phase", PHASES), name="phase"),
         sa.CheckConstraint(sql_in("rhythm", RHYTHMS, blank=True), name="rhythm"),
         sa.CheckConstraint(sql_in("avpu", AVPU, blank=True), name="avpu"),

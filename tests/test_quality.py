@@ -198,11 +198,13 @@ def test_outcomes_by_infusion_6_and_end_of_series(seeded):
 
 
 def test_query_count_is_fixed(seeded, count_queries):
-    """Nine set-based SELECTs for 15 sessions, as for 200,000: none per session or per row."""
+    """Seven set-based SELECTs for 15 sessions, as for 200,000: none per session or per row
+    (summary 1, adverse events 2, critical readings 1, one pass over the readings for peak rise
+    and intervals 1, outcomes 2)."""
     with count_queries() as counter:
         services.quality_report(seeded)
     selects = [s for s in counter.statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 9
+    assert len(selects) == 7
 
 
 def test_page_and_csv(client, login_as, seeded):

@@ -103,27 +103,45 @@ class SummaryRow:
 
 
 def summary(period: Period) -> list[SummaryRow]:
-    """Clinic-wide first, then per protocol: sessions, patients, completed, stopped early."""
+    """Clinic-wide first, then per protocol: sessions, patients, completed, stopped early.
+    One query, grouped by protocol and patient (a patient is counted once clinic-wide however
+    many protocols), summed here; each session's early stop is looked up once."""
     early = _stopped_early()
-    columns = (
-        sa.func.count(InfusionSession.id),
-        sa.func.count(sa.distinct(InfusionSession.patient_id)),
-        sa.func.sum(sa.case((sa.and_(InfusionSession.status == "discharged", ~early), 1),
-                            else_=0)),
-        sa.func.sum(sa.case((early, 1), else_=0)),
-    )
-    base = sa.select(*columns).where(_in_period(period))
-    total = db.session.execute(base).one()
-    rows = [SummaryRow(CLINIC, *(int(v or 0) for v in total))]
-    per = db.session.execute(
-        sa.select(Protocol.name, *columns)
+    sessions = (
+        sa.select(
+            Protocol.name.label("protocol"),
+            InfusionSession.patient_id,
+            (InfusionSession.status == "discharged").label("discharged"),
+            sa.case((early, 1), else_=0).label("early"),
+        )
         .join(Protocol, Protocol.id == InfusionSession.protocol_id)
         .where(_in_period(period))
-        .group_by(Protocol.name)
-        .order_by(Protocol.name)
+        .subquery()
     )
-    rows += [SummaryRow(name, *(int(v or 0) for v in values)) for name, *values in per]
-    return rows
+    rows = db.session.execute(
+        sa.select(
+            sessions.c.protocol,
+            sessions.c.patient_id,
+            sa.func.count(),
+            sa.func.sum(sa.case((sa.and_(sessions.c.discharged, sessions.c.early == 0), 1),
+                                else_=0)),
+            sa.func.sum(sessions.c.early),
+        ).group_by(sessions.c.protocol, sessions.c.patient_id)
+    )
+    totals: dict[str, list] = {CLINIC: [0, set(), 0, 0]}
+    for protocol, patient_id, count, completed, stopped in rows:
+        for name in (CLINIC, protocol):
+            total = totals.setdefault(name, [0, set(), 0, 0])
+            total[0] += count
+            total[1].add(patient_id)
+            total[2] += int(completed or 0)
+            total[3] += int(stopped or 0)
+    return [
+        SummaryRow(name, count, len(patients), completed, stopped)
+        for name, (count, patients, completed, stopped) in sorted(
+            totals.items(), key=lambda item: (item[0] != CLINIC, item[0])
+        )
+    ]
 
 
 # --- Adverse events ------------------------------------------------------------------------------
@@ -273,6 +291,90 @@ def critical_readings(period: Period, summary_rows: list[SummaryRow]) -> list[Cr
     return result
 
 
+# --- One pass over the period's readings: peak SBP rise and reading intervals -------------------
+
+
+@dataclass(frozen=True)
+class SessionReadings:
+    """One session of the period, from its readings."""
+
+    protocol: str
+    infusion_number: int
+    patient_id: int
+    rise: int | None  # peak surge systolic minus the last baseline systolic
+    gaps: int  # intervals between consecutive infusion-phase readings
+    overdue: int  # of them, longer than the protocol's interval plus the grace
+    gap_seconds: float
+
+
+# The last baseline systolic is found by `max(position * SPAN + systolic)` over the session's
+# baseline readings (position in charting order): the same window as the intervals, so the
+# readings are sorted once. Systolic is a validated 40-300 mmHg, well below SPAN.
+SPAN = 100_000
+
+
+def session_readings(period: Period) -> list[SessionReadings]:
+    """Per session of the period, in one statement over its non-voided readings: one window
+    (per session and phase, in charting order) gives each reading its place and the minutes
+    since the previous one of the same phase; a grouping per session keeps the peak, the last
+    baseline and the interval sums."""
+    at = _epoch_seconds(Reading.taken_at)
+    window = {"partition_by": (Reading.infusion_id, Reading.phase),
+              "order_by": (Reading.taken_at, Reading.id)}
+    ordered = (
+        sa.select(
+            Reading.infusion_id,
+            Reading.phase,
+            Reading.systolic,
+            (Protocol.reading_interval_infusion_min * 60 + OVERDUE_GRACE.total_seconds()).label(
+                "limit"
+            ),
+            (at - sa.func.lag(at).over(**window)).label("gap"),
+            sa.func.row_number().over(**window).label("position"),
+        )
+        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
+        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
+        .where(_in_period(period), Reading.voided_at.is_(None),
+               Reading.phase.in_(("baseline", *SURGE_PHASES)))
+        .subquery()
+    )
+    systolic = ordered.c.systolic.is_not(None)
+    gap = sa.case((ordered.c.phase == "infusion", ordered.c.gap))
+    per_session = (
+        sa.select(
+            ordered.c.infusion_id,
+            sa.func.max(sa.case((sa.and_(ordered.c.phase.in_(SURGE_PHASES), systolic),
+                                 ordered.c.systolic))).label("peak"),
+            sa.func.max(sa.case((sa.and_(ordered.c.phase == "baseline", systolic),
+                                 ordered.c.position * SPAN + ordered.c.systolic))).label("base"),
+            sa.func.count(gap).label("gaps"),
+            sa.func.sum(sa.case((gap > ordered.c.limit, 1), else_=0)).label("overdue"),
+            sa.func.sum(gap).label("seconds"),
+        )
+        .group_by(ordered.c.infusion_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        sa.select(Protocol.name, InfusionSession.series_number, InfusionSession.patient_id,
+                  per_session.c.peak, per_session.c.base, per_session.c.gaps,
+                  per_session.c.overdue, per_session.c.seconds)
+        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
+        .join(per_session, per_session.c.infusion_id == InfusionSession.id)
+    )
+    return [
+        SessionReadings(
+            protocol=name,
+            infusion_number=number,
+            patient_id=patient_id,
+            rise=None if peak is None or base is None else int(peak) - int(base) % SPAN,
+            gaps=int(gaps),
+            overdue=int(overdue or 0),
+            gap_seconds=float(seconds or 0),
+        )
+        for name, number, patient_id, peak, base, gaps, overdue, seconds in rows
+    ]
+
+
 # --- Peak SBP rise by infusion number ------------------------------------------------------------
 
 
@@ -299,46 +401,20 @@ def _quartiles(values: list[int]) -> tuple[float, float, float]:
     return q2, q1, q3
 
 
-def peak_rise(period: Period) -> list[RiseRow]:
+def peak_rise(period: Period, sessions: list[SessionReadings] | None = None) -> list[RiseRow]:
     """Peak systolic during infusion and recovery minus the session's last baseline systolic,
     as the patient page defines it; distribution per infusion number (6 and later together),
-    clinic-wide and per protocol.
-    One query with two grouped subqueries."""
-    valid = sa.and_(Reading.voided_at.is_(None), Reading.systolic.is_not(None))
-    peaks = (
-        sa.select(Reading.infusion_id, sa.func.max(Reading.systolic).label("peak"))
-        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
-        .where(valid, _in_period(period), Reading.phase.in_(SURGE_PHASES))
-        .group_by(Reading.infusion_id)
-        .subquery()
-    )
-    ranked = (
-        sa.select(
-            Reading.infusion_id,
-            Reading.systolic,
-            sa.func.row_number()
-            .over(partition_by=Reading.infusion_id,
-                  order_by=(Reading.taken_at.desc(), Reading.id.desc()))
-            .label("position"),
-        )
-        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
-        .where(valid, _in_period(period), Reading.phase == "baseline")
-        .subquery()
-    )
-    rows = db.session.execute(
-        sa.select(Protocol.name, InfusionSession.series_number, InfusionSession.patient_id,
-                  peaks.c.peak - ranked.c.systolic)
-        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
-        .join(peaks, peaks.c.infusion_id == InfusionSession.id)
-        .join(ranked, sa.and_(ranked.c.infusion_id == InfusionSession.id, ranked.c.position == 1))
-        .where(_in_period(period))
-    )
+    clinic-wide and per protocol. From `session_readings` (read here if not given)."""
+    if sessions is None:
+        sessions = session_readings(period)
     groups: dict[tuple[str, int], tuple[list[int], set[int]]] = defaultdict(lambda: ([], set()))
-    for name, number, patient_id, rise in rows:
-        for protocol in (CLINIC, name):
-            values, patients = groups[(protocol, min(number, MILESTONE))]
-            values.append(int(rise))
-            patients.add(patient_id)
+    for session in sessions:
+        if session.rise is None:
+            continue
+        for protocol in (CLINIC, session.protocol):
+            values, patients = groups[(protocol, min(session.infusion_number, MILESTONE))]
+            values.append(session.rise)
+            patients.add(session.patient_id)
     result = []
     for protocol, number in sorted(groups, key=lambda key: (key[0] != CLINIC, key)):
         values, patients = groups[(protocol, number)]
@@ -376,45 +452,22 @@ def _epoch_seconds(column):
     return sa.func.julianday(column) * 86400
 
 
-def reading_gaps(period: Period) -> list[GapRow]:
+def reading_gaps(period: Period, sessions: list[SessionReadings] | None = None) -> list[GapRow]:
     """During the infusion phase: minutes from one reading to the next, and the share later
-    than the protocol's interval. One query: a window over the period's readings, grouped by
-    protocol and patient (so patients are counted once clinic-wide), summed here."""
-    at = _epoch_seconds(Reading.taken_at)
-    stepped = (
-        sa.select(
-            InfusionSession.patient_id,
-            Protocol.name.label("protocol"),
-            (Protocol.reading_interval_infusion_min * 60 + OVERDUE_GRACE.total_seconds()).label(
-                "limit"
-            ),
-            (at - sa.func.lag(at).over(partition_by=Reading.infusion_id,
-                                        order_by=(Reading.taken_at, Reading.id))).label("gap"),
-        )
-        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
-        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
-        .where(_in_period(period), Reading.voided_at.is_(None), Reading.phase == "infusion")
-        .subquery()
-    )
-    rows = db.session.execute(
-        sa.select(
-            stepped.c.protocol,
-            stepped.c.patient_id,
-            sa.func.count(),
-            sa.func.sum(sa.case((stepped.c.gap > stepped.c.limit, 1), else_=0)),
-            sa.func.sum(stepped.c.gap),
-        )
-        .where(stepped.c.gap.is_not(None))
-        .group_by(stepped.c.protocol, stepped.c.patient_id)
-    )
+    than the protocol's interval (patients counted once clinic-wide). From `session_readings`
+    (read here if not given)."""
+    if sessions is None:
+        sessions = session_readings(period)
     sums: dict[str, list] = {}
-    for protocol, patient_id, count, overdue, seconds in rows:
-        for name in (CLINIC, protocol):
+    for session in sessions:
+        if not session.gaps:
+            continue
+        for name in (CLINIC, session.protocol):
             total = sums.setdefault(name, [0, 0, 0.0, set()])
-            total[0] += count
-            total[1] += int(overdue or 0)
-            total[2] += float(seconds or 0)
-            total[3].add(patient_id)
+            total[0] += session.gaps
+            total[1] += session.overdue
+            total[2] += session.gap_seconds
+            total[3].add(session.patient_id)
     names = [CLINIC] + sorted(name for name in sums if name != CLINIC)
     return [
         GapRow(
@@ -556,12 +609,13 @@ class QualityReport:
 
 def quality_report(period: Period) -> QualityReport:
     rows = summary(period)
+    sessions = session_readings(period)
     return QualityReport(
         period=period,
         summary=rows,
         adverse_events=adverse_events(period, rows),
         critical_readings=critical_readings(period, rows),
-        peak_rise=peak_rise(period),
-        reading_gaps=reading_gaps(period),
+        peak_rise=peak_rise(period, sessions),
+        reading_gaps=reading_gaps(period, sessions),
         outcomes=outcomes(period),
     )
