@@ -211,6 +211,17 @@ def test_stop_prompt_when_the_planned_minutes_are_reached(client, login_as, infu
     assert "Planned time reached" not in cards(client.get("/").get_data(as_text=True))["Room B"]
 
 
+def test_a_reason_to_run_on_takes_the_place_of_the_prompt(client, login_as, infusing_in):
+    nurse = login_as("np")
+    infusion = infusing_in("Room B", minutes_ago=41)
+    add_reading(infusion, nurse, minutes_ago=1)
+    lifecycle.record_run_on(infusion, nurse, "Physician ordered 10 more minutes")
+    db.session.commit()
+    card = cards(client.get("/").get_data(as_text=True))["Room B"]
+    assert "Planned time reached" not in card
+    assert "Runs on past the planned time: Physician ordered 10 more minutes" in card
+
+
 def test_a_paused_pump_puts_off_the_prompt(login_as, infusing_in):
     nurse = login_as("np")
     infusion = infusing_in("Room A", minutes_ago=30)

@@ -71,12 +71,15 @@ def stop_prompt(infusion: InfusionSession, now: datetime) -> tuple[str | None, d
     """The one place the board decides to ask "planned time reached — stop?" (issue 10): the
     pump has run the planned minutes (clinical.planned_reached) and the infusion has not
     stopped. Returns (prompt, when it will be due if not yet) — the second so an open board
-    knows when to look again although nothing in the database changes. (A reason for running
-    on, recorded at the bedside, is to be weighed here too.)"""
+    knows when to look again although nothing in the database changes. Once the bedside has
+    recorded why the infusion runs on, the board shows that reason instead of asking."""
     if infusion.status not in ("infusing", "paused") or infusion.started_at is None:
         return None, None
     run = queries.pump_run(infusion, now)
     if clinical.planned_reached(run.minutes, infusion.duration_min):
+        run_on = [event for event in infusion.events if event.kind == "run_on"]
+        if run_on:
+            return f"Runs on past the planned time: {run_on[-1].reason}", None
         return "Planned time reached — stop?", None
     if not run.running:
         return None, None  # paused: the planned minutes come no closer

@@ -2,7 +2,7 @@
 finished sessions are two index ranges, not a scan of every finished session (issue 8)
 
 Revision ID: 0009_board_finished
-Revises: 0007_reading_submission_key (the lead re-chains it at merge)
+Revises: 0008_totp_sealed
 Create Date: 2026-12-02 17:40:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0009_board_finished"
-down_revision = "0007_reading_submission_key"
+down_revision = "0008_totp_sealed"
 branch_labels = None
 depends_on = None
 

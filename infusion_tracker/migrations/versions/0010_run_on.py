@@ -1,7 +1,7 @@
 """Infusion event kind "run_on": why an infusion goes on past its planned minutes (issue 10)
 
 Revision ID: 0010_run_on
-Revises: 0007_reading_submission_key (the lead re-chains migrations at merge)
+Revises: 0009_board_finished
 Create Date: 2026-12-02 18:00:00
 
 The reason is an infusion event like a pause or a stop: appended, audited, never overwritten.
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0010_run_on"
-down_revision = "0007_reading_submission_key"
+down_revision = "0009_board_finished"
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,7 @@ keys with their indexes, the patient list's order as an index, and the audit log
 index extended by id (a date-filtered page is read from it in order, not sorted).
 
 Revision ID: 0011_perf_search
-Revises: 0007_reading_submission_key (the lead re-chains it at merge)
+Revises: 0010_run_on
 Create Date: 2026-12-02 18:00:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0011_perf_search"
-down_revision = "0007_reading_submission_key"
+down_revision = "0010_run_on"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 and the critical readings (issue 11; timings in bench/RESULTS.md)
 
 Revision ID: 0012_quality_indexes
-Revises: 0007_reading_submission_key (the lead re-chains it at merge)
+Revises: 0011_perf_search
 Create Date: 2026-12-02 17:50:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0012_quality_indexes"
-down_revision = "0007_reading_submission_key"
+down_revision = "0011_perf_search"
 branch_labels = None
 depends_on = None
 
