@@ -278,7 +278,10 @@ def sqlmap(base: str, cookie: str, crawl_: Crawl, work: Path, role: str,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            result.findings.append(f"sqlmap ({role}) did not finish in {SQLMAP_SECONDS} s")
+            # A slow machine ends the scan short; that is coverage lost, not a vulnerability:
+            # the summary shows it, and what sqlmap did test is still read below.
+            stopped = result.figures.get("parts stopped at the time limit", 0)
+            result.figures["parts stopped at the time limit"] = stopped + 1
         for handle in (terminal, tty):
             os.close(handle)
         out.close()
