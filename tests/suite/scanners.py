@@ -248,7 +248,7 @@ class ScanResult:
 
 
 def sqlmap(base: str, cookie: str, crawl_: Crawl, work: Path, role: str,
-           dbms: str = "SQLite") -> ScanResult:
+           dbms: str = "SQLite", parts: int = SQLMAP_PARTS) -> ScanResult:
     """Every parameter gets sqlmap's heuristic probes (quotes, casts, DBMS error patterns);
     the ones that react get the full level-1 tests for the known back end (--smart, --dbms:
     the whole matrix over every field would take most of an hour). The targets are split
@@ -258,9 +258,9 @@ def sqlmap(base: str, cookie: str, crawl_: Crawl, work: Path, role: str,
     result = ScanResult("sqlmap", role, 0)
     blocks = burp_log(base, cookie, crawl_)
     processes = []
-    for part in range(SQLMAP_PARTS):
+    for part in range(parts):
         name = f"sqlmap-{role}-{part}"
-        (work / f"{name}.log").write_text("".join(blocks[part::SQLMAP_PARTS]))
+        (work / f"{name}.log").write_text("".join(blocks[part::parts]))
         # sqlmap reads its targets from stdin whenever stdin is not a terminal: give it one.
         terminal, tty = os.openpty()
         out = (work / f"{name}.out").open("w")
