@@ -104,8 +104,9 @@ def register_commands(app: Flask) -> None:
     from . import commands
     from .devices import commands as device_commands
     from .ledger import commands as ledger_commands
+    from .quality import commands as quality_commands
 
-    for module in (commands, device_commands, ledger_commands):
+    for module in (commands, device_commands, ledger_commands, quality_commands):
         module.register(app)
 
 

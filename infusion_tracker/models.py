@@ -579,6 +579,25 @@ class Addendum(db.Model):
     author: Mapped[Staff] = relationship()
 
 
+class SessionFigures(db.Model):
+    """The quality report's per-session figures from the session's readings (quality/figures.py):
+    derived, never entered. Valid only for the session `version` they were computed from:
+    every change to a session's readings makes a new version, so a stored row that no longer
+    matches is ignored and computed again."""
+
+    __tablename__ = "session_figures"
+
+    infusion_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("infusion_session.id"), primary_key=True
+    )
+    version: Mapped[int]
+    peak_systolic: Mapped[int | None]  # highest systolic during infusion and recovery
+    baseline_systolic: Mapped[int | None]  # the last baseline systolic
+    intervals: Mapped[int]  # between consecutive infusion-phase readings
+    overdue: Mapped[int]  # of them, later than the protocol's interval plus the grace
+    interval_seconds: Mapped[float]
+
+
 # --- Audit ----------------------------------------------------------------------
 
 

@@ -2,10 +2,12 @@
 
 import click
 
+from ..commands import schema_first
 from . import services
 
 
 @click.command("verify-ledger")
+@schema_first
 def verify_ledger_command():
     """Check every vial's derived balance is ≥ 0 and every milligram is accounted for."""
     problems = services.verify_ledger()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -26,14 +26,13 @@ from ..models import (
     Protocol,
     Reading,
 )
-from ..patients.history import SURGE_PHASES
 from ..timeutil import clinic_day_bounds
 from ..vocab import INSTRUMENTS
+from . import figures
+from .figures import SessionReadings
 
 FEW_PATIENTS = 5
 CLINIC = "All protocols"
-# A reading is overdue when it comes later than the protocol's interval plus this grace.
-OVERDUE_GRACE = timedelta(minutes=1)
 VITAL_LABELS = {
     "systolic": "Systolic BP",
     "diastolic": "Diastolic BP",
@@ -291,88 +290,13 @@ def critical_readings(period: Period, summary_rows: list[SummaryRow]) -> list[Cr
     return result
 
 
-# --- One pass over the period's readings: peak SBP rise and reading intervals -------------------
-
-
-@dataclass(frozen=True)
-class SessionReadings:
-    """One session of the period, from its readings."""
-
-    protocol: str
-    infusion_number: int
-    patient_id: int
-    rise: int | None  # peak surge systolic minus the last baseline systolic
-    gaps: int  # intervals between consecutive infusion-phase readings
-    overdue: int  # of them, longer than the protocol's interval plus the grace
-    gap_seconds: float
-
-
-# The last baseline systolic is found by `max(position * SPAN + systolic)` over the session's
-# baseline readings (position in charting order): the same window as the intervals, so the
-# readings are sorted once. Systolic is a validated 40-300 mmHg, well below SPAN.
-SPAN = 100_000
+# --- Per-session figures from the readings -----------------------------------------------------
 
 
 def session_readings(period: Period) -> list[SessionReadings]:
-    """Per session of the period, in one statement over its non-voided readings: one window
-    (per session and phase, in charting order) gives each reading its place and the minutes
-    since the previous one of the same phase; a grouping per session keeps the peak, the last
-    baseline and the interval sums."""
-    at = _epoch_seconds(Reading.taken_at)
-    window = {"partition_by": (Reading.infusion_id, Reading.phase),
-              "order_by": (Reading.taken_at, Reading.id)}
-    ordered = (
-        sa.select(
-            Reading.infusion_id,
-            Reading.phase,
-            Reading.systolic,
-            (Protocol.reading_interval_infusion_min * 60 + OVERDUE_GRACE.total_seconds()).label(
-                "limit"
-            ),
-            (at - sa.func.lag(at).over(**window)).label("gap"),
-            sa.func.row_number().over(**window).label("position"),
-        )
-        .join(InfusionSession, InfusionSession.id == Reading.infusion_id)
-        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
-        .where(_in_period(period), Reading.voided_at.is_(None),
-               Reading.phase.in_(("baseline", *SURGE_PHASES)))
-        .subquery()
-    )
-    systolic = ordered.c.systolic.is_not(None)
-    gap = sa.case((ordered.c.phase == "infusion", ordered.c.gap))
-    per_session = (
-        sa.select(
-            ordered.c.infusion_id,
-            sa.func.max(sa.case((sa.and_(ordered.c.phase.in_(SURGE_PHASES), systolic),
-                                 ordered.c.systolic))).label("peak"),
-            sa.func.max(sa.case((sa.and_(ordered.c.phase == "baseline", systolic),
-                                 ordered.c.position * SPAN + ordered.c.systolic))).label("base"),
-            sa.func.count(gap).label("gaps"),
-            sa.func.sum(sa.case((gap > ordered.c.limit, 1), else_=0)).label("overdue"),
-            sa.func.sum(gap).label("seconds"),
-        )
-        .group_by(ordered.c.infusion_id)
-        .subquery()
-    )
-    rows = db.session.execute(
-        sa.select(Protocol.name, InfusionSession.series_number, InfusionSession.patient_id,
-                  per_session.c.peak, per_session.c.base, per_session.c.gaps,
-                  per_session.c.overdue, per_session.c.seconds)
-        .join(Protocol, Protocol.id == InfusionSession.protocol_id)
-        .join(per_session, per_session.c.infusion_id == InfusionSession.id)
-    )
-    return [
-        SessionReadings(
-            protocol=name,
-            infusion_number=number,
-            patient_id=patient_id,
-            rise=None if peak is None or base is None else int(peak) - int(base) % SPAN,
-            gaps=int(gaps),
-            overdue=int(overdue or 0),
-            gap_seconds=float(seconds or 0),
-        )
-        for name, number, patient_id, peak, base, gaps, overdue, seconds in rows
-    ]
+    """The period's sessions with their peak rise and reading intervals (quality/figures.py:
+    stored per session version, computed where missing)."""
+    return figures.session_readings(_in_period(period))
 
 
 # --- Peak SBP rise by infusion number ------------------------------------------------------------
@@ -444,12 +368,6 @@ class GapRow:
     @property
     def few(self) -> bool:
         return few(self.patients)
-
-
-def _epoch_seconds(column):
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.func.extract("epoch", column)
-    return sa.func.julianday(column) * 86400
 
 
 def reading_gaps(period: Period, sessions: list[SessionReadings] | None = None) -> list[GapRow]:

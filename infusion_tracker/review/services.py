@@ -29,6 +29,7 @@ from ..models import (
     Staff,
 )
 from ..passwords import verify_password
+from ..quality import figures
 from ..timeutil import format_datetime, utcnow
 
 ATTESTATION_MAX = 2000
@@ -284,6 +285,8 @@ def sign_infusion(
         patient_id=infusion.patient_id,
         details={"attestation": attestation, "version": infusion.version},
     )
+    # Locked from now on: the quality report's figures of this version will not change.
+    figures.refresh([infusion.id])
 
 
 # --- Addenda ----------------------------------------------------------------------------
