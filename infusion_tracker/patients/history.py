@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import sqlalchemy as sa
 from markupsafe import Markup
@@ -49,11 +50,12 @@ class PatientHistory:
     peak_rise_chart: Markup | None
     flagged_phq9: Assessment | None  # the latest PHQ-9 when its item 9 is above 0
 
-    @property
+    # Cached: the template asks once per assessment row.
+    @cached_property
     def session_numbers(self) -> dict[int, int]:
         return {row.infusion.id: row.infusion.series_number for row in self.rows}
 
-    @property
+    @cached_property
     def signed_session_ids(self) -> set[int]:
         """Sessions whose scores are locked by the physician's signature."""
         return {row.infusion.id for row in self.rows if row.infusion.is_signed}
