@@ -663,12 +663,14 @@ def _explained(infusion_id: int, totals: SessionTotals) -> LedgerDiscrepancy | N
     )
 
 
-def ledger_problem(infusion: InfusionSession) -> str | None:
+def ledger_problem(infusion: InfusionSession, totals: SessionTotals | None = None) -> str | None:
     """Why the session cannot be signed yet for the ledger's sake, or None.
 
     The signing service calls this: an unreconciled session is refused unless a physician
-    recorded why it does not balance (`explain_session`)."""
-    totals = session_totals(infusion.id)
+    recorded why it does not balance (`explain_session`). `totals`: session_totals() when the
+    caller has them already (the session page's panel: one query fewer)."""
+    if totals is None:
+        totals = session_totals(infusion.id)
     problem = _session_shortfall(infusion, totals)
     if problem is None or _explained(infusion.id, totals) is not None:
         return None
