@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -106,12 +107,19 @@ class SessionTotals:
         return self.drawn - self.given - self.wasted
 
 
-def session_totals(infusion_id: int) -> SessionTotals:
-    rows = db.session.execute(
+@cache
+def _session_totals_statement() -> sa.Select:
+    """Built once (the session page asks on every view; building it cost more than running
+    it, bench/RESULTS.md "Stop 15"); the session is a parameter."""
+    return (
         sa.select(LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_mcg), sa.func.count())
-        .where(LedgerEntry.infusion_id == infusion_id, effective())
+        .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"), effective())
         .group_by(LedgerEntry.kind)
     )
+
+
+def session_totals(infusion_id: int) -> SessionTotals:
+    rows = db.session.execute(_session_totals_statement(), {"infusion_id": infusion_id})
     totals = SessionTotals()
     for kind, amount, number in rows:
         if kind == "draw":
