@@ -1,6 +1,7 @@
 """Jinja filters and globals: clinic time, display units, status words."""
 
 from flask import current_app
+from markupsafe import Markup, escape
 
 from . import clinical, timeutil, units, vocab
 
@@ -25,8 +26,46 @@ def register(app) -> None:
     app.jinja_env.globals["nav_items"] = nav_items
     # Code -> words and code -> status_tag kind, for templates (e.g. vocab.STATUS_KINDS).
     app.jinja_env.globals["vocab"] = vocab
+    # _macros/forms.html status_tag() draws with it.
+    app.jinja_env.globals["status_markup"] = status_tag
+    app.jinja_env.globals["level_tag"] = level_tag
+    app.jinja_env.globals["value_tag"] = value_tag
+    app.jinja_env.globals["news2_tag"] = news2_tag
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+
+
+# Status words as markup. Python functions rather than Jinja macros: the session page's readings
+# table calls them a few hundred times, and a macro call (or Markup.format, a pure-Python
+# formatter) costs several times an f-string of escaped values (bench/RESULTS.md, "Stop 15").
+# Every value put into these strings goes through escape() (hence the S704 exemptions).
+def status_tag(text, kind: str = "neutral") -> Markup:
+    """Status in words and colour together, never colour alone."""
+    return Markup(f'<span class="tag tag--{escape(kind)}">{escape(text)}</span>')  # noqa: S704
+
+
+_LEVEL_TAGS = {
+    "critical": Markup(" ") + status_tag("CRITICAL", "critical"),
+    "abnormal": Markup(" ") + status_tag("abnormal", "abnormal"),
+}
+
+
+def level_tag(level: str | None) -> Markup:
+    """A flagged value says so in a word, not by colour alone."""
+    return _LEVEL_TAGS.get(level, Markup())
+
+
+def value_tag(level: str | None, text) -> Markup:
+    """A value, coloured and worded by its flag level."""
+    css = f"value--{escape(level)}" if level else ""
+    return Markup(f'<span class="{css}">{escape(text)}</span>{level_tag(level)}')  # noqa: S704
+
+
+def news2_tag(score: int | None, risk: str | None) -> Markup:
+    if score is None:
+        return Markup()
+    tag = status_tag(risk, vocab.NEWS2_RISK_KINDS.get(risk, ""))
+    return Markup(f'<span class="news2">{escape(score)}</span> {tag}')  # noqa: S704
 
 
 def nav_items() -> list[tuple[str, str, int | None]]:

@@ -6,15 +6,24 @@ import gc
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
 
-from infusion_tracker.exports import fhir
+from infusion_tracker.exports import fhir, routes
 from infusion_tracker.extensions import db
-from infusion_tracker.models import Assessment, AuditEvent, InfusionEvent, Reading
+from infusion_tracker.models import (
+    Assessment,
+    AuditEvent,
+    InfusionEvent,
+    InfusionSession,
+    Patient,
+    Reading,
+)
 
+DATA = Path(__file__).parent / "data"
 T = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)  # 10:00 in New York (EST)
 
 
@@ -470,6 +479,28 @@ def test_fhir_export_resumes_the_garbage_collector(client, login_as, record, mon
     assert client.get(f"/patients/{record['patient'].id}/fhir").status_code == 500
     assert gc.isenabled()
 
+
+def fixed_record(record):
+    """The record with its remaining clock-dependent times (entered at, scheduled for) fixed."""
+    db.session.execute(sa.update(Reading).values(created_at=T + timedelta(hours=2)))
+    db.session.execute(sa.update(Assessment).values(created_at=T + timedelta(hours=3)))
+    db.session.execute(sa.update(InfusionSession).values(scheduled_for=T - timedelta(hours=1)))
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.get(Patient, record["patient"].id)
+
+
+def test_bundle_is_byte_for_byte_the_one_built_from_orm_objects(app, record):
+    """Issue 8: the readings' observations are built from plain rows, with only the keys that
+    have a value. tests/data/fhir_record_bundle.json is this record's bundle as the earlier
+    builder (Reading objects, then a pass dropping empty keys) wrote it: same bytes."""
+    patient = fixed_record(record)
+    with app.test_request_context():
+        bundle = routes.build_bundle(patient, "http://clinic.test/fhir", T + timedelta(days=30))
+    body = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
+    assert body == (DATA / "fhir_record_bundle.json").read_text(encoding="utf-8").strip()
+
+
 # --- permissions and errors --------------------------------------------------------------------
 
 
@@ -516,7 +547,8 @@ def more_data(record, make_infusion, sessions=3, readings=10):
 
 # The write lock (SQLite BEGIN IMMEDIATE / PostgreSQL's audit advisory lock), the signed-in
 # user, the patient, and the audit row (last hash, insert) — whatever the amount of data. FHIR:
-# sessions, their readings and events (selectin) and the assessments. CSV (was 7, issue 8):
+# sessions and their events (selectin), the readings as rows with their staff names (as the
+# CSV's, issue 8) and the assessments. CSV (was 7, issue 8):
 # all readings with their staff names in one query, and the number of sessions.
 PINNED_QUERIES = {"readings.csv": 6, "fhir": 8}
 

@@ -5,7 +5,8 @@ count that does not grow with the number of readings."""
 import pytest
 
 from infusion_tracker.extensions import db
-from infusion_tracker.infusions import lifecycle, readings
+from infusion_tracker.infusions import lifecycle, queries, readings
+from infusion_tracker.infusions import page as page_module
 from infusion_tracker.models import Assessment
 from infusion_tracker.timeutil import utcnow
 from tests.browser_support import shoot
@@ -177,8 +178,41 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
     # events, adverse events, assessments, addenda), the monitor's proposed readings, and the
     # dose panel's ledger (entries, totals, vials in the safe, the session's vial, a reason);
     # then the read audit row (issue 9): the session's patient id (the page keeps no
-    # reference to its rows), the chain's last hash and the insert.
-    assert few.count == 16, few.statements
+    # reference to its rows), the chain's last hash and the insert. (Was 16: the ledger's
+    # totals were read twice, issue 8.)
+    assert few.count == 15, few.statements
+
+
+def vitals_svg(html):
+    start = html.rindex("<svg", 0, html.index("chart-svg--vitals"))
+    return html[start : html.index("</svg>", start) + len("</svg>")]
+
+
+def test_the_memoised_chart_is_never_stale(app, client, login_as, infusing):
+    """The vitals chart is memoised on the values it draws (issue 8). Viewed again, the page
+    gives the same chart; after a new reading, a void and a pause, the chart on the page is
+    the one drawn afresh from the session."""
+    staff = login_as("np")
+    first = add_reading(infusing, staff, minutes_ago=6, heart_rate=80)
+
+    def fresh():
+        page_module._vitals_svg.cache_clear()
+        with app.test_request_context():
+            return str(page_module.vitals_chart(queries.get_infusion_or_404(infusing.id)))
+
+    shown = vitals_svg(page(client, infusing))
+    assert vitals_svg(page(client, infusing)) == shown == fresh()
+    charts = [shown]
+    add_reading(infusing, staff, minutes_ago=3, heart_rate=130)
+    charts.append(vitals_svg(page(client, infusing)))
+    readings.void_reading(first, staff, "Wrong patient")
+    db.session.commit()
+    charts.append(vitals_svg(page(client, infusing)))
+    lifecycle.pause_infusion(infusing, staff, "Nausea")
+    db.session.commit()
+    charts.append(vitals_svg(page(client, infusing)))
+    assert charts[-1] == fresh()
+    assert len(set(charts)) == 4
 
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------

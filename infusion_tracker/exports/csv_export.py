@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,7 +22,7 @@ from sqlalchemy.orm import aliased
 from ..extensions import db
 from ..models import InfusionSession, Patient, Reading, Staff
 from ..vocab import AVPU, PHASES, RHYTHMS
-from .fhir import instant
+from .fhir import instant, staff_name
 
 VOIDED = "VOIDED"
 VALID = "valid"
@@ -110,14 +109,6 @@ def reading_rows(patient: Patient) -> list[sa.Row]:
     return list(db.session.execute(statement))
 
 
-@lru_cache(maxsize=1024)
-def _staff_name(full_name: str | None, credentials: str | None) -> str:
-    """Staff.display_name from the row's columns (a handful of names over thousands of rows)."""
-    if full_name is None:
-        return ""
-    return Staff(full_name=full_name, credentials=credentials).display_name
-
-
 def reading_row(patient: Patient, r: sa.Row, zone: ZoneInfo):
     return [
         _text(patient.mrn),
@@ -142,11 +133,11 @@ def reading_row(patient: Patient, r: sa.Row, zone: ZoneInfo):
         r.severity,
         _text("; ".join(f.get("message", "") for f in r.flags or [])),
         _text(r.note),
-        _text(_staff_name(r.recorded_by_name, r.recorded_by_credentials)),
+        _text(staff_name(r.recorded_by_name, r.recorded_by_credentials)),
         _utc(r.created_at),
         VOIDED if r.voided_at is not None else VALID,
         _text(r.void_reason) if r.voided_at is not None else "",
-        _text(_staff_name(r.voided_by_name, r.voided_by_credentials)),
+        _text(staff_name(r.voided_by_name, r.voided_by_credentials)),
         _utc(r.voided_at),
         _number(r.corrects_id),
     ]

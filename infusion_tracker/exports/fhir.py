@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import clinical
 from ..infusions import queries
-from ..models import Assessment, InfusionSession, Patient, Reading
+from ..models import Assessment, InfusionSession, Patient, Staff
 from ..timeutil import utcnow
 from ..vocab import INDICATIONS, INSTRUMENTS, RHYTHMS
 
@@ -110,10 +110,22 @@ def _display(staff) -> dict[str, str] | None:
     return {"display": staff.display_name} if staff is not None else None
 
 
+@lru_cache(maxsize=1024)
+def staff_name(full_name: str | None, credentials: str | None) -> str:
+    """Staff.display_name from a row's two columns (a handful of names over thousands of rows)."""
+    if full_name is None:
+        return ""
+    return Staff(full_name=full_name, credentials=credentials).display_name
+
+
+def _void_text(voided_by: str | None, voided_at: datetime, reason: str) -> list[dict[str, str]]:
+    who = f" by {voided_by}" if voided_by is not None else ""
+    return [{"text": f"Entered in error; voided{who} at {instant(voided_at)}: {reason}"}]
+
+
 def _void_note(row) -> list[dict[str, str]]:
-    who = f" by {row.voided_by.display_name}" if row.voided_by is not None else ""
-    text = f"Entered in error; voided{who} at {instant(row.voided_at)}: {row.void_reason}"
-    return [{"text": text}]
+    voided_by = row.voided_by.display_name if row.voided_by is not None else None
+    return _void_text(voided_by, row.voided_at, row.void_reason)
 
 
 def _entry(base_url: str, resource: dict[str, Any]) -> dict[str, Any]:
@@ -273,115 +285,135 @@ def _observation(
     )
 
 
-def _reading_levels(reading: Reading) -> dict[str, str]:
+def _reading_levels(flags: list[dict[str, Any]] | None) -> dict[str, str]:
     levels: dict[str, str] = {}
-    for flag in reading.flags or []:
+    for flag in flags or []:
         name, level = flag.get("field"), flag.get("level")
         if name and level:
             levels[name] = clinical.worst([levels.get(name, "normal"), level])
     return levels
 
 
-def reading_observations(reading: Reading, patient_id: int) -> list[dict[str, Any]]:
-    """One Observation per measurement in the reading (the BP pair as one panel)."""
-    status = "entered-in-error" if reading.is_voided else "final"
-    levels = _reading_levels(reading)
-    notes = _void_note(reading) if reading.is_voided else []
-    if reading.corrects_id:
-        notes.append({"text": f"Corrects reading {reading.corrects_id}."})
-    common = {
-        "encounter_id": reading.infusion_id,
-        "patient_id": patient_id,
-        "effective": reading.taken_at,
-        "status": status,
-        "performer": reading.recorded_by,
-        "issued": reading.created_at,
-        "note": notes or None,
+# A reading's observations, built key by key in the order _observation() gives them, with only
+# the keys that have a value (no _clean pass over ~9,600 dicts) and the constant parts shared
+# between observations (the bundle is read-only: it goes to json.dumps).
+def _vital_meta(profile: str) -> dict[str, list[str]]:
+    return {"profile": [PROFILE + "vitalsigns", PROFILE + profile]}
+
+
+_VITAL_SIGNS = _category("vital-signs", "Vital Signs")
+_BP_META = _vital_meta("bp")
+_BP_CODE = _concept(
+    [("85354-9", "Blood pressure panel with all children optional")], "Blood pressure"
+)
+_BP_PARTS = (
+    ("systolic", _concept([("8480-6", "Systolic blood pressure")], "Systolic blood pressure")),
+    ("diastolic", _concept([("8462-4", "Diastolic blood pressure")], "Diastolic blood pressure")),
+)
+_NOT_PERFORMED = {"coding": [_coding(DATA_ABSENT, "not-performed", "Not Performed")]}
+# key -> (meta, code, UCUM unit, Reading column)
+_VITALS = {
+    key: (_vital_meta(profile), _concept(codings, text), ucum, name)
+    for key, (codings, text, profile, ucum, name) in VITALS.items()
+}
+_O2_FLOW_CODE = _concept([("3151-8", "Inhaled oxygen flow rate")], "O2 flow")
+_EXAM = _category("exam", "Exam")
+_RHYTHM_CODE = _concept([("8884-9", "Heart rate rhythm")], "Cardiac rhythm")
+_SURVEY = _category("survey", "Survey")
+_PAIN_CODE = _concept([SCORE_LOINC["pain_nrs"]], "Pain (0-10)")
+
+
+def _reading_tail(row, patient_id: int) -> dict[str, Any]:
+    """The keys after "code" that every observation of a reading shares, in their order."""
+    tail: dict[str, Any] = {
+        "subject": _ref("Patient", str(patient_id)),
+        "encounter": _ref("Encounter", str(row.infusion_id)),
+        "effectiveDateTime": instant(row.taken_at),
     }
-    vital_signs = _category("vital-signs", "Vital Signs")
+    if row.created_at:
+        tail["issued"] = instant(row.created_at)
+    tail["performer"] = [{"display": staff_name(row.recorded_by_name, row.recorded_by_credentials)}]
+    notes = []
+    if row.voided_at is not None:
+        voided_by = row.voided_by_name
+        if voided_by is not None:
+            voided_by = staff_name(voided_by, row.voided_by_credentials)
+        notes = _void_text(voided_by, row.voided_at, row.void_reason)
+    if row.corrects_id:
+        notes.append({"text": f"Corrects reading {row.corrects_id}."})
+    if notes:
+        tail["note"] = notes
+    return tail
+
+
+def _bp_components(row, levels: dict[str, str]) -> list[dict[str, Any]]:
+    components = []
+    for name, code in _BP_PARTS:
+        value = getattr(row, name)
+        component: dict[str, Any] = {"code": code}
+        if value is None:
+            component["dataAbsentReason"] = _NOT_PERFORMED
+        else:
+            component["valueQuantity"] = _quantity(value, "mm[Hg]")
+        interpretation = _interpretation(levels.get(name))
+        if interpretation:
+            component["interpretation"] = interpretation
+        components.append(component)
+    return components
+
+
+def reading_observations(row, patient_id: int) -> list[dict[str, Any]]:
+    """One Observation per measurement in the reading (the BP pair as one panel).
+
+    `row` is a row of csv_export.reading_rows(): the reading's columns and the names of who
+    recorded and who voided it."""
+    status = "entered-in-error" if row.voided_at is not None else "final"
+    levels = _reading_levels(row.flags)
+    tail = _reading_tail(row, patient_id)
+
+    def observation(key: str, meta, category, code) -> dict[str, Any]:
+        resource = {"resourceType": "Observation", "id": f"reading-{row.id}-{key}"}
+        if meta is not None:
+            resource["meta"] = meta
+        resource["status"] = status
+        resource["category"] = category
+        resource["code"] = code
+        resource.update(tail)
+        return resource
+
     out = []
-    if reading.systolic is not None or reading.diastolic is not None:
-        components = []
-        for name, code, display in (
-            ("systolic", "8480-6", "Systolic blood pressure"),
-            ("diastolic", "8462-4", "Diastolic blood pressure"),
-        ):
-            value = getattr(reading, name)
-            component: dict[str, Any] = {"code": _concept([(code, display)], display)}
-            if value is None:
-                component["dataAbsentReason"] = {
-                    "coding": [_coding(DATA_ABSENT, "not-performed", "Not Performed")]
-                }
-            else:
-                component["valueQuantity"] = _quantity(value, "mm[Hg]")
-            component = _clean({**component, "interpretation": _interpretation(levels.get(name))})
-            components.append(component)
-        out.append(
-            _observation(
-                f"reading-{reading.id}-bp",
-                profile="bp",
-                category=vital_signs,
-                code=_concept(
-                    [("85354-9", "Blood pressure panel with all children optional")],
-                    "Blood pressure",
-                ),
-                component=components,
-                **common,
-            )
-        )
-    for key, (codings, text, profile, ucum, name) in VITALS.items():
-        value = getattr(reading, name)
+    if row.systolic is not None or row.diastolic is not None:
+        resource = observation("bp", _BP_META, _VITAL_SIGNS, _BP_CODE)
+        resource["component"] = _bp_components(row, levels)
+        out.append(resource)
+    for key, (meta, code, ucum, name) in _VITALS.items():
+        value = getattr(row, name)
         if value is None:
             continue
-        extra: dict[str, Any] = {}
-        if key == "spo2" and reading.o2_flow_lpm:
-            extra["component"] = [
-                {
-                    "code": _concept([("3151-8", "Inhaled oxygen flow rate")], "O2 flow"),
-                    "valueQuantity": _quantity(reading.o2_flow_lpm, "L/min"),
-                }
+        resource = observation(key, meta, _VITAL_SIGNS, code)
+        resource["valueQuantity"] = _quantity(value, ucum)
+        if key == "spo2" and row.o2_flow_lpm:
+            resource["component"] = [
+                {"code": _O2_FLOW_CODE, "valueQuantity": _quantity(row.o2_flow_lpm, "L/min")}
             ]
         interpretation = _interpretation(levels.get(name))
         if interpretation:
-            extra["interpretation"] = interpretation
-        out.append(
-            _observation(
-                f"reading-{reading.id}-{key}",
-                profile=profile,
-                category=vital_signs,
-                code=_concept(codings, text),
-                valueQuantity=_quantity(value, ucum),
-                **extra,
-                **common,
-            )
-        )
-    if reading.rhythm:
-        label = RHYTHMS.get(reading.rhythm, reading.rhythm)
-        if reading.rhythm == "other" and reading.rhythm_other:
-            label = f"Other: {reading.rhythm_other}"
-        out.append(
-            _observation(
-                f"reading-{reading.id}-rhythm",
-                profile=None,
-                category=_category("exam", "Exam"),
-                code=_concept([("8884-9", "Heart rate rhythm")], "Cardiac rhythm"),
-                valueCodeableConcept={"text": label},
-                interpretation=_interpretation(levels.get("rhythm")),
-                **common,
-            )
-        )
-    if reading.pain is not None:
-        code, display = SCORE_LOINC["pain_nrs"]
-        out.append(
-            _observation(
-                f"reading-{reading.id}-pain",
-                profile=None,
-                category=_category("survey", "Survey"),
-                code=_concept([(code, display)], "Pain (0-10)"),
-                valueQuantity=_quantity(reading.pain, "{score}"),
-                **common,
-            )
-        )
+            resource["interpretation"] = interpretation
+        out.append(resource)
+    if row.rhythm:
+        label = RHYTHMS.get(row.rhythm, row.rhythm)
+        if row.rhythm == "other" and row.rhythm_other:
+            label = f"Other: {row.rhythm_other}"
+        resource = observation("rhythm", None, _EXAM, _RHYTHM_CODE)
+        resource["valueCodeableConcept"] = {"text": label}
+        interpretation = _interpretation(levels.get("rhythm"))
+        if interpretation:
+            resource["interpretation"] = interpretation
+        out.append(resource)
+    if row.pain is not None:
+        resource = observation("pain", None, _SURVEY, _PAIN_CODE)
+        resource["valueQuantity"] = _quantity(row.pain, "{score}")
+        out.append(resource)
     return out
 
 
@@ -515,17 +547,21 @@ def medication_administration(infusion: InfusionSession, now: datetime) -> dict[
 def patient_bundle(
     patient: Patient,
     infusions: list[InfusionSession],
+    readings: list,
     assessments: list[Assessment],
     base_url: str,
-    *,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The patient's record as a FHIR R4 collection Bundle (a dict ready for json.dumps).
 
+    `readings` are the rows of csv_export.reading_rows() (each session's in time order);
     `base_url` is this record's FHIR base: entries are `{base_url}/{type}/{id}`.
     """
     now = now or utcnow()
     base_url = base_url.rstrip("/")
+    by_session: dict[int, list] = {}
+    for row in readings:
+        by_session.setdefault(row.infusion_id, []).append(row)
     resources: list[dict[str, Any]] = [patient_resource(patient, base_url)]
     for infusion in infusions:
         resources.append(encounter_resource(infusion))
@@ -535,8 +571,8 @@ def patient_bundle(
         administration = medication_administration(infusion, now)
         if administration:
             resources.append(administration)
-        for reading in infusion.readings:
-            resources.extend(reading_observations(reading, patient.id))
+        for row in by_session.get(infusion.id, ()):
+            resources.extend(reading_observations(row, patient.id))
     resources.extend(score_observation(a, base_url) for a in assessments)
     return {
         "resourceType": "Bundle",

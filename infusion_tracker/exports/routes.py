@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 from contextlib import contextmanager
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
@@ -14,7 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import audit
 from ..extensions import db
-from ..models import Assessment, InfusionSession, Patient, Reading
+from ..models import Assessment, InfusionSession, Patient
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import clinic_today, clinic_zone
@@ -24,8 +25,8 @@ bp = Blueprint("exports", __name__)
 
 
 def load_infusions(patient: Patient) -> list[InfusionSession]:
-    """Sessions in series order with their readings, events and staff names, in a fixed
-    number of queries."""
+    """Sessions in series order with their events and staff names, in a fixed number of
+    queries (their readings come as plain rows: csv_export.reading_rows)."""
     statement = (
         sa.select(InfusionSession)
         .where(InfusionSession.patient_id == patient.id)
@@ -34,9 +35,6 @@ def load_infusions(patient: Patient) -> list[InfusionSession]:
             joinedload(InfusionSession.clinician),
             joinedload(InfusionSession.physician),
             selectinload(InfusionSession.events),
-            selectinload(InfusionSession.readings).options(
-                joinedload(Reading.recorded_by), joinedload(Reading.voided_by)
-            ),
         )
     )
     return list(db.session.scalars(statement).unique())
@@ -65,6 +63,15 @@ def _gc_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def build_bundle(patient: Patient, base_url: str, now: datetime | None = None) -> dict:
+    """The patient's FHIR bundle from the database (fhir.patient_bundle)."""
+    with _gc_paused():
+        infusions = load_infusions(patient)
+        readings = csv_export.reading_rows(patient)
+        assessments = load_assessments(patient)
+        return fhir.patient_bundle(patient, infusions, readings, assessments, base_url, now)
 
 
 def _attachment(body: str, mimetype: str, filename: str) -> Response:
@@ -99,10 +106,7 @@ def readings_csv(patient_id: int):
 def fhir_bundle(patient_id: int):
     patient = get_patient_or_404(patient_id)
     base_url = request.url_root.rstrip("/") + "/fhir"
-    with _gc_paused():
-        infusions = load_infusions(patient)
-        assessments = load_assessments(patient)
-        bundle = fhir.patient_bundle(patient, infusions, assessments, base_url)
+    bundle = build_bundle(patient, base_url)
     audit.record(
         "export.fhir",
         entity=patient,

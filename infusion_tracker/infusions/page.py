@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from flask import current_app, render_template
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms.validators import Length
 
 from .. import charts, clinical, units
@@ -392,29 +394,50 @@ def ae_refusal(infusion: InfusionSession) -> str | None:
 def vitals_chart(infusion: InfusionSession, height: int = 320):
     """BP, HR and SpO2 against time with the infusion's start, pauses and stop marked; voided
     readings are left out of the picture and counted in its words (the table strikes them)."""
-    points = [
-        charts.VitalPoint(
-            at=reading.taken_at,
-            systolic=reading.systolic,
-            diastolic=reading.diastolic,
-            heart_rate=reading.heart_rate,
-            spo2=reading.spo2,
-            abnormal=reading.severity == "abnormal",
-            critical=reading.severity == "critical",
-            field_levels=field_levels(reading),
-            voided=reading.is_voided,
+    points = tuple(
+        (
+            reading.taken_at,
+            reading.systolic,
+            reading.diastolic,
+            reading.heart_rate,
+            reading.spo2,
+            reading.severity,
+            tuple(field_levels(reading).items()),
+            reading.is_voided,
         )
         for reading in infusion.readings
         if plausible(reading.taken_at)  # a stored year-1 typo would stretch the axis
-    ]
-    marks = [
-        charts.EventMark(at=event.occurred_at, label=event.kind_label)
+    )
+    marks = tuple(
+        (event.occurred_at, event.kind_label)
         for event in infusion.events
         if event.kind in ("start", "pause", "resume", "stop") and plausible(event.occurred_at)
-    ]
+    )
+    return _vitals_svg(points, marks, height, current_app.config["CLINIC_TIMEZONE"])
+
+
+# The SVG is a function of exactly these values and of the clinic's zone (format_time reads it
+# from the config: hence `zone` in the key). Memoised, a page shown again before anything on
+# the chart changed is not drawn again (a sixth of the page's CPU, bench/RESULTS.md); a new,
+# changed or voided reading or a new event is a new key, so a stale chart cannot be served.
+@lru_cache(maxsize=64)
+def _vitals_svg(points: tuple, marks: tuple, height: int, zone: str) -> Markup:
     return charts.vitals_chart(
-        points,
-        marks,
+        [
+            charts.VitalPoint(
+                at=at,
+                systolic=systolic,
+                diastolic=diastolic,
+                heart_rate=heart_rate,
+                spo2=spo2,
+                abnormal=severity == "abnormal",
+                critical=severity == "critical",
+                field_levels=dict(levels),
+                voided=voided,
+            )
+            for at, systolic, diastolic, heart_rate, spo2, severity, levels, voided in points
+        ],
+        [charts.EventMark(at=at, label=label) for at, label in marks],
         height=height,
         title="Blood pressure, heart rate and SpO2",
         fmt_time=format_time,

@@ -423,7 +423,7 @@ def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> Ledge
         .where(LedgerEntry.infusion_id == infusion.id)
         .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
     ).all()
-    problem = services.ledger_problem(infusion)
+    problem = services.ledger_problem(infusion, totals)
     draw_form = None
     if editable and infusion.status in services.DRAW_STATUSES:
         draw_form = posted.get("draw") or DrawForm(formdata=None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -106,12 +107,19 @@ class SessionTotals:
         return self.drawn - self.given - self.wasted
 
 
-def session_totals(infusion_id: int) -> SessionTotals:
-    rows = db.session.execute(
+@cache
+def _session_totals_statement() -> sa.Select:
+    """Built once (the session page asks on every view; building it cost more than running
+    it, bench/RESULTS.md "Stop 15"); the session is a parameter."""
+    return (
         sa.select(LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_mcg), sa.func.count())
-        .where(LedgerEntry.infusion_id == infusion_id, effective())
+        .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"), effective())
         .group_by(LedgerEntry.kind)
     )
+
+
+def session_totals(infusion_id: int) -> SessionTotals:
+    rows = db.session.execute(_session_totals_statement(), {"infusion_id": infusion_id})
     totals = SessionTotals()
     for kind, amount, number in rows:
         if kind == "draw":
@@ -663,12 +671,14 @@ def _explained(infusion_id: int, totals: SessionTotals) -> LedgerDiscrepancy | N
     )
 
 
-def ledger_problem(infusion: InfusionSession) -> str | None:
+def ledger_problem(infusion: InfusionSession, totals: SessionTotals | None = None) -> str | None:
     """Why the session cannot be signed yet for the ledger's sake, or None.
 
     The signing service calls this: an unreconciled session is refused unless a physician
-    recorded why it does not balance (`explain_session`)."""
-    totals = session_totals(infusion.id)
+    recorded why it does not balance (`explain_session`). `totals`: session_totals() when the
+    caller has them already (the session page's panel: one query fewer)."""
+    if totals is None:
+        totals = session_totals(infusion.id)
     problem = _session_shortfall(infusion, totals)
     if problem is None or _explained(infusion.id, totals) is not None:
         return None
