@@ -48,6 +48,7 @@ def register_extensions(app: Flask) -> None:
     from .extensions import csrf, db, login_manager
 
     db.init_app(app)
+    database.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     security.init_app(app)
