@@ -1,6 +1,7 @@
 """CPU per request, in-process: `time.process_time()` around one Flask test-client request
 (SQLite runs in this process, so its work counts too), median of N after a warm-up. Unlike
-wrk's requests/s it hardly moves with other processes' load on a shared machine.
+wrk's requests/s it hardly moves with other processes' load on a shared machine. Also the
+Python function calls of one request (test client included), a count no load moves at all.
 
     python bench/cpu.py --scale tiny
     python bench/cpu.py --scale tiny --pages healthz,search_name --repeat 20
@@ -46,6 +47,21 @@ def cpu_ms(client, page: str, request, repeat: int) -> tuple[float, float]:
     return statistics.median(samples), min(samples)
 
 
+def python_calls(client, page: str, request) -> int:
+    calls = 0
+
+    def count(frame, event, arg):
+        nonlocal calls
+        calls += event in ("call", "c_call")
+
+    sys.setprofile(count)
+    try:
+        send(client, page, request)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="tiny")
@@ -67,7 +83,9 @@ def main() -> None:
         client = clients.get(role) or clients.setdefault(role, signed_in_client(app, role))
         request = first_request(client, page, manifest)
         median, least = cpu_ms(client, page, request, args.repeat)
-        print(f"{page:15} {median:8.2f} ms CPU (min {least:.2f})", flush=True)
+        calls = python_calls(client, page, request)
+        print(f"{page:15} {median:8.2f} ms CPU (min {least:.2f}) {calls:8,} Python calls",
+              flush=True)
 
 
 if __name__ == "__main__":

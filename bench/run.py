@@ -456,7 +456,8 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn with 2 sync workers on 127.0.0.1; times the first answer after launch."""
+    """gunicorn with 2 sync workers on 127.0.0.1, the app loaded before the fork (--preload);
+    times the first answer after launch."""
 
     def __init__(self, app_spec: str, url: str | None, cwd: Path, log: Path):
         self.port = free_port()
@@ -478,6 +479,7 @@ class Server:
                 f"127.0.0.1:{self.port}",
                 "--log-level",
                 "warning",
+                "--preload",  # as README's production command
                 app_spec,
             ],
             cwd=cwd,

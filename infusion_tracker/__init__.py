@@ -44,10 +44,11 @@ def create_app(test_config=None, commands: bool = True) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import database, security, throttle, unit_of_work  # noqa: F401  (SQLite listeners)
+    from . import database, security, throttle, unit_of_work
     from .extensions import csrf, db, login_manager
 
     db.init_app(app)
+    database.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     security.init_app(app)

@@ -2,16 +2,22 @@
 transactions that take the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait
 instead of failing with "database is locked". Page views begin a plain (deferred) read
 transaction, so they neither block each other nor wait for the writers (WAL). The database
-files are readable by their owner only."""
+files are readable by their owner only.
+
+And no connection crosses a fork: gunicorn --preload builds the app in its master and forks
+the workers from it, so each worker starts with an empty pool of its own."""
 
 import contextlib
 import os
 import sqlite3
+import weakref
 
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.engine import Engine
 
 from . import unit_of_work
+from .extensions import db
 
 BUSY_TIMEOUT_MS = 10_000
 PRIVATE_FILE = 0o600
@@ -46,3 +52,22 @@ def _sqlite_connect(dbapi_connection, connection_record):
 def _sqlite_begin(conn):
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN" if unit_of_work.is_read_request() else "BEGIN IMMEDIATE")
+
+
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _empty_pools_in_child() -> None:
+    """In a forked child, drop the pools inherited from the parent without closing their
+    connections (SQLAlchemy's recipe for os.fork): two processes on one connection would
+    mix their conversations, and closing it would end the parent's too."""
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_empty_pools_in_child)
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        _engines.update(db.engines.values())

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
@@ -19,6 +20,19 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
+)
+# On every response (SPEC §8), replacing any value the response had.
+ALWAYS_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+HSTS_HEADERS = (("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),)
+NO_STORE_HEADERS = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+FIXED_NAMES = frozenset(
+    name.lower() for name, _ in ALWAYS_HEADERS + HSTS_HEADERS + NO_STORE_HEADERS
 )
 # What a user with a forced password change may still reach.
 PASSWORD_CHANGE_ENDPOINTS = ("auth.change_password", "auth.logout", "auth.keep_alive")
@@ -141,19 +155,34 @@ def enforce_login():
 
 def set_security_headers(response):
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "same-origin"
-    headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if "Content-Security-Policy" not in headers:  # a view may send a stricter one
+        headers.add("Content-Security-Policy", CSP)
+    fixed = ALWAYS_HEADERS
     if current_app.config["SESSION_COOKIE_SECURE"]:
-        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        fixed += HSTS_HEADERS
     # Patient data must not linger in a shared workstation's cache; only static files may.
     if request.endpoint != "static":
-        headers["Cache-Control"] = "no-store"
-        headers["Pragma"] = "no-cache"
+        fixed += NO_STORE_HEADERS
+    if any(name.lower() in FIXED_NAMES for name, _ in headers):
+        for name, value in fixed:
+            headers[name] = value  # ours replace whatever the response had
+    else:
+        headers.extend(fixed)  # the usual case: appended without a search per header
     return response
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its serializer built once per key rather than each time
+    a cookie is read or written (twice per signed-in request)."""
+
+    def __init__(self):
+        self.serializers = {}
+
+    def get_signing_serializer(self, app):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if keys not in self.serializers:
+            self.serializers[keys] = super().get_signing_serializer(app)
+        return self.serializers[keys]
 
 
 def idle_settings() -> dict:
@@ -173,6 +202,7 @@ def init_app(app) -> None:
     login_manager.session_protection = "basic"
     # The cookie itself never outlives the absolute limit enforced above.
     app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    app.session_interface = SessionInterface()
     app.before_request(enforce_login)
     app.after_request(set_security_headers)
     app.jinja_env.globals["idle_settings"] = idle_settings

@@ -12,7 +12,7 @@ a single process only and says so in the log at start. RATELIMIT_ENABLED = False
 off (the test suite does, except in the tests of this module).
 """
 
-from flask import current_app, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
@@ -23,6 +23,9 @@ from . import (
 from .extensions import db
 
 limiter = Limiter(key_func=get_remote_address)
+# Limits Flask-Limiter's request hooks would apply to every view; this app sets none.
+APP_WIDE_LIMITS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")
+LIMITED_ATTR = "_password_attempts_limited"
 
 
 def _refused(response) -> bool:
@@ -49,13 +52,15 @@ def _per_username() -> str:
 def limit_password_attempts(view):
     """For views that check a password: the sign-in form and the re-auth on signing."""
     view = limiter.limit(_per_address, methods=["POST"], deduct_when=_refused)(view)
-    return limiter.limit(
+    view = limiter.limit(
         _per_username,
         key_func=_address_and_username,
         methods=["POST"],
         deduct_when=_refused,
         scope="password-username",
     )(view)
+    setattr(view, LIMITED_ATTR, True)  # kept by the @wraps of decorators above it
+    return view
 
 
 def too_many_attempts(error: RateLimitExceeded):
@@ -87,5 +92,24 @@ def init_app(app) -> None:
             "on its own, so with N gunicorn workers an address gets up to N times "
             "LOGIN_RATE_LIMIT_PER_USERNAME guesses, which can exceed the lockout threshold. "
             "Leave it unset (a file shared by the workers) or use redis://…")
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    registered = [len(funcs.get(None, ())) for funcs in hooks]
     limiter.init_app(app)
+    if not any(app.config.get(name) for name in APP_WIDE_LIMITS):
+        for funcs, count in zip(hooks, registered, strict=True):
+            funcs[None][count:] = [_on_limited_views(app, hook) for hook in funcs[None][count:]]
     app.register_error_handler(RateLimitExceeded, too_many_attempts)
+
+
+def _on_limited_views(app: Flask, hook):
+    """One of Flask-Limiter's request hooks (check, deduct and headers, reset), run only for
+    views that carry a limit. Without app-wide limits they have nothing to do elsewhere, and
+    they were a tenth of a page view's overhead (bench/RESULTS.md, Stop 15). The limits
+    themselves are checked by the decorators' wrappers, as before."""
+
+    def hook_where_limited(*args):
+        if getattr(app.view_functions.get(request.endpoint), LIMITED_ATTR, False):
+            return hook(*args)
+        return args[0] if args else None  # an after_request hook hands the response on
+
+    return hook_where_limited

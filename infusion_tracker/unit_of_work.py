@@ -42,6 +42,8 @@ def defer(write) -> None:
 def finish(response):
     """Commit or roll back the request's work; then run the page view's deferred writes."""
     deferred = g.pop("uow_deferred", [])
+    if not deferred and not _in_transaction():
+        return response  # no query, no write (/healthz, a redirect): nothing to end
     if response.status_code >= 400 and not g.pop("uow_keep", False):
         db.session.rollback()
         return response
@@ -57,6 +59,12 @@ def finish(response):
         db.session.rollback()
         return current_app.make_response(current_app.handle_user_exception(error))
     return response
+
+
+def _in_transaction() -> bool:
+    """Whether this request's session began a transaction (any query, or an added row),
+    without creating the session to ask."""
+    return db.session.registry.has() and db.session().in_transaction()
 
 
 def init_app(app: Flask) -> None:

@@ -137,7 +137,8 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn, 4 sync workers, in its own process group (so kill -9 reaches every worker)."""
+    """gunicorn, 4 sync workers forked from a preloaded app (README's production command), in
+    its own process group (so kill -9 reaches every worker)."""
 
     def __init__(self, instance: Path, url: str | None, log: Path):
         self.port = free_port()
@@ -145,7 +146,7 @@ class Server:
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class",
              "sync", "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
-             "--timeout", "60", "infusion_tracker:create_app()"],
+             "--timeout", "60", "--preload", "infusion_tracker:create_app()"],
             cwd=ROOT, env=instance_env(instance, url), stdout=self.log, stderr=self.log,
             start_new_session=True,
         )
