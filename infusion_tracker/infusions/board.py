@@ -76,8 +76,8 @@ def stop_prompt(infusion: InfusionSession, now: datetime) -> tuple[str | None, d
     if infusion.status not in ("infusing", "paused") or infusion.started_at is None:
         return None, None
     run = queries.pump_run(infusion, now)
-    if clinical.planned_reached(run.minutes, infusion.duration_min):
-        run_on = [event for event in infusion.events if event.kind == "run_on"]
+    if queries.planned_reached(infusion, run):
+        run_on = queries.run_on_events(infusion)
         if run_on:
             return f"Runs on past the planned time: {run_on[-1].reason}", None
         return "Planned time reached — stop?", None

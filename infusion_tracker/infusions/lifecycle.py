@@ -500,13 +500,6 @@ def change_rate(
     return event
 
 
-def planned_reached(infusion: InfusionSession, now: datetime) -> bool:
-    """A running infusion whose pump has run its planned minutes (clinical.planned_reached)."""
-    return infusion.status in ("infusing", "paused") and clinical.planned_reached(
-        pump_run(infusion, now).minutes, infusion.duration_min
-    )
-
-
 def record_run_on(
     infusion: InfusionSession,
     actor: Staff,

@@ -545,9 +545,8 @@ def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
         "rate": pump.rate_mg_per_h if pump else None,
         "rate_limit": queries.rate_limit(infusion),
         "infused_minutes": round(pump.minutes) if pump else None,
-        "planned_reached": infusion.status in ("infusing", "paused")
-        and clinical.planned_reached(pump.minutes, infusion.duration_min),
-        "run_on_events": [event for event in infusion.events if event.kind == "run_on"],
+        "planned_reached": queries.planned_reached(infusion, pump),
+        "run_on_events": queries.run_on_events(infusion),
         "given": dose_given(infusion, now),
         "override_names": _override_names(infusion),
         "start_problems": (
