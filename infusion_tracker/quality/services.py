@@ -29,7 +29,7 @@ from ..models import (
 from ..timeutil import clinic_day_bounds
 from ..vocab import INSTRUMENTS
 from . import figures
-from .figures import SessionReadings
+from .figures import SPAN, SessionReadings
 
 FEW_PATIENTS = 5
 CLINIC = "All protocols"
@@ -456,25 +456,44 @@ def _treated_protocols(treated) -> tuple[dict[int, set[str]], set[int]]:
 
 
 def _courses(treated) -> dict[tuple[int, str], _Course]:
-    """Per patient and instrument: the first score, the last by infusion 6, the latest."""
-    rows = db.session.execute(
-        sa.select(Assessment.patient_id, Assessment.instrument, Assessment.score,
-                  InfusionSession.series_number)
+    """Per patient and instrument: the first score, the last by infusion 6 (after the first),
+    the latest (when there is more than one). One window over the treated patients' scores in
+    the order taken, grouped in the database: a row per patient and instrument comes back."""
+    window = {"partition_by": (Assessment.patient_id, Assessment.instrument),
+              "order_by": (Assessment.taken_at, Assessment.id)}
+    ordered = (
+        sa.select(
+            Assessment.patient_id,
+            Assessment.instrument,
+            Assessment.score,
+            InfusionSession.series_number.label("number"),
+            sa.func.row_number().over(**window).label("position"),
+            sa.func.count().over(partition_by=window["partition_by"]).label("scores"),
+        )
         .outerjoin(InfusionSession, InfusionSession.id == Assessment.infusion_id)
         .where(Assessment.patient_id.in_(treated), Assessment.voided_at.is_(None),
                Assessment.instrument.in_(list(OUTCOME_INSTRUMENTS)))
-        .order_by(Assessment.patient_id, Assessment.taken_at, Assessment.id)
+        .subquery()
     )
-    courses: dict[tuple[int, str], _Course] = defaultdict(_Course)
-    for patient_id, instrument, score, number in rows:
-        course = courses[(patient_id, instrument)]
-        if course.baseline is None:
-            course.baseline = score
-            continue
-        course.latest = score
-        if number is not None and number <= MILESTONE:
-            course.by_milestone = score
-    return courses
+    later = ordered.c.position > 1
+    by_milestone = sa.and_(later, ordered.c.number <= MILESTONE)
+    rows = db.session.connection().execute(
+        sa.select(
+            ordered.c.patient_id,
+            ordered.c.instrument,
+            sa.func.max(sa.case((ordered.c.position == 1, ordered.c.score))),
+            # the score at the highest position by infusion 6: position * SPAN + score
+            sa.func.max(sa.case((by_milestone, ordered.c.position * SPAN + ordered.c.score))),
+            sa.func.max(sa.case((sa.and_(later, ordered.c.position == ordered.c.scores),
+                                 ordered.c.score))),
+        ).group_by(ordered.c.patient_id, ordered.c.instrument)
+    )
+    return {
+        (patient_id, instrument): _Course(
+            baseline, None if milestone is None else int(milestone) % SPAN, latest
+        )
+        for patient_id, instrument, baseline, milestone, latest in rows
+    }
 
 
 def _outcome_rows(tally: dict[tuple[str, str, str], list[int]], names: list[str]) -> list:
