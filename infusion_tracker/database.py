@@ -48,6 +48,19 @@ def _sqlite_connect(dbapi_connection, connection_record):
     cursor.close()
 
 
+@sa.event.listens_for(Engine, "connect")
+def _postgresql_connect(dbapi_connection, connection_record):
+    """No JIT on the app's PostgreSQL connections: it compiles every plan whose estimate
+    crosses jit_above_cost, and at chain scale that cost the review queue and the quality
+    report hundreds of milliseconds of compiling per request, more than running them
+    (bench/RESULTS.md, Stop 15)."""
+    if not type(dbapi_connection).__module__.startswith("psycopg"):
+        return
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    dbapi_connection.commit()
+
+
 @sa.event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
     if conn.dialect.name == "sqlite":

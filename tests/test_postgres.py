@@ -77,6 +77,13 @@ def test_runs_on_postgresql(pg_app):
     assert db.engine.dialect.name == "postgresql"
 
 
+def test_connections_run_without_jit(pg_app):
+    """Compiling plans cost more than running them at chain scale (bench/RESULTS.md)."""
+    assert db.session.execute(sa.text("SHOW jit")).scalar() == "off"
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW jit").scalar() == "off"
+
+
 @pytest.mark.parametrize(
     "statement",
     [
