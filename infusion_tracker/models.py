@@ -401,6 +401,13 @@ class VoidableMixin:
         return self.voided_at is not None
 
 
+# Partial-index conditions, and the same conditions for queries (qualified, as literals).
+OVERRIDDEN = "override_reason <> ''"
+REASONED_STOP = "kind = 'stop' AND reason <> ''"
+EVENT_OVERRIDDEN = sa.text("infusion_event.override_reason <> ''")
+EVENT_REASONED_STOP = sa.text("infusion_event.kind = 'stop' AND infusion_event.reason <> ''")
+
+
 class InfusionEvent(db.Model):
     __tablename__ = "infusion_event"
 
@@ -419,7 +426,16 @@ class InfusionEvent(db.Model):
     infusion: Mapped[InfusionSession] = relationship(back_populates="events")
     recorded_by: Mapped[Staff] = relationship(foreign_keys=[recorded_by_id])
 
-    __table_args__ = (sa.CheckConstraint(sql_in("kind", INFUSION_EVENT_KINDS), name="kind"),)
+    __table_args__ = (
+        sa.CheckConstraint(sql_in("kind", INFUSION_EVENT_KINDS), name="kind"),
+        # The review queue's and the quality report's "overridden" and "stopped early": a few
+        # events among hundreds of thousands (queries write these conditions with literals so
+        # the planner can match them: review/services.py, quality/services.py).
+        sa.Index("ix_infusion_event_override", "infusion_id",
+                 sqlite_where=sa.text(OVERRIDDEN), postgresql_where=sa.text(OVERRIDDEN)),
+        sa.Index("ix_infusion_event_reasoned_stop", "infusion_id",
+                 sqlite_where=sa.text(REASONED_STOP), postgresql_where=sa.text(REASONED_STOP)),
+    )
 
     @property
     def kind_label(self) -> str:
@@ -555,6 +571,10 @@ class Assessment(VoidableMixin, db.Model):
 
     __table_args__ = (
         sa.Index("ix_assessment_patient_taken", "patient_id", "taken_at"),
+        # The review queue's "PHQ-9 item 9 above 0": a few among every score.
+        sa.Index("ix_assessment_physician_flag", "infusion_id",
+                 sqlite_where=sa.text("flag_physician IS 1"),
+                 postgresql_where=sa.text("flag_physician IS TRUE")),
         sa.CheckConstraint(sql_in("instrument", INSTRUMENTS), name="instrument"),
         sa.CheckConstraint(sql_score_range(), name="score"),
     )

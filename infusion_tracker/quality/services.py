@@ -19,6 +19,7 @@ from ..extensions import db
 from ..models import (
     ADVERSE_EVENT_TYPES,
     AE_SEVERITIES,
+    EVENT_REASONED_STOP,
     AdverseEvent,
     Assessment,
     InfusionEvent,
@@ -78,9 +79,7 @@ def _in_period(period: Period):
 
 def _stopped_early():
     early_stop = sa.exists().where(
-        InfusionEvent.infusion_id == InfusionSession.id,
-        InfusionEvent.kind == "stop",
-        InfusionEvent.reason != "",
+        InfusionEvent.infusion_id == InfusionSession.id, EVENT_REASONED_STOP
     )
     return sa.or_(InfusionSession.status == "stopped_early", early_stop)
 

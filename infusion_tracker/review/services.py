@@ -18,6 +18,8 @@ from ..extensions import db
 from ..infusions.guards import check_version, lock
 from ..ledger.services import ledger_problem
 from ..models import (
+    EVENT_OVERRIDDEN,
+    EVENT_REASONED_STOP,
     ROLE_PHYSICIAN,
     Addendum,
     AdverseEvent,
@@ -74,8 +76,7 @@ def _reason_columns() -> dict[str, sa.ColumnElement[bool]]:
             InfusionSession.dose_override_reason != "",
             InfusionSession.discharge_override_reason != "",
             sa.exists().where(
-                InfusionEvent.infusion_id == InfusionSession.id,
-                InfusionEvent.override_reason != "",
+                InfusionEvent.infusion_id == InfusionSession.id, EVENT_OVERRIDDEN
             ),
         ),
         "phq9_item9": sa.exists().where(
@@ -87,9 +88,7 @@ def _reason_columns() -> dict[str, sa.ColumnElement[bool]]:
         # the infusion ended before its planned duration (SPEC §2 "a reason where it is not
         # routine"), including sessions stopped early for an adverse event.
         "stopped_early": sa.exists().where(
-            InfusionEvent.infusion_id == InfusionSession.id,
-            InfusionEvent.kind == "stop",
-            InfusionEvent.reason != "",
+            InfusionEvent.infusion_id == InfusionSession.id, EVENT_REASONED_STOP
         ),
     }
 
