@@ -32,7 +32,7 @@ SPAN = 100_000
 FIGURES = ("peak_systolic", "baseline_systolic", "intervals", "overdue", "interval_seconds")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SessionReadings:
     """One session of the period, from its readings."""
 
@@ -143,21 +143,16 @@ def session_readings(sessions_where) -> list[SessionReadings]:
         .where(sessions_where)
     )
     result, new = [], []
-    for infusion_id, version, name, number, patient_id, is_stored, *values in rows:
-        if is_stored:
-            figures = dict(zip(FIGURES, values[:len(FIGURES)], strict=True))
-        else:
-            figures = _figures(*values[len(FIGURES):])
+    for (infusion_id, version, name, number, patient_id, is_stored,
+         peak, base, gaps, overdue, seconds, *computed_values) in rows:
+        if not is_stored:
+            figures = _figures(*computed_values)
             new.append({"infusion_id": infusion_id, "version": version, **figures})
-        peak, base = figures["peak_systolic"], figures["baseline_systolic"]
+            peak, base, gaps, overdue, seconds = figures.values()
+        # Positional: 57,000 of these at chain scale.
         result.append(SessionReadings(
-            protocol=name,
-            infusion_number=number,
-            patient_id=patient_id,
-            rise=None if peak is None or base is None else peak - base,
-            gaps=figures["intervals"],
-            overdue=figures["overdue"],
-            gap_seconds=figures["interval_seconds"],
+            name, number, patient_id, None if peak is None or base is None else peak - base,
+            gaps, overdue, seconds,
         ))
     _store(new)
     return result
