@@ -93,6 +93,19 @@ def _computed(sessions_where) -> sa.Subquery:
     )
 
 
+def _current(stored) -> sa.ColumnElement[bool]:
+    """`stored` (SessionFigures or an alias) holds the figures of the session's version now."""
+    return sa.and_(stored.infusion_id == InfusionSession.id,
+                   stored.version == InfusionSession.version)
+
+
+def _columns(stored, computed: sa.Subquery) -> list:
+    """The stored figures, then the same figures computed from the readings (for _figures)."""
+    return [*(getattr(stored, name) for name in FIGURES),
+            computed.c.peak, computed.c.base, computed.c.gaps, computed.c.overdue,
+            computed.c.seconds]
+
+
 def _figures(peak, base, gaps, overdue, seconds) -> dict:
     return {
         "peak_systolic": None if peak is None else int(peak),
@@ -124,8 +137,7 @@ def session_readings(sessions_where) -> list[SessionReadings]:
     figures: stored ones where they match the session's version, computed in the same
     statement for the others (then stored). One statement, and one more to store."""
     stored = aliased(SessionFigures)
-    current = sa.and_(stored.infusion_id == InfusionSession.id,
-                      stored.version == InfusionSession.version)
+    current = _current(stored)
     computed = _computed(sa.and_(sessions_where, ~sa.exists().where(current)))
     # Plain rows from the connection (a year of a chain is 57,000 of them): no ORM result.
     rows = db.session.connection().execute(
@@ -133,9 +145,7 @@ def session_readings(sessions_where) -> list[SessionReadings]:
             InfusionSession.id, InfusionSession.version, Protocol.name,
             InfusionSession.series_number, InfusionSession.patient_id,
             stored.infusion_id.is_not(None).label("is_stored"),
-            *(getattr(stored, name) for name in FIGURES),
-            computed.c.peak, computed.c.base, computed.c.gaps, computed.c.overdue,
-            computed.c.seconds,
+            *_columns(stored, computed),
         )
         .join(Protocol, Protocol.id == InfusionSession.protocol_id)
         .outerjoin(stored, current)
@@ -171,9 +181,7 @@ def stale_ids(limit: int) -> list[int]:
     """Up to `limit` sessions that have no stored figures for their current version."""
     return list(db.session.scalars(
         sa.select(InfusionSession.id)
-        .outerjoin(SessionFigures, SessionFigures.infusion_id == InfusionSession.id)
-        .where(sa.or_(SessionFigures.version.is_(None),
-                      SessionFigures.version != InfusionSession.version))
+        .where(~sa.exists().where(_current(SessionFigures)))
         .order_by(InfusionSession.id)
         .limit(limit)
     ))
@@ -188,11 +196,8 @@ def mismatches(infusion_ids: Iterable[int]) -> list[int]:
     computed = _computed(InfusionSession.id.in_(ids))
     wrong = []
     for infusion_id, *values in db.session.execute(
-        sa.select(SessionFigures.infusion_id, *(getattr(SessionFigures, n) for n in FIGURES),
-                  computed.c.peak, computed.c.base, computed.c.gaps, computed.c.overdue,
-                  computed.c.seconds)
-        .join(InfusionSession, sa.and_(InfusionSession.id == SessionFigures.infusion_id,
-                                       InfusionSession.version == SessionFigures.version))
+        sa.select(SessionFigures.infusion_id, *_columns(SessionFigures, computed))
+        .join(InfusionSession, _current(SessionFigures))
         .outerjoin(computed, computed.c.infusion_id == SessionFigures.infusion_id)
         .where(SessionFigures.infusion_id.in_(ids))
     ):
