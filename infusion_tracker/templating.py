@@ -26,8 +26,7 @@ def register(app) -> None:
     app.jinja_env.globals["nav_items"] = nav_items
     # Code -> words and code -> status_tag kind, for templates (e.g. vocab.STATUS_KINDS).
     app.jinja_env.globals["vocab"] = vocab
-    # _macros/forms.html status_tag() draws with it.
-    app.jinja_env.globals["status_markup"] = status_tag
+    app.jinja_env.globals["status_tag"] = status_tag
     app.jinja_env.globals["level_tag"] = level_tag
     app.jinja_env.globals["value_tag"] = value_tag
     app.jinja_env.globals["news2_tag"] = news2_tag
