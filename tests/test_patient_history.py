@@ -175,6 +175,45 @@ def test_the_patient_page_shows_the_series_and_outcomes(client, login_as, series
     assert scores_table.count('class="voided"') == 2
 
 
+def patient_charts(client, patient) -> tuple[str, str]:
+    page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    return tuple(
+        page[page.rindex("<svg", 0, page.index(f"chart-svg--{kind}")) :].split("</svg>")[0]
+        for kind in ("outcome", "peak")
+    )
+
+
+def test_the_memoised_patient_charts_are_never_stale(app, client, login_as, series, chart):
+    """Both charts are memoised on the values they draw (issue 8). Viewed again, the page
+    gives the same charts; after a new score, a voided score and a new surge, the charts on
+    the page are the ones drawn afresh."""
+    login_as("np")
+    patient, first, second = series
+
+    def fresh():
+        history._outcome_svg.cache_clear()
+        history._peak_svg.cache_clear()
+        return patient_charts(client, patient)
+
+    shown = patient_charts(client, patient)
+    assert patient_charts(client, patient) == shown == fresh()
+    seen = [shown]
+    score = chart.score(patient, "phq9", 4, utcnow() - timedelta(minutes=5), infusion=second)
+    db.session.commit()
+    seen.append(patient_charts(client, patient))
+    score.voided_at = utcnow()
+    db.session.commit()
+    seen.append(patient_charts(client, patient))
+    chart.reading(second, "recovery", utcnow() - timedelta(minutes=2), 200, 140, "critical")
+    db.session.commit()
+    seen.append(patient_charts(client, patient))
+    assert seen[-1] == fresh()
+    outcome, peak = zip(*seen, strict=True)
+    # The score, then its void, moved the outcome chart (back to the first); the surge the peak.
+    assert outcome[0] != outcome[1] and outcome[2] == outcome[3] == outcome[0]
+    assert peak[0] == peak[1] == peak[2] != peak[3]
+
+
 def test_remission_status_in_words(client, login_as, make_patient, make_infusion, chart):
     login_as("pa")
     patient = make_patient()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sqlalchemy as sa
+from flask import current_app
 from markupsafe import Markup
 from sqlalchemy.orm import joinedload
 
@@ -218,17 +219,12 @@ def patient_history(patient: Patient) -> PatientHistory:
     }
     outcome_chart = None
     if any(series.values()):
-        outcome_chart = charts.outcome_chart(
-            series,
-            baseline=baseline_score,
-            # Response: PHQ-9 at or below half the baseline; remission: PHQ-9 below 5.
-            response_line=(
-                baseline_score * (1 - clinical.PHQ9_RESPONSE_DROP) if baseline_score else None
-            ),
-            remission_line=clinical.PHQ9_REMISSION_BELOW if baseline else None,
-            title=f"Outcome scores over time for {patient.full_name}",
-            fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
-            tz=clinic_zone(),
+        outcome_chart = _outcome_svg(
+            tuple((label, tuple(values)) for label, values in series.items()),
+            baseline_score,
+            baseline is not None,
+            patient.full_name,
+            current_app.config["CLINIC_TIMEZONE"],
         )
 
     surges = [
@@ -238,10 +234,7 @@ def patient_history(patient: Patient) -> PatientHistory:
     ]
     peak_chart = None
     if surges:
-        peak_chart = charts.peak_rise_chart(
-            surges,
-            title=f"Peak rise in systolic BP and heart rate per infusion for {patient.full_name}",
-        )
+        peak_chart = _peak_svg(tuple(surges), patient.full_name)
 
     latest_phq9 = phq9s[-1] if phq9s else None
     return PatientHistory(
@@ -253,4 +246,33 @@ def patient_history(patient: Patient) -> PatientHistory:
         outcome_chart=outcome_chart,
         peak_rise_chart=peak_chart,
         flagged_phq9=latest_phq9 if latest_phq9 and latest_phq9.flag_physician else None,
+    )
+
+
+# Each chart's SVG is a function of exactly its arguments (and the clinic's zone, which the
+# date labels are written in: hence `zone` in the key). Memoised, a patient page shown again
+# before a score or a session's surge changed is not drawn again (a fifth of the page's CPU,
+# bench/RESULTS.md); any change is a new key, so a stale chart cannot be served.
+@lru_cache(maxsize=256)
+def _outcome_svg(
+    series: tuple, baseline_score: int | None, has_baseline: bool, name: str, zone: str
+) -> Markup:
+    return charts.outcome_chart(
+        {label: list(values) for label, values in series},
+        baseline=baseline_score,
+        # Response: PHQ-9 at or below half the baseline; remission: PHQ-9 below 5.
+        response_line=(
+            baseline_score * (1 - clinical.PHQ9_RESPONSE_DROP) if baseline_score else None
+        ),
+        remission_line=clinical.PHQ9_REMISSION_BELOW if has_baseline else None,
+        title=f"Outcome scores over time for {name}",
+        fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
+        tz=clinic_zone(),
+    )
+
+
+@lru_cache(maxsize=256)
+def _peak_svg(surges: tuple, name: str) -> Markup:
+    return charts.peak_rise_chart(
+        list(surges), title=f"Peak rise in systolic BP and heart rate per infusion for {name}"
     )
