@@ -47,6 +47,7 @@ def register_extensions(app: Flask) -> None:
     from . import database, security, throttle, unit_of_work
     from .extensions import csrf, db, login_manager
 
+    database.engine_options(app)
     db.init_app(app)
     database.init_app(app)
     login_manager.init_app(app)

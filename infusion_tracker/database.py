@@ -4,12 +4,19 @@ instead of failing with "database is locked". Page views begin a plain (deferred
 transaction, so they neither block each other nor wait for the writers (WAL). The database
 files are readable by their owner only.
 
+Writers wait in a queue (QueuedWrites): SQLite's own busy handler polls, sleeping up to
+100 ms between tries, so a writer that finds the lock taken sleeps on long after it is free;
+with every page view appending its audit row, that sleep was most of the tail of the
+response times under load (bench/RESULTS.md, Stop 16).
+
 And no connection crosses a fork: gunicorn --preload builds the app in its master and forks
 the workers from it, so each worker starts with an empty pool of its own."""
 
 import contextlib
+import fcntl
 import os
 import sqlite3
+import time
 import weakref
 
 import sqlalchemy as sa
@@ -21,6 +28,7 @@ from .extensions import db
 
 BUSY_TIMEOUT_MS = 10_000
 PRIVATE_FILE = 0o600
+QUEUE_POLL_S = 0.0005
 
 
 def make_private(database_path: str) -> None:
@@ -29,6 +37,73 @@ def make_private(database_path: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(database_path + suffix, PRIVATE_FILE)
+
+
+class QueuedWrites(sqlite3.Connection):
+    """A SQLite connection whose write transactions take their turn on a lock file beside the
+    database (flock) before BEGIN IMMEDIATE, and give it up once the transaction has
+    committed or rolled back. A writer whose turn has not come looks again every half a
+    millisecond instead of SQLite's 1, 2, 5 … 100 ms; after the busy timeout it goes on to
+    BEGIN IMMEDIATE, where SQLite's own wait decides, as before (so a connection that waits
+    on another one of the same thread fails, as it did, rather than hanging)."""
+
+    queue_path: str | None = None  # None: an in-memory database, one connection
+    _queue_fd: int | None = None
+    _queued = False
+
+    def wait_turn_to_write(self) -> None:
+        if self.queue_path is None:
+            return
+        if self._queue_fd is None:
+            self._queue_fd = os.open(self.queue_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                fcntl.flock(self._queue_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    return
+                time.sleep(QUEUE_POLL_S)
+            else:
+                self._queued = True
+                return
+
+    def _next_writer(self) -> None:
+        if self._queued:
+            self._queued = False
+            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._next_writer()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._next_writer()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._next_writer()
+            if self._queue_fd is not None:
+                os.close(self._queue_fd)
+                self._queue_fd = None
+
+
+def engine_options(app: Flask) -> None:
+    """SQLite connections are QueuedWrites, and are not pinged before use (a file has no
+    server to drop them; the ping was a statement per transaction)."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    options.pop("pool_pre_ping", None)
+    options["connect_args"] = {**options.get("connect_args", {}), "factory": QueuedWrites}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 @sa.event.listens_for(Engine, "connect")
@@ -41,6 +116,8 @@ def _sqlite_connect(dbapi_connection, connection_record):
     for _seq, name, path in cursor.execute("PRAGMA database_list").fetchall():
         if name == "main" and path:
             make_private(path)
+            if isinstance(dbapi_connection, QueuedWrites):
+                dbapi_connection.queue_path = path + "-writers"
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA foreign_keys = ON")
@@ -63,8 +140,15 @@ def _postgresql_connect(dbapi_connection, connection_record):
 
 @sa.event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN" if unit_of_work.is_read_request() else "BEGIN IMMEDIATE")
+    if conn.dialect.name != "sqlite":
+        return
+    if unit_of_work.is_read_request():
+        conn.exec_driver_sql("BEGIN")
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if isinstance(dbapi_connection, QueuedWrites):
+        dbapi_connection.wait_turn_to_write()
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
