@@ -2,6 +2,8 @@
 reading due, critical flags), the one primary action per state, the dose panel, and a query
 count that does not grow with the number of readings."""
 
+import re
+
 import pytest
 
 from infusion_tracker.extensions import db
@@ -213,6 +215,44 @@ def test_the_memoised_chart_is_never_stale(app, client, login_as, infusing):
     charts.append(vitals_svg(page(client, infusing)))
     assert charts[-1] == fresh()
     assert len(set(charts)) == 4
+
+
+def readings_table(html):
+    """The table, its Void boxes' CSRF token (signed afresh every second) left out."""
+    start = html.index('<section class="panel" id="readings"')
+    table = html[start : html.index("</section>", start)]
+    return re.sub(r'(csrf_token" type="hidden" value=")[^"]+"', r'\1"', table)
+
+
+def test_the_memoised_readings_table_is_never_stale(app, client, login_as, infusing):
+    """The readings table is memoised on the values it draws (issue 8). Shown again, it is
+    the same table; after a new reading, a void, a clinician's new name and for a viewer who
+    may not void, the table on the page is the one drawn afresh."""
+    staff = login_as("np")
+    first = add_reading(infusing, staff, minutes_ago=6, heart_rate=80)
+
+    def fresh():
+        page_module._readings_table_html.cache_clear()
+        return readings_table(page(client, infusing))
+
+    shown = readings_table(page(client, infusing))
+    assert readings_table(page(client, infusing)) == shown == fresh()
+    tables = [shown]
+    add_reading(infusing, staff, minutes_ago=3, heart_rate=130)
+    tables.append(readings_table(page(client, infusing)))
+    readings.void_reading(first, staff, "Wrong patient")
+    db.session.commit()
+    tables.append(readings_table(page(client, infusing)))
+    staff.full_name = "Nia Renamed"
+    db.session.commit()
+    tables.append(readings_table(page(client, infusing)))
+    assert tables[-1].count("Nia Renamed") == 3  # charted both, voided one
+    client.post("/logout")
+    login_as("pa")  # neither charted these readings nor signs: no Void, no Correct
+    tables.append(readings_table(page(client, infusing)))
+    assert "Void reading" in tables[-2] and "Void reading" not in tables[-1]
+    assert tables[-1] == fresh()
+    assert len(set(tables)) == 5
 
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------

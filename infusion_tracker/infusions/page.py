@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from flask import current_app, render_template
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from wtforms.validators import Length
 
@@ -117,6 +118,152 @@ class ReadingRow:
         if self.reading.rhythm == "other":
             return rhythm_text(self.reading)
         return RHYTHM_SHORT.get(self.reading.rhythm) or rhythm_text(self.reading)
+
+
+# The readings table's cells that depend on the level of a value (the table marks these).
+LEVEL_FIELDS = (
+    "systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "temperature_c", "rhythm",
+    "avpu", "moaas",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TableLine:
+    """One reading as the readings table draws it, in plain values only: the table is drawn
+    from these alone, so they can key its memo (readings_table)."""
+
+    id: int
+    taken_at: datetime
+    phase: str
+    created_at: datetime
+    late: bool
+    just_saved: bool
+    severity: str
+    voided: bool
+    systolic: int | None
+    diastolic: int | None
+    heart_rate: int | None
+    resp_rate: int | None
+    spo2: int | None
+    o2_flow_lpm: float | None
+    temperature_c: float | None
+    rhythm: str
+    rhythm_short: str
+    avpu: str
+    moaas: int | None
+    pain: int | None
+    news2: int | None
+    news2_risk: str | None
+    levels: tuple[tuple[str, str | None], ...]
+    bp_level: str | None
+    systolic_delta: int | None
+    heart_rate_delta: int | None
+    recorded_by: str
+    corrects_id: int | None
+    note: str
+    flags: tuple[tuple[str, str], ...]  # (level, message)
+    critical_action: str
+    critical_action_by: str
+    critical_action_at: datetime | None
+    critical_action_note: str
+    answered_by: tuple[int, ...]
+    corrected_by: tuple[int, ...]
+    voided_by: str
+    voided_at: datetime | None
+    void_reason: str
+    needs_action: bool
+    can_void: bool
+
+    def level(self, name: str) -> str | None:
+        return dict(self.levels).get(name)
+
+
+def _name(staff) -> str:
+    return staff.display_name if staff is not None else ""
+
+
+def table_line(row: ReadingRow) -> TableLine:
+    r = row.reading
+    return TableLine(
+        id=r.id,
+        taken_at=r.taken_at,
+        phase=r.phase,
+        created_at=r.created_at,
+        late=row.late,
+        just_saved=row.just_saved,
+        severity=r.severity,
+        voided=r.is_voided,
+        systolic=r.systolic,
+        diastolic=r.diastolic,
+        heart_rate=r.heart_rate,
+        resp_rate=r.resp_rate,
+        spo2=r.spo2,
+        o2_flow_lpm=r.o2_flow_lpm,
+        temperature_c=r.temperature_c,
+        rhythm=r.rhythm or "",
+        rhythm_short=row.rhythm_short if r.rhythm else "",
+        avpu=r.avpu or "",
+        moaas=r.moaas,
+        pain=r.pain,
+        news2=r.news2,
+        news2_risk=row.news2_risk,
+        levels=tuple((name, row.level(name)) for name in LEVEL_FIELDS),
+        bp_level=row.bp_level,
+        systolic_delta=row.deltas.get("systolic"),
+        heart_rate_delta=row.deltas.get("heart_rate"),
+        recorded_by=_name(r.recorded_by),
+        corrects_id=r.corrects_id,
+        note=r.note or "",
+        flags=tuple((flag["level"], flag["message"]) for flag in r.flags or []),
+        critical_action=r.critical_action or "",
+        critical_action_by=_name(r.critical_action_by),
+        critical_action_at=r.critical_action_at,
+        critical_action_note=r.critical_action_note or "",
+        answered_by=tuple(row.answered_by),
+        corrected_by=tuple(row.corrected_by),
+        voided_by=_name(r.voided_by),
+        voided_at=r.voided_at,
+        void_reason=r.void_reason or "",
+        needs_action=row.needs_action,
+        can_void=row.can_void,
+    )
+
+
+# Where the table's Void boxes carry the CSRF token: filled in after the memo, since the
+# token is signed afresh every second. Markup, so no text in the table can spell it.
+CSRF_SLOT = Markup("<csrf-token>")
+
+
+def readings_table(rows: list[ReadingRow], baseline: Reading | None) -> Markup:
+    """The readings table (newest first), memoised on exactly what it draws."""
+    html = _readings_table_html(
+        tuple(table_line(row) for row in reversed(rows)),
+        baseline.taken_at if baseline else None,
+        current_app.config["CLINIC_TIMEZONE"],
+        current_app.config["UNITS"],
+    )
+    return html.replace(CSRF_SLOT, generate_csrf())  # Markup.replace escapes the token
+
+
+# The table is a function of exactly these arguments: its lines, the baseline's time and the
+# clinic's zone and units (the time and temperature filters read them from the config: hence
+# in the key). Shown again before anything in it changed, it is not drawn again (a quarter of
+# the session page's CPU, bench/RESULTS.md); a new, voided or answered reading, a renamed
+# clinician or another viewer's rights are other lines, so a stale table cannot be served.
+@lru_cache(maxsize=64)
+def _readings_table_html(
+    lines: tuple[TableLine, ...], baseline_at: datetime | None, zone: str, units: str
+) -> Markup:
+    # Jinja escaped every value it wrote (autoescape).
+    return Markup(  # noqa: S704
+        render_template(
+            "infusions/_readings_table.html",
+            lines=lines,
+            baseline_at=baseline_at,
+            void_csrf=CSRF_SLOT,
+            void_reason_max=VOID_REASON_MAX,
+        )
+    )
 
 
 @dataclass
@@ -364,8 +511,7 @@ def charting_context(
         "reading_hints": previous_hints(previous, system),
         "previous_reading": previous,
         "carry": carry_over(previous),
-        "baseline_reading": baseline,
-        "reading_rows": _reading_rows(infusion, baseline, changeable),
+        "readings_table": readings_table(_reading_rows(infusion, baseline, changeable), baseline),
         "next_due": _next_due(infusion, previous, open_criticals, now),
         "open_criticals": open_criticals,
         "reading_review_forms": {
