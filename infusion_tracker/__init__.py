@@ -21,7 +21,7 @@ def create_app(test_config=None, commands: bool = True) -> Flask:
         instance_relative_config=True,
         template_folder=os.path.join(ROOT, "templates"),
     )
-    from . import config, inputs
+    from . import config, inputs, widgets
 
     # Secret key, audit key and (by default) the database live here: owner only.
     os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
@@ -30,6 +30,7 @@ def create_app(test_config=None, commands: bool = True) -> Flask:
     if app.config["TRUSTED_PROXIES"]:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    widgets.install()
     inputs.init_app(app)  # before the blueprints: the bounded int converter binds as routes add
     register_extensions(app)
     register_blueprints(app)

@@ -1,0 +1,36 @@
+"""WTForms' html_params, the same output written faster.
+
+WTForms draws each attribute of every input, label and option with Markup.format, a
+string.Formatter that escapes through Python calls: on the session page that was a fifth of
+the request's CPU (bench/RESULTS.md, Stop 16). This writes the same bytes with an f-string;
+tests/test_widgets.py checks it against WTForms' own function on generated attributes, so a
+WTForms upgrade that changes the output is caught there.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+from wtforms.widgets import core
+
+WTFORMS_HTML_PARAMS = core.html_params
+
+
+def html_params(**kwargs) -> Markup:
+    params = []
+    for key, value in sorted(kwargs.items()):
+        key = core.clean_key(key)
+        if value is True:
+            params.append(escape(key))
+        elif value is not False:
+            # escape() leaves a Markup value as it is: its quotes are escaped here, as WTForms does
+            # (on the plain string: Markup.replace would escape its own arguments).
+            text = str(escape(value)).replace('"', "&quot;")
+            params.append(f'{escape(key)}="{text}"')
+    return Markup(" ".join(params))  # noqa: S704 (every part escaped above)
+
+
+def install() -> None:
+    """Every WTForms widget draws its attributes with html_params above."""
+    core.html_params = html_params
+    for widget in (core.Input, core.Button):  # the two that hold it as a static method
+        widget.html_params = staticmethod(html_params)
