@@ -38,10 +38,14 @@ FIXED_NAMES = frozenset(
 PASSWORD_CHANGE_ENDPOINTS = ("auth.change_password", "auth.logout", "auth.keep_alive")
 
 
+# Built once: every request signed in runs it.
+_STAFF_BY_TOKEN = sa.select(Staff).where(Staff.session_token == sa.bindparam("token"))
+
+
 @login_manager.user_loader
 def load_user(session_token: str) -> Staff | None:
     """The cookie names a session token, not a user id: a rotated token ends every copy."""
-    staff = db.session.scalar(sa.select(Staff).where(Staff.session_token == session_token))
+    staff = db.session.scalar(_STAFF_BY_TOKEN, {"token": session_token})
     return staff if staff is not None and staff.active else None
 
 
