@@ -269,6 +269,18 @@ class Protocol(db.Model):
 # --- Infusion sessions -----------------------------------------------------------
 
 
+# Partial-index conditions on sessions, and the same for queries (as literals, so that the
+# planners match them: review/services.py).
+AWAITING = "status = 'discharged' AND signed_at IS NULL"
+OWN_OVERRIDE = (
+    "start_override_reason <> '' OR dose_override_reason <> '' OR discharge_override_reason <> ''"
+)
+SESSION_OVERRIDDEN = sa.text(
+    "(infusion_session.start_override_reason <> '' OR infusion_session.dose_override_reason <> ''"
+    " OR infusion_session.discharge_override_reason <> '')"
+)
+
+
 class InfusionSession(db.Model):
     """One infusion of one patient (never called `Session`: flask and SQLAlchemy use that word)."""
 
@@ -372,6 +384,17 @@ class InfusionSession(db.Model):
         # "Awaiting signature" (the review queue and its nav badge) without visiting every
         # discharged session.
         sa.Index("ix_infusion_session_status_signed", "status", "signed_at"),
+        # The review queue's page in its order, and its oldest session (PostgreSQL's min(id)
+        # would otherwise walk the primary key from the first session ever): partial, so
+        # they hold the backlog only. `status` leads so that SQLite, without statistics,
+        # prefers them to ix_infusion_session_status_signed for these two.
+        sa.Index("ix_infusion_session_awaiting", "status", "discharged_at", "id",
+                 sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING)),
+        sa.Index("ix_infusion_session_awaiting_id", "status", "id",
+                 sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING)),
+        # The review queue's "override" on the session itself: a few sessions among many.
+        sa.Index("ix_infusion_session_override", "id",
+                 sqlite_where=sa.text(OWN_OVERRIDE), postgresql_where=sa.text(OWN_OVERRIDE)),
         # The quality report's period: sessions by when their infusion started.
         sa.Index("ix_infusion_session_started_at", "started_at"),
     )
@@ -406,6 +429,8 @@ OVERRIDDEN = "override_reason <> ''"
 REASONED_STOP = "kind = 'stop' AND reason <> ''"
 EVENT_OVERRIDDEN = sa.text("infusion_event.override_reason <> ''")
 EVENT_REASONED_STOP = sa.text("infusion_event.kind = 'stop' AND infusion_event.reason <> ''")
+CRITICAL = "severity = 'critical'"
+READING_CRITICAL = sa.text("reading.severity = 'critical'")
 
 
 class InfusionEvent(db.Model):
@@ -491,8 +516,8 @@ class Reading(VoidableMixin, db.Model):
         sa.Index(
             "ix_reading_critical",
             "infusion_id",
-            sqlite_where=sa.text("severity = 'critical'"),
-            postgresql_where=sa.text("severity = 'critical'"),
+            sqlite_where=sa.text(CRITICAL),
+            postgresql_where=sa.text(CRITICAL),
         ),
         sa.CheckConstraint(sql_in("phase", PHASES), name="phase"),
         sa.CheckConstraint(sql_in("rhythm", RHYTHMS, blank=True), name="rhythm"),

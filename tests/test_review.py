@@ -1,6 +1,7 @@
 """The review queue, the signature panel on the session page, and the printable record."""
 
 import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -8,7 +9,7 @@ from flask import render_template
 from flask_login import login_user
 
 from infusion_tracker.extensions import db
-from infusion_tracker.models import Addendum, AuditEvent
+from infusion_tracker.models import Addendum, AuditEvent, InfusionSession
 from infusion_tracker.review import services
 from infusion_tracker.timeutil import utcnow
 from tests.test_signing import (
@@ -143,6 +144,102 @@ def test_queue_pages(app, client, login_as, make_infusion):
     assert client.get("/review/?page=99").status_code == 200  # clamped to the last page
 
 
+def expected_reasons(infusion) -> list[str]:
+    """The queue's reasons of a session, worked out here from its rows (not from SQL)."""
+    found = {
+        "critical": any(r.severity == "critical" and not r.is_voided for r in infusion.readings),
+        "adverse_event": any(not ae.is_voided for ae in infusion.adverse_events),
+        "override": any(
+            (infusion.start_override_reason, infusion.dose_override_reason,
+             infusion.discharge_override_reason, *(e.override_reason for e in infusion.events))
+        ),
+        "phq9_item9": any(a.flag_physician and not a.is_voided for a in infusion.assessments),
+        "stopped_early": any(e.kind == "stop" and e.reason for e in infusion.events),
+    }
+    return [key for key in services.REASONS if found[key]]
+
+
+def test_queue_pages_end_to_end_are_the_order_of_the_rows(
+    app, make_staff, make_patient, make_protocol, make_infusion
+):
+    """More sessions than pages hold, every reason alone and in pairs, voided rows that do not
+    count, ties on the discharge time, and sessions with reasons that are signed or still in
+    recovery: the pages, one after another, are the order worked out here from the rows."""
+    nurse, physician = make_staff("np"), make_staff("physician")
+    patients, protocol = [make_patient() for _ in range(4)], make_protocol()
+    base = utcnow() - timedelta(days=2)
+
+    def session(i, **fields):
+        return discharged_session(
+            make_infusion, patient=patients[i % 4], protocol=protocol, clinician=nurse,
+            physician=physician, **fields,
+        )
+
+    def void(row):
+        row.voided_at, row.voided_by, row.void_reason = utcnow(), nurse, "Wrong patient"
+        db.session.commit()
+
+    # Signed long ago with reasons, before any awaiting session: never listed.
+    old = session(0, discharged_at=base - timedelta(days=30))
+    add_reading(old, nurse, severity="critical", flags=CRITICAL_SBP)
+    add_event(old, nurse, "stop", 20, reason="Patient request")
+    sign_directly(old, physician)
+    for i in range(60):
+        # Non-monotonic in id, three sessions per discharge time.
+        fields = {"discharged_at": base + timedelta(minutes=10 * ((i * 7) % 20))}
+        if i % 13 == 4:
+            fields["start_override_reason"] = "Baseline SBP 165"
+        if i % 17 == 5:
+            fields["dose_override_reason"] = "Weight-based cap"
+        if i % 19 == 6:
+            fields["discharge_override_reason"] = "Aldrete 8, escort present"
+        infusion = session(i, **fields)
+        if i % 7 == 0:
+            add_reading(infusion, nurse, minutes=12, severity="critical", flags=CRITICAL_SBP)
+        if i % 11 == 1:
+            void(add_reading(infusion, nurse, minutes=14, severity="critical", flags=CRITICAL_SBP))
+        if i % 9 == 2:
+            add_adverse_event(infusion, nurse)
+        if i % 10 == 3:
+            void(add_adverse_event(infusion, nurse))
+        if i % 8 == 5:
+            add_event(infusion, nurse, "rate_change", 15, rate_mg_per_h=60.0,
+                      override_reason="Physician allowed", override_by_id=physician.id)
+        if i % 12 == 9:
+            add_assessment(infusion, nurse, flag_physician=True)
+        if i % 15 == 8:
+            void(add_assessment(infusion, nurse, flag_physician=True))
+        if i % 6 == 1:
+            add_event(infusion, nurse, "stop", 25, reason="Stopped for an adverse event")
+        if i % 5 == 0:
+            add_event(infusion, nurse, "stop", 40)  # routine: no reason
+        if i in (10, 30):  # reasons, but signed or not yet discharged
+            sign_directly(infusion, physician)
+        if i == 20:
+            infusion.status, infusion.discharged_at = "recovery", None
+            db.session.commit()
+    db.session.expire_all()
+    awaiting = db.session.scalars(sa.select(InfusionSession).where(
+        InfusionSession.status == "discharged", InfusionSession.signed_at.is_(None)
+    )).all()
+    reasons = {infusion.id: expected_reasons(infusion) for infusion in awaiting}
+    order = sorted(awaiting, key=lambda s: (not reasons[s.id], s.discharged_at, s.id))
+    expected = [(infusion.id, reasons[infusion.id]) for infusion in order]
+    flagged = sum(bool(r) for r in reasons.values())
+    assert len(expected) == 57 and 25 < flagged < 50  # a page holds both kinds
+    assert any(len(r) > 1 for r in reasons.values())
+    assert all([key] in reasons.values() for key in services.REASONS)  # each alone, somewhere
+    for per_page in (25, 7):
+        first = services.review_queue(1, per_page)
+        assert first.total == 57 and first.pages == -(-57 // per_page)
+        listed = [
+            (entry.infusion.id, entry.reasons)
+            for page in range(1, first.pages + 1)
+            for entry in services.review_queue(page, per_page).entries
+        ]
+        assert listed == expected, per_page
+
+
 def test_nav_badge_counts_what_the_queue_lists(client, login_as, make_staff, make_infusion):
     login_as("physician")
     for _ in range(3):
@@ -180,8 +277,9 @@ def test_queue_query_count_does_not_grow_with_rows(
         assert len(queue_rows(client.get("/review/").get_data(as_text=True))) == 12
     assert many.count == few.count
     # login check, nav badge, queue count, queue page (plus the transaction statements),
-    # and the chain's last hash for the read audit row written after the page (issue 9)
-    selects = [s for s in many.statements if s.lstrip().upper().startswith("SELECT")]
+    # and the chain's last hash for the read audit row written after the page (issue 9); the
+    # page's statement starts with its flagged sessions' WITH
+    selects = [s for s in many.statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(selects) == 5, selects
 
 

@@ -20,7 +20,9 @@ from ..ledger.services import ledger_problem
 from ..models import (
     EVENT_OVERRIDDEN,
     EVENT_REASONED_STOP,
+    READING_CRITICAL,
     ROLE_PHYSICIAN,
+    SESSION_OVERRIDDEN,
     Addendum,
     AdverseEvent,
     Assessment,
@@ -55,41 +57,53 @@ class ReauthFailed(RuleError):
 
 
 def awaiting_signature():
-    """The one definition of "awaiting signature", shared by the queue and the nav badge."""
-    return sa.and_(InfusionSession.status == "discharged", InfusionSession.signed_at.is_(None))
+    """The one definition of "awaiting signature", shared by the queue and the nav badge (the
+    status a literal, as in models.AWAITING, so that PostgreSQL matches the partial indexes)."""
+    return sa.and_(
+        InfusionSession.status == sa.literal_column("'discharged'"),
+        InfusionSession.signed_at.is_(None),
+    )
 
 
-def _reason_columns() -> dict[str, sa.ColumnElement[bool]]:
-    """One boolean SQL expression per reason, correlated to the outer session row."""
+def _reason_ids(since: sa.ColumnElement[int]) -> dict[str, list[sa.Select]]:
+    """Per reason, the ids of the sessions numbered `since` or later that have it, read from
+    the rows that make the reason (a few among many, each behind a partial or foreign-key
+    index) rather than probed session by session. Correlation is off: these are used inside
+    statements about sessions and must read their own tables."""
     return {
-        "critical": sa.exists().where(
-            Reading.infusion_id == InfusionSession.id,
-            Reading.voided_at.is_(None),
-            Reading.severity == "critical",
-        ),
-        "adverse_event": sa.exists().where(
-            AdverseEvent.infusion_id == InfusionSession.id,
-            AdverseEvent.voided_at.is_(None),
-        ),
-        "override": sa.or_(
-            InfusionSession.start_override_reason != "",
-            InfusionSession.dose_override_reason != "",
-            InfusionSession.discharge_override_reason != "",
-            sa.exists().where(
-                InfusionEvent.infusion_id == InfusionSession.id, EVENT_OVERRIDDEN
+        "critical": [
+            sa.select(Reading.infusion_id).where(
+                Reading.infusion_id >= since, READING_CRITICAL, Reading.voided_at.is_(None)
+            )
+        ],
+        "adverse_event": [
+            sa.select(AdverseEvent.infusion_id).where(
+                AdverseEvent.infusion_id >= since, AdverseEvent.voided_at.is_(None)
+            )
+        ],
+        "override": [
+            sa.select(InfusionSession.id)
+            .where(InfusionSession.id >= since, SESSION_OVERRIDDEN)
+            .correlate(None),
+            sa.select(InfusionEvent.infusion_id).where(
+                InfusionEvent.infusion_id >= since, EVENT_OVERRIDDEN
             ),
-        ),
-        "phq9_item9": sa.exists().where(
-            Assessment.infusion_id == InfusionSession.id,
-            Assessment.voided_at.is_(None),
-            Assessment.flag_physician.is_(True),
-        ),
+        ],
+        "phq9_item9": [
+            sa.select(Assessment.infusion_id).where(
+                Assessment.infusion_id >= since,
+                Assessment.flag_physician.is_(True),
+                Assessment.voided_at.is_(None),
+            )
+        ],
         # A stop carries a reason only when it was not routine: the lifecycle requires one when
         # the infusion ended before its planned duration (SPEC §2 "a reason where it is not
         # routine"), including sessions stopped early for an adverse event.
-        "stopped_early": sa.exists().where(
-            InfusionEvent.infusion_id == InfusionSession.id, EVENT_REASONED_STOP
-        ),
+        "stopped_early": [
+            sa.select(InfusionEvent.infusion_id).where(
+                InfusionEvent.infusion_id >= since, EVENT_REASONED_STOP
+            )
+        ],
     }
 
 
@@ -122,36 +136,55 @@ class QueuePage:
 def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
     """Discharged, unsigned sessions: those with critical readings, adverse events, overrides,
     a PHQ-9 item 9 flag or an early stop first, then oldest discharge first (SPEC §5).
-    Two queries, whatever the number of sessions or rows."""
+    Two queries, whatever the number of sessions or rows.
+
+    The page costs what the page is, not the backlog: the flagged sessions are found from the
+    reasons' rows, of sessions no older than the oldest awaiting one (the backlog is recent);
+    the first `offset + per_page` of the flagged and of the others are each read in order off
+    ix_infusion_session_awaiting, and the page is cut from the two."""
     total = db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages)
-    columns = _reason_columns()
-    # The reasons are worked out once per awaiting session in a subquery; ordering by the
-    # same EXISTS expressions again made SQLite evaluate each of them twice.
-    reasons = (
-        sa.select(InfusionSession.id, *(expr.label(key) for key, expr in columns.items()))
+    offset = (page - 1) * per_page
+    since = (
+        sa.select(sa.func.min(InfusionSession.id))
         .where(awaiting_signature())
-        .subquery("reasons")
+        .correlate(None)
+        .scalar_subquery()
     )
-    flagged = sa.or_(*(reasons.c[key] for key in columns))
+    reason_ids = _reason_ids(since)
+    flagged = sa.union(*(q for qs in reason_ids.values() for q in qs)).cte("flagged")
+    # All the flagged sessions (a few), looked up by id; the others read in order off the
+    # index, stopping after the first `offset + per_page`: enough for this page either way.
+    columns = (InfusionSession.discharged_at, InfusionSession.id)
+    flagged_all = sa.select(sa.literal(0).label("grp"), *columns).where(
+        awaiting_signature(), InfusionSession.id.in_(sa.select(flagged.c.infusion_id))
+    )
+    others_first = (
+        sa.select(sa.literal(1).label("grp"), *columns)
+        .where(awaiting_signature(), InfusionSession.id.not_in(sa.select(flagged.c.infusion_id)))
+        .order_by(*columns)
+        .limit(offset + per_page)
+        .subquery()
+    )
+    queue = sa.union_all(flagged_all, sa.select(others_first)).subquery("queue")
+    has_reason = [InfusionSession.id.in_(sa.union_all(*qs)) for qs in reason_ids.values()]
     rows = db.session.execute(
-        sa.select(InfusionSession, *(reasons.c[key] for key in columns))
-        .join(reasons, reasons.c.id == InfusionSession.id)
+        sa.select(InfusionSession, *has_reason)
+        .join(queue, queue.c.id == InfusionSession.id)
         .options(
             joinedload(InfusionSession.patient),
             joinedload(InfusionSession.clinician),
             joinedload(InfusionSession.physician),
         )
-        .order_by(
-            sa.case((flagged, 0), else_=1),
-            InfusionSession.discharged_at,
-            InfusionSession.id,
-        )
+        .order_by(queue.c.grp, queue.c.discharged_at, queue.c.id)
         .limit(per_page)
-        .offset((page - 1) * per_page)
+        .offset(offset)
     ).all()
-    entries = [QueueEntry(row[0], [key for key in columns if getattr(row, key)]) for row in rows]
+    entries = [
+        QueueEntry(infusion, [key for key, has in zip(reason_ids, found, strict=True) if has])
+        for infusion, *found in rows
+    ]
     return QueuePage(entries, total, page, per_page)
 
 
