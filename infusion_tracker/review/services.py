@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 import sqlalchemy as sa
 from flask import current_app
@@ -133,19 +134,15 @@ class QueuePage:
         return max(1, -(-self.total // self.per_page))
 
 
-def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
-    """Discharged, unsigned sessions: those with critical readings, adverse events, overrides,
-    a PHQ-9 item 9 flag or an early stop first, then oldest discharge first (SPEC §5).
-    Two queries, whatever the number of sessions or rows.
+@cache
+def _page_statement() -> sa.Select:
+    """Built once, as the session page's statements are (infusions/queries.py): building this
+    one and its cache key cost about as much as running it. Parameters: `first` (how many of
+    each part this page needs), `per_page`, `offset`.
 
     The page costs what the page is, not the backlog: the flagged sessions are found from the
     reasons' rows, of sessions no older than the oldest awaiting one (the backlog is recent);
-    the first `offset + per_page` of the flagged and of the others are each read in order off
-    ix_infusion_session_awaiting, and the page is cut from the two."""
-    total = db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(page, 1), pages)
-    offset = (page - 1) * per_page
+    the others are read in order off ix_infusion_session_awaiting and stop after `first`."""
     since = (
         sa.select(sa.func.min(InfusionSession.id))
         .where(awaiting_signature())
@@ -154,8 +151,6 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
     )
     reason_ids = _reason_ids(since)
     flagged = sa.union(*(q for qs in reason_ids.values() for q in qs)).cte("flagged")
-    # All the flagged sessions (a few), looked up by id; the others read in order off the
-    # index, stopping after the first `offset + per_page`: enough for this page either way.
     columns = (InfusionSession.discharged_at, InfusionSession.id)
     flagged_all = sa.select(sa.literal(0).label("grp"), *columns).where(
         awaiting_signature(), InfusionSession.id.in_(sa.select(flagged.c.infusion_id))
@@ -164,12 +159,12 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
         sa.select(sa.literal(1).label("grp"), *columns)
         .where(awaiting_signature(), InfusionSession.id.not_in(sa.select(flagged.c.infusion_id)))
         .order_by(*columns)
-        .limit(offset + per_page)
+        .limit(sa.bindparam("first", type_=sa.Integer))
         .subquery()
     )
     queue = sa.union_all(flagged_all, sa.select(others_first)).subquery("queue")
-    has_reason = [InfusionSession.id.in_(sa.union_all(*qs)) for qs in reason_ids.values()]
-    rows = db.session.execute(
+    has_reason = (InfusionSession.id.in_(sa.union_all(*reason_ids[key])) for key in REASONS)
+    return (
         sa.select(InfusionSession, *has_reason)
         .join(queue, queue.c.id == InfusionSession.id)
         .options(
@@ -178,11 +173,24 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
             joinedload(InfusionSession.physician),
         )
         .order_by(queue.c.grp, queue.c.discharged_at, queue.c.id)
-        .limit(per_page)
-        .offset(offset)
+        .limit(sa.bindparam("per_page", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+    )
+
+
+def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
+    """Discharged, unsigned sessions: those with critical readings, adverse events, overrides,
+    a PHQ-9 item 9 flag or an early stop first, then oldest discharge first (SPEC §5).
+    Two queries, whatever the number of sessions or rows."""
+    total = db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
+    offset = (page - 1) * per_page
+    rows = db.session.execute(
+        _page_statement(), {"first": offset + per_page, "per_page": per_page, "offset": offset}
     ).all()
     entries = [
-        QueueEntry(infusion, [key for key, has in zip(reason_ids, found, strict=True) if has])
+        QueueEntry(infusion, [key for key, has in zip(REASONS, found, strict=True) if has])
         for infusion, *found in rows
     ]
     return QueuePage(entries, total, page, per_page)
