@@ -152,11 +152,11 @@ def _page_statement() -> sa.Select:
     reason_ids = _reason_ids(since)
     flagged = sa.union(*(q for qs in reason_ids.values() for q in qs)).cte("flagged")
     columns = (InfusionSession.discharged_at, InfusionSession.id)
-    flagged_all = sa.select(sa.literal(0).label("grp"), *columns).where(
+    flagged_all = sa.select(sa.literal_column("0").label("grp"), *columns).where(
         awaiting_signature(), InfusionSession.id.in_(sa.select(flagged.c.infusion_id))
     )
     others_first = (
-        sa.select(sa.literal(1).label("grp"), *columns)
+        sa.select(sa.literal_column("1").label("grp"), *columns)
         .where(awaiting_signature(), InfusionSession.id.not_in(sa.select(flagged.c.infusion_id)))
         .order_by(*columns)
         .limit(sa.bindparam("first", type_=sa.Integer))
