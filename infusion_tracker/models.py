@@ -386,8 +386,8 @@ class InfusionSession(db.Model):
         sa.Index("ix_infusion_session_status_signed", "status", "signed_at"),
         # The review queue's page in its order, and its oldest session (PostgreSQL's min(id)
         # would otherwise walk the primary key from the first session ever): partial, so
-        # they hold the backlog only. `status` leads so that SQLite, without statistics,
-        # prefers them to ix_infusion_session_status_signed for these two.
+        # they hold the backlog only. `status` leads: without it SQLite (no statistics)
+        # takes ix_infusion_session_status_signed and sorts the whole backlog.
         sa.Index("ix_infusion_session_awaiting", "status", "discharged_at", "id",
                  sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING)),
         sa.Index("ix_infusion_session_awaiting_id", "status", "id",

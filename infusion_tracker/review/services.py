@@ -69,8 +69,8 @@ def awaiting_signature():
 def _reason_ids(since: sa.ColumnElement[int]) -> dict[str, list[sa.Select]]:
     """Per reason, the ids of the sessions numbered `since` or later that have it, read from
     the rows that make the reason (a few among many, each behind a partial or foreign-key
-    index) rather than probed session by session. Correlation is off: these are used inside
-    statements about sessions and must read their own tables."""
+    index) rather than probed session by session. Used inside statements about sessions: the
+    sessions' own select must not be correlated to them."""
     return {
         "critical": [
             sa.select(Reading.infusion_id).where(
