@@ -143,8 +143,14 @@ def _sqlite_begin(conn):
     if conn.dialect.name != "sqlite":
         return
     if unit_of_work.is_read_request():
+        # Read-only as well: a write here could not take the write lock once another
+        # connection had committed ("database is locked" at once, whatever the busy timeout),
+        # so a page view's writes wait for unit_of_work.finish, and one that does not fails
+        # in every test instead of now and then under load.
+        conn.exec_driver_sql("PRAGMA query_only = ON")
         conn.exec_driver_sql("BEGIN")
         return
+    conn.exec_driver_sql("PRAGMA query_only = OFF")
     dbapi_connection = conn.connection.dbapi_connection
     if isinstance(dbapi_connection, QueuedWrites):
         dbapi_connection.wait_turn_to_write()

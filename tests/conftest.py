@@ -206,10 +206,11 @@ def csrf_token_from(html: str) -> str:
 
 
 class QueryCounter:
-    """Statements sent to the database, less transaction control (SQLite's BEGIN, PostgreSQL's
-    audit-chain lock), so a page's count is the same on both backends."""
+    """Statements sent to the database, less transaction control (SQLite's BEGIN and its
+    read-only switch, PostgreSQL's audit-chain lock), so a page's count is the same on both
+    backends."""
 
-    CONTROL = ("BEGIN", "SELECT pg_advisory_xact_lock")
+    CONTROL = ("BEGIN", "PRAGMA query_only", "SELECT pg_advisory_xact_lock")
 
     def __init__(self):
         self.statements: list[str] = []

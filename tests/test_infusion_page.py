@@ -200,7 +200,9 @@ def test_the_memoised_chart_is_never_stale(app, client, login_as, infusing):
     def fresh():
         page_module._vitals_svg.cache_clear()
         with app.test_request_context():
-            return str(page_module.vitals_chart(queries.get_infusion_or_404(infusing.id)))
+            chart = str(page_module.vitals_chart(queries.get_infusion_or_404(infusing.id)))
+            db.session.rollback()  # a page view's read-only transaction ends with it
+            return chart
 
     shown = vitals_svg(page(client, infusing))
     assert vitals_svg(page(client, infusing)) == shown == fresh()

@@ -176,3 +176,37 @@ def test_a_page_views_audit_row_is_written_once_the_lock_is_free(app, client, in
     assert answer["response"].status_code == 200
     db.session.rollback()
     assert len(audit_rows("patient.viewed")) == viewed_before + 1
+
+
+@pytest.fixture
+def writing_page_views(app):
+    """Test-only GET routes that add a row: straight away, or deferred to after the page."""
+    from infusion_tracker import unit_of_work
+
+    def write():
+        db.session.execute(sa.text("UPDATE staff SET failed_logins = failed_logins"))
+
+    def writes_now():
+        write()
+        return "written"
+
+    def writes_after():
+        unit_of_work.defer(write)
+        return "deferred"
+
+    app.add_url_rule("/test/writes-now", "test_writes_now", writes_now)
+    app.add_url_rule("/test/writes-after", "test_writes_after", writes_after)
+
+
+@sqlite_only
+def test_a_page_view_cannot_write_in_its_read_transaction(
+    client, login_as, writing_page_views, caplog
+):
+    """On SQLite a page view's transaction is read-only (PRAGMA query_only): a write there
+    could not take the write lock once another connection had committed (seen as "database
+    is locked" under the scanners' load, from the quality report storing its figures), so it
+    fails every time instead; the same write deferred to after the page lands."""
+    login_as("np")
+    assert client.get("/test/writes-now").status_code == 503  # errors.py: OperationalError
+    assert "attempt to write a readonly database" in caplog.text
+    assert client.get("/test/writes-after").status_code == 200

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
+from .. import unit_of_work
 from ..extensions import db
 from ..models import InfusionSession, Protocol, Reading, SessionFigures
 from ..patients.history import SURGE_PHASES
@@ -164,7 +165,12 @@ def session_readings(sessions_where) -> list[SessionReadings]:
             name, number, patient_id, None if peak is None or base is None else peak - base,
             gaps, overdue, seconds,
         ))
-    _store(new)
+    if new and unit_of_work.is_read_request():
+        # A page view reads in a transaction that must not write (on SQLite it could not take
+        # the write lock once another writer had committed): stored just after the page.
+        unit_of_work.defer(lambda: _store(new))
+    else:
+        _store(new)
     return result
 
 

@@ -603,8 +603,10 @@ def scan_run(work: Path, seeding: subprocess.Popen, findings: Findings) -> None:
         server.stop()
     server_log = log.read_text()
     if "Traceback" in server_log:
+        # The first traceback itself: the log goes with the scratch folder.
+        first = server_log[server_log.index("Traceback"):][:6000]
         findings.fail(f"scanners: {server_log.count('Traceback')} tracebacks in the server "
-                      f"log ({log})")
+                      f"log ({log}); from the first:\n{first}")
     findings.timings["scanners"] = time.perf_counter() - started
 
 
@@ -660,7 +662,7 @@ def main() -> int:
         print(f"  time, {name}: {seconds:.1f} s")
     print(f"  findings: {len(findings.items)}")
     for item in findings.items:
-        print("   -", item.splitlines()[0])
+        print("   -", item)
     return 1 if findings.items else 0
 
 
