@@ -65,6 +65,10 @@ ACTION_FORMS = {
 
 
 
+# Sessions whose table and chart each worker keeps drawn: more than a busy clinic's day, and
+# more than a round of the benchmark's 100 sessions (pages viewed in turn that outnumber the
+# memo never find theirs in it); about 15 MB at most.
+MEMO_SESSIONS = 256
 # Typed this long after the clinical time, a reading shows when it was entered.
 LATE_ENTRY = timedelta(minutes=10)
 READING_PREFIX = "reading"
@@ -250,7 +254,7 @@ def readings_table(rows: list[ReadingRow], baseline: Reading | None) -> Markup:
 # in the key). Shown again before anything in it changed, it is not drawn again (a quarter of
 # the session page's CPU, bench/RESULTS.md); a new, voided or answered reading, a renamed
 # clinician or another viewer's rights are other lines, so a stale table cannot be served.
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=MEMO_SESSIONS)
 def _readings_table_html(
     lines: tuple[TableLine, ...], baseline_at: datetime | None, zone: str, units: str
 ) -> Markup:
@@ -566,7 +570,7 @@ def vitals_chart(infusion: InfusionSession, height: int = 320):
 # from the config: hence `zone` in the key). Memoised, a page shown again before anything on
 # the chart changed is not drawn again (a sixth of the page's CPU, bench/RESULTS.md); a new,
 # changed or voided reading or a new event is a new key, so a stale chart cannot be served.
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=MEMO_SESSIONS)
 def _vitals_svg(points: tuple, marks: tuple, height: int, zone: str) -> Markup:
     return charts.vitals_chart(
         [
