@@ -67,8 +67,8 @@ ACTION_FORMS = {
 
 # Sessions whose table and chart each worker keeps drawn: more than a busy clinic's day, and
 # more than a round of the benchmark's 100 sessions (pages viewed in turn that outnumber the
-# memo never find theirs in it); about 15 MB at most.
-MEMO_SESSIONS = 256
+# memo never find theirs in it).
+MEMO_SESSIONS = 128
 # Typed this long after the clinical time, a reading shows when it was entered.
 LATE_ENTRY = timedelta(minutes=10)
 READING_PREFIX = "reading"

@@ -253,7 +253,7 @@ def patient_history(patient: Patient) -> PatientHistory:
 # date labels are written in: hence `zone` in the key). Memoised, a patient page shown again
 # before a score or a session's surge changed is not drawn again (a fifth of the page's CPU,
 # bench/RESULTS.md); any change is a new key, so a stale chart cannot be served.
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)
 def _outcome_svg(
     series: tuple, baseline_score: int | None, has_baseline: bool, name: str, zone: str
 ) -> Markup:
@@ -271,7 +271,7 @@ def _outcome_svg(
     )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)
 def _peak_svg(surges: tuple, name: str) -> Markup:
     return charts.peak_rise_chart(
         list(surges), title=f"Peak rise in systolic BP and heart rate per infusion for {name}"
