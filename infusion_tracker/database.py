@@ -1,8 +1,9 @@
 """SQLite connection settings: WAL, busy timeout, foreign keys, full sync, and write
 transactions that take the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait
 instead of failing with "database is locked". Page views begin a plain (deferred) read
-transaction, so they neither block each other nor wait for the writers (WAL). The database
-files are readable by their owner only.
+transaction, read-only, so they neither block each other nor wait for the writers (WAL); what
+they write (their audit row) waits for unit_of_work.finish. The database files are readable by
+their owner only.
 
 Writers wait in a queue (QueuedWrites): SQLite's own busy handler polls, sleeping up to
 100 ms between tries, so a writer that finds the lock taken sleeps on long after it is free;
