@@ -151,10 +151,7 @@ def record(
         details=_jsonable(details or {}),
         remote_addr=(request.remote_addr or "")[:64] if has_request_context() else "",
     )
-    if unit_of_work.is_read_request():
-        unit_of_work.defer(lambda: _append(event))
-    else:
-        _append(event)
+    unit_of_work.write(lambda: _append(event))
     return event
 
 

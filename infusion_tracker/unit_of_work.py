@@ -39,6 +39,14 @@ def defer(write) -> None:
     g.setdefault("uow_deferred", []).append(write)
 
 
+def write(work) -> None:
+    """Run `work()` now, or, in a page view (whose transaction reads only), just after it."""
+    if is_read_request():
+        defer(work)
+    else:
+        work()
+
+
 def finish(response):
     """Commit or roll back the request's work; then run the page view's deferred writes."""
     deferred = g.pop("uow_deferred", [])

@@ -165,12 +165,10 @@ def session_readings(sessions_where) -> list[SessionReadings]:
             name, number, patient_id, None if peak is None or base is None else peak - base,
             gaps, overdue, seconds,
         ))
-    if new and unit_of_work.is_read_request():
-        # A page view reads in a transaction that must not write (on SQLite it could not take
-        # the write lock once another writer had committed): stored just after the page.
-        unit_of_work.defer(lambda: _store(new))
-    else:
-        _store(new)
+    if new:
+        # In a page view, just after it: its transaction must not write (on SQLite it could not
+        # take the write lock once another connection had committed).
+        unit_of_work.write(lambda: _store(new))
     return result
 
 
