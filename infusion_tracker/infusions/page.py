@@ -124,13 +124,6 @@ class ReadingRow:
         return RHYTHM_SHORT.get(self.reading.rhythm) or rhythm_text(self.reading)
 
 
-# The readings table's cells that depend on the level of a value (the table marks these).
-LEVEL_FIELDS = (
-    "systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "temperature_c", "rhythm",
-    "avpu", "moaas",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class TableLine:
     """One reading as the readings table draws it, in plain values only: the table is drawn
@@ -158,7 +151,7 @@ class TableLine:
     pain: int | None
     news2: int | None
     news2_risk: str | None
-    levels: tuple[tuple[str, str | None], ...]
+    levels: tuple[tuple[str, str], ...]  # (field, worst flag level) of the flagged fields
     bp_level: str | None
     systolic_delta: int | None
     heart_rate_delta: int | None
@@ -211,7 +204,7 @@ def table_line(row: ReadingRow) -> TableLine:
         pain=r.pain,
         news2=r.news2,
         news2_risk=row.news2_risk,
-        levels=tuple((name, row.level(name)) for name in LEVEL_FIELDS),
+        levels=tuple(sorted(field_levels(r).items())),
         bp_level=row.bp_level,
         systolic_delta=row.deltas.get("systolic"),
         heart_rate_delta=row.deltas.get("heart_rate"),

@@ -222,7 +222,6 @@ def patient_history(patient: Patient) -> PatientHistory:
         outcome_chart = _outcome_svg(
             tuple((label, tuple(values)) for label, values in series.items()),
             baseline_score,
-            baseline is not None,
             patient.full_name,
             current_app.config["CLINIC_TIMEZONE"],
         )
@@ -254,9 +253,7 @@ def patient_history(patient: Patient) -> PatientHistory:
 # before a score or a session's surge changed is not drawn again (a fifth of the page's CPU,
 # bench/RESULTS.md); any change is a new key, so a stale chart cannot be served.
 @lru_cache(maxsize=128)
-def _outcome_svg(
-    series: tuple, baseline_score: int | None, has_baseline: bool, name: str, zone: str
-) -> Markup:
+def _outcome_svg(series: tuple, baseline_score: int | None, name: str, zone: str) -> Markup:
     return charts.outcome_chart(
         {label: list(values) for label, values in series},
         baseline=baseline_score,
@@ -264,7 +261,7 @@ def _outcome_svg(
         response_line=(
             baseline_score * (1 - clinical.PHQ9_RESPONSE_DROP) if baseline_score else None
         ),
-        remission_line=clinical.PHQ9_REMISSION_BELOW if has_baseline else None,
+        remission_line=clinical.PHQ9_REMISSION_BELOW if baseline_score is not None else None,
         title=f"Outcome scores over time for {name}",
         fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
         tz=clinic_zone(),
