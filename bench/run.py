@@ -424,6 +424,7 @@ def count_queries(url: str, manifest: dict, pages: list[str]) -> dict[str, dict]
     sign-in's new session."""
     import sqlalchemy as sa
 
+    from infusion_tracker.database import TRANSACTION_CONTROL
     from infusion_tracker.extensions import db
 
     app = make_app(url)
@@ -432,8 +433,7 @@ def count_queries(url: str, manifest: dict, pages: list[str]) -> dict[str, dict]
     executed = []
 
     def statement(conn, cursor, text, *rest):
-        # As tests/conftest.QueryCounter: transaction control is not a query.
-        if not text.startswith(("BEGIN", "PRAGMA query_only", "SELECT pg_advisory_xact_lock")):
+        if not text.lstrip().startswith(TRANSACTION_CONTROL):  # as the tests count them
             executed.append(text)
 
     sa.event.listen(engine, "before_cursor_execute", statement)

@@ -30,6 +30,9 @@ from .extensions import db
 BUSY_TIMEOUT_MS = 10_000
 PRIVATE_FILE = 0o600
 QUEUE_POLL_S = 0.0005
+# The statements that begin or guard a transaction rather than read or write (this module's,
+# and the audit chain's lock on PostgreSQL): not counted as a page's queries.
+TRANSACTION_CONTROL = ("BEGIN", "PRAGMA query_only", "SELECT pg_advisory_xact_lock")
 
 
 def make_private(database_path: str) -> None:

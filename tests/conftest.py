@@ -12,6 +12,7 @@ from flask import message_flashed
 from flask.testing import FlaskClient
 
 from infusion_tracker import create_app
+from infusion_tracker.database import TRANSACTION_CONTROL
 from infusion_tracker.extensions import db
 from infusion_tracker.timeutil import clinic_today, from_clinic
 
@@ -210,13 +211,11 @@ class QueryCounter:
     read-only switch, PostgreSQL's audit-chain lock), so a page's count is the same on both
     backends."""
 
-    CONTROL = ("BEGIN", "PRAGMA query_only", "SELECT pg_advisory_xact_lock")
-
     def __init__(self):
         self.statements: list[str] = []
 
     def __call__(self, conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().startswith(self.CONTROL):
+        if not statement.lstrip().startswith(TRANSACTION_CONTROL):
             self.statements.append(statement)
 
     @property
