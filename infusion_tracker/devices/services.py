@@ -290,14 +290,21 @@ def receive(device: Device, raw: str, via: str, now: datetime | None = None) -> 
 # --- Proposed readings -------------------------------------------------------------------
 
 
+# Built once: the session page asks on every view.
+_PENDING = (
+    sa.select(ProposedReading)
+    .where(
+        ProposedReading.infusion_id == sa.bindparam("infusion_id"),
+        ProposedReading.status == "proposed",
+    )
+    .order_by(ProposedReading.observed_at, ProposedReading.id)
+    .options(sa.orm.joinedload(ProposedReading.device))
+)
+
+
 def pending_for(infusion: InfusionSession) -> list[ProposedReading]:
     """Proposed readings waiting for an answer, oldest observation first."""
-    return db.session.scalars(
-        sa.select(ProposedReading)
-        .where(ProposedReading.infusion_id == infusion.id, ProposedReading.status == "proposed")
-        .order_by(ProposedReading.observed_at, ProposedReading.id)
-        .options(sa.orm.joinedload(ProposedReading.device))
-    ).all()
+    return db.session.scalars(_PENDING, {"infusion_id": infusion.id}).all()
 
 
 def get_proposed_or_404(proposed_id: int) -> ProposedReading:

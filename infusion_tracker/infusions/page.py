@@ -324,8 +324,13 @@ def _assessment(reading: Reading) -> clinical.ReadingAssessment:
 def _news2_risk(reading: Reading) -> str | None:
     if reading.news2 is None:
         return None
-    parts = clinical.news2_parts(queries.reading_values(reading)) or {}
-    return clinical.news2_risk(reading.news2, any(score == 3 for score in parts.values()))
+    # Whether one parameter scored 3 decides only a total of 3 or 4: below 3 none can have,
+    # and from 5 the total alone decides (so most rows skip scoring the parts again).
+    any_parameter_3 = False
+    if 3 <= reading.news2 < 5:
+        parts = clinical.news2_parts(queries.reading_values(reading)) or {}
+        any_parameter_3 = any(score == 3 for score in parts.values())
+    return clinical.news2_risk(reading.news2, any_parameter_3)
 
 
 def _o2_text(flow: float | None) -> str:
@@ -716,7 +721,11 @@ CHARTING_FORMS = ("reading_form", "ae_form")
 def render_session_page(infusion_id: int, status: int = 200, **forms):
     """The session page, with any just-submitted form (lifecycle, reading, adverse event,
     signature) as typed and its messages: a refused submit answers 422 and keeps every value."""
-    infusion = queries.get_infusion_or_404(infusion_id, full=True)
+    return session_page(queries.get_infusion_or_404(infusion_id, full=True), status, **forms)
+
+
+def session_page(infusion: InfusionSession, status: int = 200, **forms):
+    """The session page of a session loaded with queries.get_infusion_or_404(..., full=True)."""
     now = utcnow()
     charting_forms = {name: forms.pop(name) for name in CHARTING_FORMS if name in forms}
     context = {

@@ -17,7 +17,7 @@ from flask_login import current_user
 from .. import audit, clinical, units
 from ..errors import RuleError, form_status, refusals_on
 from ..extensions import db
-from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, InfusionSession, Protocol, Reading, Staff
+from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, Protocol, Reading, Staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
@@ -90,8 +90,8 @@ def plan(patient_id: int):
 @bp.route("/infusions/<int:infusion_id>")
 @clinician_required
 def detail(infusion_id: int):
-    shown = page.render_session_page(infusion_id)  # 404 before any audit row
-    infusion = db.session.get(InfusionSession, infusion_id)
+    infusion = queries.get_infusion_or_404(infusion_id, full=True)  # 404: no audit row
+    shown = page.session_page(infusion)
     audit.record("session.viewed", entity=infusion, patient_id=infusion.patient_id)
     return shown
 

@@ -411,6 +411,14 @@ class LedgerPanel:
     explain_form: ReasonForm | None
 
 
+# Built once: the session page asks on every view.
+_SESSION_ENTRIES = (
+    sa.select(LedgerEntry)
+    .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"))
+    .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+)
+
+
 @bp.app_template_global("ledger_panel")
 def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> LedgerPanel:
     """What templates/ledger/_session_panel.html draws (a few small queries)."""
@@ -418,11 +426,7 @@ def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> Ledge
     totals = services.session_totals(infusion.id)
     clinician = current_user.role in CLINICAL_ROLES
     editable = clinician and not infusion.is_signed
-    entries = db.session.scalars(
-        sa.select(LedgerEntry)
-        .where(LedgerEntry.infusion_id == infusion.id)
-        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
-    ).all()
+    entries = db.session.scalars(_SESSION_ENTRIES, {"infusion_id": infusion.id}).all()
     problem = services.ledger_problem(infusion, totals)
     draw_form = None
     if editable and infusion.status in services.DRAW_STATUSES:

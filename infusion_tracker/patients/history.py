@@ -62,99 +62,102 @@ class PatientHistory:
         return {row.infusion.id for row in self.rows if row.infusion.is_signed}
 
 
-def _sessions(patient_id: int) -> list[InfusionSession]:
-    return list(
-        db.session.scalars(
-            sa.select(InfusionSession)
-            .where(InfusionSession.patient_id == patient_id)
-            .options(
-                joinedload(InfusionSession.protocol),
-                joinedload(InfusionSession.clinician),
-                joinedload(InfusionSession.signed_by),
-            )
-            .order_by(InfusionSession.series_number)
+# The page's statements are built once, the patient a parameter: building them (their
+# options, CASE and window expressions, and the cache keys SQLAlchemy derives from them) cost
+# more than running them (bench/RESULTS.md, Stop 17).
+PATIENT = sa.bindparam("patient_id")
+_SESSIONS = (
+    sa.select(InfusionSession)
+    .where(InfusionSession.patient_id == PATIENT)
+    .options(
+        joinedload(InfusionSession.protocol),
+        joinedload(InfusionSession.clinician),
+        joinedload(InfusionSession.signed_by),
+    )
+    .order_by(InfusionSession.series_number)
+)
+# Non-voided readings of the patient's sessions (a WHERE clause, not a query).
+_PATIENT_READINGS = sa.and_(
+    Reading.voided_at.is_(None),
+    Reading.infusion_id.in_(
+        sa.select(InfusionSession.id).where(InfusionSession.patient_id == PATIENT)
+    ),
+)
+_RANK = sa.case(
+    *((Reading.severity == name, value) for name, value in SEVERITY_RANK.items()), else_=0
+)
+_SURGE = Reading.phase.in_(SURGE_PHASES)
+# Per session in one GROUP BY: worst severity, peak SBP and peak HR during the infusion and
+# recovery phases.
+_READING_STATS = (
+    sa.select(
+        Reading.infusion_id,
+        sa.func.max(_RANK),
+        sa.func.max(sa.case((_SURGE, Reading.systolic))),
+        sa.func.max(sa.case((_SURGE, Reading.heart_rate))),
+    )
+    .where(_PATIENT_READINGS)
+    .group_by(Reading.infusion_id)
+)
+_RANKED_BASELINES = (
+    sa.select(
+        Reading.infusion_id,
+        Reading.systolic,
+        Reading.heart_rate,
+        sa.func.row_number()
+        .over(
+            partition_by=Reading.infusion_id,
+            order_by=(Reading.taken_at.desc(), Reading.id.desc()),
         )
+        .label("position"),
     )
+    .where(_PATIENT_READINGS, Reading.phase == "baseline")
+    .subquery()
+)
+# Per session: SBP and HR of the last non-voided baseline-phase reading.
+_BASELINES = sa.select(
+    _RANKED_BASELINES.c.infusion_id, _RANKED_BASELINES.c.systolic, _RANKED_BASELINES.c.heart_rate
+).where(_RANKED_BASELINES.c.position == 1)
+_ADVERSE_EVENTS = (
+    sa.select(AdverseEvent)
+    .join(InfusionSession)
+    .where(InfusionSession.patient_id == PATIENT, AdverseEvent.voided_at.is_(None))
+    .order_by(AdverseEvent.onset_at, AdverseEvent.id)
+)
+_ASSESSMENTS = (
+    sa.select(Assessment)
+    .where(Assessment.patient_id == PATIENT)
+    .options(joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by))
+    .order_by(Assessment.taken_at, Assessment.id)
+)
 
 
-def _patient_readings(patient_id: int):
-    """Non-voided readings of this patient's sessions (a WHERE clause, not a query)."""
-    return sa.and_(
-        Reading.voided_at.is_(None),
-        Reading.infusion_id.in_(
-            sa.select(InfusionSession.id).where(InfusionSession.patient_id == patient_id)
-        ),
-    )
+def _sessions(patient_id: int) -> list[InfusionSession]:
+    return list(db.session.scalars(_SESSIONS, {"patient_id": patient_id}))
 
 
 def reading_stats(patient_id: int) -> dict[int, tuple[str, int | None, int | None]]:
-    """Per session in one GROUP BY: worst severity, peak SBP and peak HR during the
-    infusion and recovery phases."""
-    rank = sa.case(
-        *((Reading.severity == name, value) for name, value in SEVERITY_RANK.items()), else_=0
-    )
-    surge = Reading.phase.in_(SURGE_PHASES)
-    rows = db.session.execute(
-        sa.select(
-            Reading.infusion_id,
-            sa.func.max(rank),
-            sa.func.max(sa.case((surge, Reading.systolic))),
-            sa.func.max(sa.case((surge, Reading.heart_rate))),
-        )
-        .where(_patient_readings(patient_id))
-        .group_by(Reading.infusion_id)
-    )
+    """Per session: worst severity, peak SBP and peak HR during the infusion and recovery."""
+    rows = db.session.execute(_READING_STATS, {"patient_id": patient_id})
     return {infusion_id: (RANK_SEVERITY[worst], sbp, hr) for infusion_id, worst, sbp, hr in rows}
 
 
 def baselines(patient_id: int) -> dict[int, tuple[int | None, int | None]]:
     """Per session: SBP and HR of the last non-voided baseline-phase reading (one query)."""
-    ranked = (
-        sa.select(
-            Reading.infusion_id,
-            Reading.systolic,
-            Reading.heart_rate,
-            sa.func.row_number()
-            .over(
-                partition_by=Reading.infusion_id,
-                order_by=(Reading.taken_at.desc(), Reading.id.desc()),
-            )
-            .label("position"),
-        )
-        .where(_patient_readings(patient_id), Reading.phase == "baseline")
-        .subquery()
-    )
-    rows = db.session.execute(
-        sa.select(ranked.c.infusion_id, ranked.c.systolic, ranked.c.heart_rate).where(
-            ranked.c.position == 1
-        )
-    )
+    rows = db.session.execute(_BASELINES, {"patient_id": patient_id})
     return {infusion_id: (sbp, hr) for infusion_id, sbp, hr in rows}
 
 
 def adverse_event_labels(patient_id: int) -> dict[int, list[str]]:
     """Per session: the non-voided adverse events' types, in onset order (one query)."""
-    events = db.session.scalars(
-        sa.select(AdverseEvent)
-        .join(InfusionSession)
-        .where(InfusionSession.patient_id == patient_id, AdverseEvent.voided_at.is_(None))
-        .order_by(AdverseEvent.onset_at, AdverseEvent.id)
-    )
     labels: dict[int, list[str]] = {}
-    for event in events:
+    for event in db.session.scalars(_ADVERSE_EVENTS, {"patient_id": patient_id}):
         labels.setdefault(event.infusion_id, []).append(event.type_label)
     return labels
 
 
 def _assessments(patient_id: int) -> list[Assessment]:
-    return list(
-        db.session.scalars(
-            sa.select(Assessment)
-            .where(Assessment.patient_id == patient_id)
-            .options(joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by))
-            .order_by(Assessment.taken_at, Assessment.id)
-        )
-    )
+    return list(db.session.scalars(_ASSESSMENTS, {"patient_id": patient_id}))
 
 
 def _rise(peak: int | None, base: int | None) -> int | None:
