@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import lifecycle
-from infusion_tracker.infusions.board import _finished, stop_prompt, suite_board
+from infusion_tracker.infusions.board import _FINISHED, stop_prompt, suite_board
 from infusion_tracker.models import InfusionSession
 from infusion_tracker.patients import services as patients
 from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, utcnow
@@ -248,7 +248,7 @@ def test_each_critical_value_has_its_own_alert_key(client, login_as, infusing_in
 
 def test_finished_today_is_two_index_ranges_not_a_scan(app):
     start, end = clinic_day_bounds(clinic_today())
-    query = sa.select(InfusionSession.id).where(_finished(start, end))
+    query = sa.select(InfusionSession.id).where(_FINISHED).params(start=start, end=end)
     compiled = query.compile(db.engine)
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "sqlite":

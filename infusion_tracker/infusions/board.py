@@ -154,93 +154,112 @@ def fingerprint(day: date, rows: list[tuple[int, int, int]]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
-def _active():
-    return InfusionSession.status.in_(ACTIVE_STATUSES)
+# The board's statements are built once, the day's bounds and the sessions' ids parameters:
+# building them (and the cache keys SQLAlchemy derives from them) on every view cost about as
+# much as running them (bench/RESULTS.md, Stop 17). The board polls board_version.
+START, END = sa.bindparam("start"), sa.bindparam("end")
+_ACTIVE = InfusionSession.status.in_(ACTIVE_STATUSES)
+_PLANNED = sa.and_(
+    InfusionSession.status == "planned",
+    InfusionSession.scheduled_for >= START,
+    InfusionSession.scheduled_for < END,
+)
+# Discharged or cancelled within the day. Only a discharge sets discharged_at and only a
+# cancellation cancelled_at, so two range predicates on their own indexes, OR-ed, find the
+# day's few rows without visiting every finished session (issue 8).
+_FINISHED = sa.or_(
+    sa.and_(InfusionSession.discharged_at >= START, InfusionSession.discharged_at < END),
+    sa.and_(InfusionSession.cancelled_at >= START, InfusionSession.cancelled_at < END),
+)
 
 
-def _planned(start: datetime, end: datetime):
-    return sa.and_(
-        InfusionSession.status == "planned",
-        InfusionSession.scheduled_for >= start,
-        InfusionSession.scheduled_for < end,
+def _fingerprint_part(condition):
+    return (
+        sa.select(InfusionSession.id, InfusionSession.version, Patient.version)
+        .join(InfusionSession.patient)
+        .where(condition)
     )
 
 
-def _finished(start: datetime, end: datetime):
-    """Discharged or cancelled within the day. Only a discharge sets discharged_at and only a
-    cancellation cancelled_at, so two range predicates on their own indexes, OR-ed, find the
-    day's few rows without visiting every finished session (issue 8)."""
-    return sa.or_(
-        sa.and_(InfusionSession.discharged_at >= start, InfusionSession.discharged_at < end),
-        sa.and_(InfusionSession.cancelled_at >= start, InfusionSession.cancelled_at < end),
+_VERSIONS = sa.union_all(*map(_fingerprint_part, (_ACTIVE, _PLANNED, _FINISHED)))
+_WITH_PEOPLE = (joinedload(InfusionSession.patient), joinedload(InfusionSession.clinician))
+_ACTIVE_SESSIONS = (
+    sa.select(InfusionSession)
+    .options(
+        *_WITH_PEOPLE,
+        joinedload(InfusionSession.protocol),
+        selectinload(InfusionSession.events),  # the pump's minutes, for the stop prompt
     )
+    .where(_ACTIVE)
+    .order_by(InfusionSession.checked_in_at, InfusionSession.id)
+)
+IDS = sa.bindparam("ids", expanding=True)
+_RANKED = (
+    sa.select(
+        Reading.id,
+        sa.func.row_number()
+        .over(
+            partition_by=Reading.infusion_id,
+            order_by=(Reading.taken_at.desc(), Reading.id.desc()),
+        )
+        .label("rank"),
+    )
+    .where(Reading.infusion_id.in_(IDS), Reading.voided_at.is_(None))
+    .subquery()
+)
+_LAST_READINGS = (
+    sa.select(Reading).join(_RANKED, Reading.id == _RANKED.c.id).where(_RANKED.c.rank == 1)
+)
+_OPEN_CRITICALS = (
+    sa.select(Reading)
+    .where(
+        Reading.infusion_id.in_(IDS),
+        Reading.severity == "critical",
+        Reading.voided_at.is_(None),
+        Reading.critical_action == "",
+    )
+    .order_by(Reading.taken_at)
+)
+_PLANNED_SESSIONS = (
+    sa.select(InfusionSession)
+    .options(*_WITH_PEOPLE)
+    .where(_PLANNED)
+    .order_by(InfusionSession.scheduled_for, InfusionSession.id)
+)
+_FINISHED_SESSIONS = (
+    sa.select(InfusionSession)
+    .options(*_WITH_PEOPLE)
+    .where(_FINISHED)
+    .order_by(
+        sa.func.coalesce(InfusionSession.discharged_at, InfusionSession.cancelled_at),
+        InfusionSession.id,
+    )
+)
+
+
+def _day(day: date) -> dict[str, datetime]:
+    start, end = clinic_day_bounds(day)
+    return {"start": start, "end": end}
 
 
 def board_version(day: date) -> str:
     """The board's fingerprint in one small query (the live board polls it): the sessions the
     board would show, with their versions, and nothing else."""
-    start, end = clinic_day_bounds(day)
-
-    def part(condition):
-        return (
-            sa.select(InfusionSession.id, InfusionSession.version, Patient.version)
-            .join(InfusionSession.patient)
-            .where(condition)
-        )
-
-    union = sa.union_all(part(_active()), part(_planned(start, end)), part(_finished(start, end)))
-    rows = db.session.execute(union).all()
+    rows = db.session.execute(_VERSIONS, _day(day)).all()
     return fingerprint(day, [tuple(row) for row in rows])
 
 
 def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
     """Every room with the session in it, today's planned and finished sessions — in a fixed
     number of queries however many rooms, sessions and readings there are."""
-    with_people = (
-        joinedload(InfusionSession.patient),
-        joinedload(InfusionSession.clinician),
-    )
-    active = db.session.scalars(
-        sa.select(InfusionSession)
-        .options(
-            *with_people,
-            joinedload(InfusionSession.protocol),
-            selectinload(InfusionSession.events),  # the pump's minutes, for the stop prompt
-        )
-        .where(_active())
-        .order_by(InfusionSession.checked_in_at, InfusionSession.id)
-    ).all()
-    ids = [infusion.id for infusion in active]
+    active = db.session.scalars(_ACTIVE_SESSIONS).all()
+    ids = {"ids": [infusion.id for infusion in active]}
     last_by_session: dict[int, Reading] = {}
     criticals: dict[int, list[Reading]] = {}
-    if ids:
-        rank = (
-            sa.func.row_number()
-            .over(
-                partition_by=Reading.infusion_id,
-                order_by=(Reading.taken_at.desc(), Reading.id.desc()),
-            )
-            .label("rank")
-        )
-        ranked = (
-            sa.select(Reading.id, rank)
-            .where(Reading.infusion_id.in_(ids), Reading.voided_at.is_(None))
-            .subquery()
-        )
-        for reading in db.session.scalars(
-            sa.select(Reading).join(ranked, Reading.id == ranked.c.id).where(ranked.c.rank == 1)
-        ):
+    if ids["ids"]:
+        for reading in db.session.scalars(_LAST_READINGS, ids):
             last_by_session[reading.infusion_id] = reading
-        for reading in db.session.scalars(
-            sa.select(Reading)
-            .where(
-                Reading.infusion_id.in_(ids),
-                Reading.severity == "critical",
-                Reading.voided_at.is_(None),
-                Reading.critical_action == "",
-            )
-            .order_by(Reading.taken_at)
-        ):
+        for reading in db.session.scalars(_OPEN_CRITICALS, ids):
             criticals.setdefault(reading.infusion_id, []).append(reading)
 
     by_room: dict[str, InfusionSession] = {}
@@ -270,18 +289,7 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
     # A session in a room no longer configured still shows, so nobody drops off the board.
     cards += [card(infusion.room or "No room", infusion) for infusion in elsewhere]
 
-    start, end = clinic_day_bounds(day)
-    planned = db.session.scalars(
-        sa.select(InfusionSession)
-        .options(*with_people)
-        .where(_planned(start, end))
-        .order_by(InfusionSession.scheduled_for, InfusionSession.id)
-    ).all()
-    finished_at = sa.func.coalesce(InfusionSession.discharged_at, InfusionSession.cancelled_at)
-    finished = db.session.scalars(
-        sa.select(InfusionSession)
-        .options(*with_people)
-        .where(_finished(start, end))
-        .order_by(finished_at, InfusionSession.id)
-    ).all()
+    bounds = _day(day)
+    planned = db.session.scalars(_PLANNED_SESSIONS, bounds).all()
+    finished = db.session.scalars(_FINISHED_SESSIONS, bounds).all()
     return Board(cards, planned, finished, day, min(changes, default=None))
