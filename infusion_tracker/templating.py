@@ -4,6 +4,7 @@ from flask import current_app
 from markupsafe import Markup, escape
 
 from . import clinical, timeutil, units, vocab
+from .form_fields import render_field
 
 
 def format_mg(mg: float | None) -> str:
@@ -30,6 +31,7 @@ def register(app) -> None:
     app.jinja_env.globals["level_tag"] = level_tag
     app.jinja_env.globals["value_tag"] = value_tag
     app.jinja_env.globals["news2_tag"] = news2_tag
+    app.jinja_env.globals["render_field"] = render_field
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
