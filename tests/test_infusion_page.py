@@ -227,34 +227,41 @@ def readings_table(html):
 
 
 def test_the_memoised_readings_table_is_never_stale(app, client, login_as, infusing):
-    """The readings table is memoised on the values it draws (issue 8). Shown again, it is
-    the same table; after a new reading, a void, a clinician's new name and for a viewer who
-    may not void, the table on the page is the one drawn afresh."""
+    """The readings table is memoised under the session's version (issue 8). Shown again, it
+    is the same table; after a new reading, a void, a critical value answered, a clinician's
+    new name and for a viewer who may not void, the table on the page is the one drawn
+    afresh."""
     staff = login_as("np")
     first = add_reading(infusing, staff, minutes_ago=6, heart_rate=80)
 
     def fresh():
-        page_module._readings_table_html.cache_clear()
+        with app.app_context():
+            page_module.readings_tables().clear()
         return readings_table(page(client, infusing))
 
     shown = readings_table(page(client, infusing))
     assert readings_table(page(client, infusing)) == shown == fresh()
     tables = [shown]
-    add_reading(infusing, staff, minutes_ago=3, heart_rate=130)
+    critical = add_reading(infusing, staff, minutes_ago=3, heart_rate=130, systolic=186)
     tables.append(readings_table(page(client, infusing)))
+    assert "SBP 186" in tables[-1]
     readings.void_reading(first, staff, "Wrong patient")
     db.session.commit()
     tables.append(readings_table(page(client, infusing)))
+    readings.review_critical(critical, staff, "Repeat BP 150/90, physician informed.")
+    db.session.commit()
+    tables.append(readings_table(page(client, infusing)))
+    assert "Repeat BP 150/90" in tables[-1] and "Repeat BP" not in tables[-2]
     staff.full_name = "Nia Renamed"
     db.session.commit()
     tables.append(readings_table(page(client, infusing)))
-    assert tables[-1].count("Nia Renamed") == 3  # charted both, voided one
+    assert tables[-1].count("Nia Renamed") == 4  # charted both, voided one, answered one
     client.post("/logout")
     login_as("pa")  # neither charted these readings nor signs: no Void, no Correct
     tables.append(readings_table(page(client, infusing)))
     assert "Void reading" in tables[-2] and "Void reading" not in tables[-1]
     assert tables[-1] == fresh()
-    assert len(set(tables)) == 5
+    assert len(set(tables)) == 6
 
 
 # --- In a real browser: the tablet layout and the live dose preview --------------------------

@@ -21,6 +21,7 @@ from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
+from ..memo import Memo
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -126,8 +127,7 @@ class ReadingRow:
 
 @dataclass(frozen=True, slots=True)
 class TableLine:
-    """One reading as the readings table draws it, in plain values only: the table is drawn
-    from these alone, so they can key its memo (readings_table)."""
+    """One reading as the readings table draws it, in plain values only."""
 
     id: int
     taken_at: datetime
@@ -231,36 +231,57 @@ def table_line(row: ReadingRow) -> TableLine:
 CSRF_SLOT = Markup("<csrf-token>")
 
 
-def readings_table(rows: list[ReadingRow], baseline: Reading | None) -> Markup:
-    """The readings table (newest first), memoised on exactly what it draws."""
-    html = _readings_table_html(
-        tuple(table_line(row) for row in reversed(rows)),
-        baseline.taken_at if baseline else None,
-        current_app.config["CLINIC_TIMEZONE"],
-        current_app.config["UNITS"],
+def readings_table(infusion: InfusionSession, baseline: Reading | None, changeable) -> Markup:
+    """The readings table (newest first), memoised under the session's version."""
+    zone, system = current_app.config["CLINIC_TIMEZONE"], current_app.config["UNITS"]
+    key = (
+        infusion.id,
+        # Any change to a reading, or to an adverse event answering one, makes a new version
+        # stamped with its time (guards.begin_row_change), in the same transaction; the time
+        # tells apart two histories of one session (a database restored from a backup).
+        infusion.version,
+        infusion.updated_at,
+        # Who views: Void and Correct are offered by role and by who charted the row.
+        current_user.id,
+        current_user.is_physician,
+        arg_id("saved"),  # the row the last save recorded is highlighted
+        _names(infusion.readings),  # a clinician renamed since
+        zone,  # the time and temperature filters read these from the config
+        system,
     )
-    return html.replace(CSRF_SLOT, generate_csrf())  # Markup.replace escapes the token
 
-
-# The table is a function of exactly these arguments: its lines, the baseline's time and the
-# clinic's zone and units (the time and temperature filters read them from the config: hence
-# in the key). Shown again before anything in it changed, it is not drawn again (a quarter of
-# the session page's CPU, bench/RESULTS.md); a new, voided or answered reading, a renamed
-# clinician or another viewer's rights are other lines, so a stale table cannot be served.
-@lru_cache(maxsize=MEMO_SESSIONS)
-def _readings_table_html(
-    lines: tuple[TableLine, ...], baseline_at: datetime | None, zone: str, units: str
-) -> Markup:
-    # Jinja escaped every value it wrote (autoescape).
-    return Markup(  # noqa: S704
-        render_template(
-            "infusions/_readings_table.html",
-            lines=lines,
-            baseline_at=baseline_at,
-            void_csrf=CSRF_SLOT,
-            void_reason_max=VOID_REASON_MAX,
+    def draw() -> Markup:
+        rows = _reading_rows(infusion, baseline, changeable)
+        # Jinja escaped every value it wrote (autoescape).
+        return Markup(  # noqa: S704
+            render_template(
+                "infusions/_readings_table.html",
+                lines=[table_line(row) for row in reversed(rows)],
+                baseline_at=baseline.taken_at if baseline else None,
+                void_csrf=CSRF_SLOT,
+                void_reason_max=VOID_REASON_MAX,
+            )
         )
-    )
+
+    # Markup.replace escapes the token.
+    return readings_tables().get(key, draw).replace(CSRF_SLOT, generate_csrf())
+
+
+def readings_tables() -> Memo[Markup]:
+    """The app's drawn tables: shown again before anything in it changed, a table is not
+    drawn again (a quarter of the session page's CPU, bench/RESULTS.md)."""
+    return current_app.extensions.setdefault("readings_tables", Memo(MEMO_SESSIONS))
+
+
+def _names(readings: list[Reading]) -> tuple[tuple[int, str], ...]:
+    """The clinicians the table names (charted, voided, answered), as they are named now."""
+    staff = {
+        person
+        for reading in readings
+        for person in (reading.recorded_by, reading.voided_by, reading.critical_action_by)
+        if person is not None
+    }
+    return tuple(sorted((person.id, person.display_name) for person in staff))
 
 
 @dataclass
@@ -513,7 +534,7 @@ def charting_context(
         "reading_hints": previous_hints(previous, system),
         "previous_reading": previous,
         "carry": carry_over(previous),
-        "readings_table": readings_table(_reading_rows(infusion, baseline, changeable), baseline),
+        "readings_table": readings_table(infusion, baseline, changeable),
         "next_due": _next_due(infusion, previous, open_criticals, now),
         "open_criticals": open_criticals,
         "reading_review_forms": {

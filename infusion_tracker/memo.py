@@ -1,0 +1,37 @@
+"""Drawn fragments a worker keeps: the last `size` keys, the least recently shown dropped first.
+
+For a fragment whose key is cheap to make and whose drawing is not (the session page's
+readings table): functools.lru_cache would need everything the drawing reads in its key."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Memo(Generic[T]):
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()  # the development server answers in threads
+
+    def get(self, key: Hashable, draw: Callable[[], T]) -> T:
+        """The fragment kept under `key`, or `draw()`, kept."""
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        drawn = draw()
+        with self._lock:
+            self._kept[key] = drawn
+            if len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return drawn
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
