@@ -113,6 +113,27 @@ def _lock_chain() -> None:
         db.session.execute(sa.text("SELECT pg_advisory_xact_lock(7201001)"))
 
 
+@dataclass
+class AuditEntry:
+    """One audit row's values, as record() hands them to the chain (a plain object: the row is
+    inserted, never loaded or changed, and an ORM instance per page view cost more than the
+    insert). `id`, the time and the hashes are set when the row is appended."""
+
+    actor_id: int | None
+    actor_name: str
+    action: str
+    entity_type: str
+    entity_id: int | None
+    patient_id: int | None
+    details: dict[str, Any]
+    remote_addr: str
+    id: int | None = None
+    occurred_at: datetime | None = None
+    created_at: datetime | None = None
+    prev_hash: str = ""
+    hash: str = ""
+
+
 def record(
     action: str,
     *,
@@ -123,7 +144,7 @@ def record(
     details: dict[str, Any] | None = None,
     actor: Staff | None = None,
     attempted_username: str | None = None,
-) -> AuditEvent:
+) -> AuditEntry:
     """Append one audit row in the caller's transaction (the request's unit of work commits).
 
     `entity` fills entity_type/entity_id from a model row; `actor` defaults to the
@@ -141,7 +162,7 @@ def record(
         actor_name = actor.username
     else:
         actor_name = "anonymous" + (f" ({attempted_username})" if attempted_username else "")
-    event = AuditEvent(
+    entry = AuditEntry(
         actor_id=actor.id if actor is not None else None,
         actor_name=actor_name[:120],
         action=action,
@@ -151,27 +172,25 @@ def record(
         details=_jsonable(details or {}),
         remote_addr=(request.remote_addr or "")[:64] if has_request_context() else "",
     )
-    unit_of_work.write(lambda: _append(event))
-    return event
+    unit_of_work.write(lambda: _append(entry))
+    return entry
 
 
-_LAST_HASH = sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-_INSERT = sa.insert(AuditEvent.__table__)
-_COLUMNS = tuple(column.key for column in AuditEvent.__table__.columns if column.key != "id")
+_TABLE = AuditEvent.__table__
+_LAST_HASH = sa.select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
+_INSERT = sa.insert(_TABLE)
+_COLUMNS = tuple(column.key for column in _TABLE.columns if column.key != "id")
 
 
-def _append(event: AuditEvent) -> None:
-    """Chain the row to the last one and insert it, under the chain's lock.
-
-    A plain INSERT rather than adding the object to the session: the row is never changed
-    after, and an ORM flush per page view cost more than the rest of the audit write."""
+def _append(entry: AuditEntry) -> None:
+    """Chain the row to the last one and insert it, under the chain's lock."""
     _lock_chain()
     # Stamped under the lock, so time order and chain order agree.
-    event.occurred_at = event.created_at = utcnow()
-    event.prev_hash = db.session.execute(_LAST_HASH).scalar() or GENESIS
-    event.hash = row_hash(event.prev_hash, event)
-    values = {name: getattr(event, name) for name in _COLUMNS}
-    event.id = db.session.execute(_INSERT, values).inserted_primary_key[0]
+    entry.occurred_at = entry.created_at = utcnow()
+    entry.prev_hash = db.session.execute(_LAST_HASH).scalar() or GENESIS
+    entry.hash = row_hash(entry.prev_hash, entry)
+    values = {name: getattr(entry, name) for name in _COLUMNS}
+    entry.id = db.session.execute(_INSERT, values).inserted_primary_key[0]
 
 
 @dataclass
