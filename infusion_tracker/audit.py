@@ -106,9 +106,10 @@ def row_hash(prev_hash: str, event: Any) -> str:
     return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
-def _lock_chain() -> None:
-    # SQLite writers already hold the database lock (BEGIN IMMEDIATE); PostgreSQL
-    # writers take a transaction-scoped advisory lock so two rows never share a parent.
+def lock_chain() -> None:
+    """SQLite writers already hold the database lock (BEGIN IMMEDIATE); PostgreSQL writers
+    take a transaction-scoped advisory lock so two rows never share a parent. The ledger takes
+    it before its entry (ledger.services._add), so its entries' ids follow commit order."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(sa.text("SELECT pg_advisory_xact_lock(7201001)"))
 
@@ -184,7 +185,8 @@ _COLUMNS = tuple(column.key for column in _TABLE.columns if column.key != "id")
 
 def _append(entry: AuditEntry) -> None:
     """Chain the row to the last one and insert it, under the chain's lock."""
-    _lock_chain()
+    db.session.flush()  # the change the row records goes first (its new version, its id)
+    lock_chain()
     # Stamped under the lock, so time order and chain order agree.
     entry.occurred_at = entry.created_at = utcnow()
     entry.prev_hash = db.session.execute(_LAST_HASH).scalar() or GENESIS

@@ -1,6 +1,7 @@
 """Property: any sequence of receipts, draws, gives, wastes and corrections keeps every derived
-balance equal to an independent tally of the accepted entries, never below zero, and every
-microgram received is in a vial, given, wasted or still in hand."""
+balance (summed from the entries, and the worker's running sum) equal to an independent tally
+of the accepted entries, never below zero, and every microgram received is in a vial, given,
+wasted or still in hand."""
 
 from datetime import date, timedelta
 
@@ -126,6 +127,10 @@ def test_any_sequence_keeps_the_ledger_whole(
 
         balances = services.vial_balances()
         assert {v.id: balances.get(v.id, 0) for v in vials} == tally.vial
+        # The worker's running sum: carried forward entry by entry, or summed afresh when the
+        # database is another (each example rebuilds it), says the same.
+        running = services.running_balances()
+        assert {v.id: running.get(v.id, 0) for v in vials} == tally.vial
         assert all(balance >= 0 for balance in balances.values())
         for infusion in sessions:
             in_hand = services.session_totals(infusion.id).in_hand

@@ -3,18 +3,21 @@
 Every milligram is an entry: a receipt puts a vial in the safe, a draw takes some out for a
 session, the pump gives it, the remainder is wasted in front of a witness, and an expired or
 broken vial is wasted whole. Balances are never stored: they are sums over the entries that
-no later entry corrects. Amounts are whole micrograms so every sum is exact.
+no later entry corrects (each worker keeps a running sum for the pages that list the safe,
+running_balances). Amounts are whole micrograms so every sum is exact.
 
 Services add, flush and audit; the caller commits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash
 
@@ -62,10 +65,14 @@ def mg_text(amount_mcg: int) -> str:
 # --- Derived balances ---------------------------------------------------------------------------
 
 
-def effective():
-    """Entries no later entry corrects: the ones that count."""
+def effective(upto: int | None = None):
+    """Entries no later entry corrects: the ones that count (among the entries up to id
+    `upto`, when given)."""
     correction = aliased(LedgerEntry)
-    return ~sa.exists().where(correction.corrects_id == LedgerEntry.id)
+    corrects = correction.corrects_id == LedgerEntry.id
+    if upto is not None:
+        corrects = sa.and_(corrects, correction.id <= upto)
+    return ~sa.exists().where(corrects)
 
 
 def _signed(signs: dict[str, int]):
@@ -76,18 +83,94 @@ def _signed(signs: dict[str, int]):
     )
 
 
-def vial_balances(vial_ids=None, at: datetime | None = None) -> dict[int, int]:
-    """{vial id: micrograms in the vial}, from the entries (as of `at`, when given)."""
+def vial_balances(
+    vial_ids=None, at: datetime | None = None, upto: int | None = None
+) -> dict[int, int]:
+    """{vial id: micrograms in the vial}, from the entries (as of `at`, when given; counting
+    the entries up to id `upto`, when given)."""
     query = (
         sa.select(LedgerEntry.vial_id, sa.func.sum(_signed(VIAL_SIGN)))
-        .where(effective())
+        .where(effective(upto))
         .group_by(LedgerEntry.vial_id)
     )
     if vial_ids is not None:
         query = query.where(LedgerEntry.vial_id.in_(list(vial_ids)))
     if at is not None:
         query = query.where(LedgerEntry.occurred_at <= at)
+    if upto is not None:
+        query = query.where(LedgerEntry.id <= upto)
     return {vial_id: int(total or 0) for vial_id, total in db.session.execute(query)}
+
+
+# --- Balances kept by each worker -------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    """Every vial's balance as of entry `upto` (its `stamp`: that entry's created_at)."""
+
+    upto: int = 0
+    stamp: datetime | None = None
+    by_vial: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_NEWEST = sa.select(LedgerEntry.id, LedgerEntry.created_at).order_by(LedgerEntry.id.desc()).limit(1)
+_SINCE = (
+    sa.select(
+        LedgerEntry.id,
+        LedgerEntry.vial_id,
+        LedgerEntry.kind,
+        LedgerEntry.amount_mcg,
+        LedgerEntry.corrects_id,
+    )
+    .where(LedgerEntry.id > sa.bindparam("after"), LedgerEntry.id <= sa.bindparam("upto"))
+    .order_by(LedgerEntry.id)
+)
+_CORRECTED = sa.select(
+    LedgerEntry.id, LedgerEntry.vial_id, LedgerEntry.kind, LedgerEntry.amount_mcg
+).where(LedgerEntry.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def running_balances() -> dict[int, int]:
+    """{vial id: micrograms} of every vial, as vial_balances() sums them, without summing the
+    whole ledger on every page that lists the safe (the session page does, for its draw
+    form: at `clinic` scale that sum cost 90 ms a view).
+
+    Each worker keeps the balances as of an entry and adds the entries written since: the
+    ledger only grows (a correction is a new entry, which takes its target's place), and
+    entries commit in id order (_add), so the entries after the kept one are exactly what
+    changed. The newest entry's time tells apart another history with as many entries (a
+    restored backup): then, or when the ledger has fewer entries than kept, it sums afresh."""
+    newest = db.session.execute(_NEWEST).first()
+    if newest is None:
+        return {}
+    running = current_app.extensions.setdefault("ledger_balances", _Running())
+    with running.lock:
+        if newest.id == running.upto and newest.created_at == running.stamp:
+            return dict(running.by_vial)
+        if newest.id > running.upto and running.stamp is not None:
+            by_vial = dict(running.by_vial)
+            _add_entries(by_vial, running.upto, newest.id)
+        else:
+            by_vial = vial_balances(upto=newest.id)
+        running.upto, running.stamp, running.by_vial = newest.id, newest.created_at, by_vial
+        return dict(by_vial)
+
+
+def _add_entries(by_vial: dict[int, int], after: int, upto: int) -> None:
+    rows = db.session.execute(_SINCE, {"after": after, "upto": upto}).all()
+    known = {row.id: row for row in rows}
+    wanted = [row.corrects_id for row in rows if row.corrects_id and row.corrects_id not in known]
+    if wanted:
+        known.update({row.id: row for row in db.session.execute(_CORRECTED, {"ids": wanted})})
+    for row in rows:
+        if row.corrects_id:  # the corrected entry no longer counts
+            target = known[row.corrects_id]
+            by_vial[target.vial_id] -= VIAL_SIGN[target.kind] * target.amount_mcg
+        by_vial[row.vial_id] = (
+            by_vial.get(row.vial_id, 0) + VIAL_SIGN[row.kind] * row.amount_mcg
+        )
 
 
 def vial_balance(vial: LedgerVial) -> int:
@@ -196,6 +279,9 @@ def verify_second_person(
 
 
 def _add(entry: LedgerEntry, action: str, **details) -> LedgerEntry:
+    # Under the audit chain's lock (held to the commit) the entry's id is taken, so entries
+    # commit in id order: what running_balances() relies on to count each entry once.
+    audit.lock_chain()
     db.session.add(entry)
     db.session.flush()
     infusion = entry.infusion if entry.infusion_id else None
@@ -518,8 +604,8 @@ def correct_entry(
 
 
 def vials_in_safe() -> list[tuple[LedgerVial, int]]:
-    """Every vial with something left in it, with its balance (two queries)."""
-    balances = {k: v for k, v in vial_balances().items() if v > 0}
+    """Every vial with something left in it, with its balance."""
+    balances = {k: v for k, v in running_balances().items() if v > 0}
     if not balances:
         return []
     vials = db.session.scalars(
