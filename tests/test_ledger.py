@@ -281,3 +281,25 @@ def test_the_database_refuses_edits_to_entries_and_vials(staff, statement):
     with pytest.raises(sa.exc.DatabaseError, match="append-only"):
         db.session.execute(sa.text(statement))
     db.session.rollback()
+
+
+def test_running_balances_keep_only_what_was_committed(app, staff):
+    """A page view keeps every vial's balance for the next (issue 8); a write that has added
+    an entry it may yet roll back sees its own entry but leaves the kept balances alone."""
+    (vial,) = receive(staff["np"])
+    db.session.commit()
+
+    def viewed():
+        with app.test_request_context():  # a page view
+            balances = services.running_balances()
+            db.session.rollback()
+        return balances
+
+    assert viewed() == {vial.id: vial.content_mcg}
+    with app.test_request_context(method="POST"):
+        services.waste_vial(vial, staff["np"], "broken", "paul", PASSWORD)
+        assert services.running_balances() == {vial.id: 0}
+        db.session.rollback()  # refused after all
+    services.waste_vial(vial, staff["np"], "broken", "paul", PASSWORD)
+    db.session.commit()
+    assert viewed() == {vial.id: 0} == services.vial_balances()

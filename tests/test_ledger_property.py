@@ -129,7 +129,9 @@ def test_any_sequence_keeps_the_ledger_whole(
         assert {v.id: balances.get(v.id, 0) for v in vials} == tally.vial
         # The worker's running sum: carried forward entry by entry, or summed afresh when the
         # database is another (each example rebuilds it), says the same.
-        running = services.running_balances()
+        with app.test_request_context():  # a page view's
+            running = services.running_balances()
+            db.session.rollback()  # its read-only transaction ends with it
         assert {v.id: running.get(v.id, 0) for v in vials} == tally.vial
         assert all(balance >= 0 for balance in balances.values())
         for infusion in sessions:

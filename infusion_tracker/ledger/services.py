@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash
 
-from .. import audit
+from .. import audit, unit_of_work
 from ..auth.services import count_failed_password, find_staff
 from ..errors import RuleError
 from ..extensions import db
@@ -141,7 +141,10 @@ def running_balances() -> dict[int, int]:
     ledger only grows (a correction is a new entry, which takes its target's place), and
     entries commit in id order (_add), so the entries after the kept one are exactly what
     changed. The newest entry's time tells apart another history with as many entries (a
-    restored backup): then, or when the ledger has fewer entries than kept, it sums afresh."""
+    restored backup): then, or when the ledger has fewer entries than kept, it sums afresh.
+    Only a page view keeps them: a write may hold entries it has yet to commit or roll back."""
+    if not unit_of_work.is_read_request():
+        return vial_balances()
     newest = db.session.execute(_NEWEST).first()
     if newest is None:
         return {}
