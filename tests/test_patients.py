@@ -344,7 +344,8 @@ def test_search_is_answered_from_indexes(app):
         pytest.skip("SQLite's EXPLAIN QUERY PLAN")
 
     def plan(text: str) -> list[str]:
-        statement = services.search_statement(text).limit(25)
+        found = services.search_statement(text)
+        statement = found.rows.params(**found.params, page_limit=25, page_offset=0)
         compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
         return [row[-1] for row in db.session.execute(sa.text(f"EXPLAIN QUERY PLAN {compiled}"))]
 

@@ -14,7 +14,7 @@ from flask import (
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from .. import audit
+from .. import audit, paging
 from ..errors import form_status, refusals_flashed, refusals_on
 from ..extensions import db
 from ..infusions.guards import ensure_editable
@@ -50,12 +50,12 @@ def search():
     pagination = None
     if form.validate():
         try:
-            statement = services.search_statement(form.q.data, form.archived.data)
+            found = services.search_statement(form.q.data, form.archived.data)
         except services.SearchProblem as error:
             problem = str(error)
         else:
-            pagination = db.paginate(
-                statement, page=page, per_page=current_app.config["PER_PAGE"], error_out=False
+            pagination = paging.paginate(
+                found.rows, found.counted, found.params, page, current_app.config["PER_PAGE"]
             )
             audit.record("patient.searched", details={
                 "query": form.q.data, "results": pagination.total,

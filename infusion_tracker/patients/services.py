@@ -7,13 +7,15 @@ but keeps every session, reading and score.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit
+from .. import audit, paging
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
 from ..models import Patient, Staff, name_key
@@ -209,55 +211,92 @@ def parse_date(text: str) -> date | None:
     return None
 
 
-def _starts_with(column, prefix: str):
-    """`column` starts with `prefix`, as the range [prefix, next string of that length) that a
-    B-tree index serves. Code-point order: SQLite's, and PostgreSQL's under the C collation
-    (in a database made with a linguistic collation, an MRN's punctuation may sort apart)."""
-    return sa.and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+def _starts_with(column, name: str):
+    """`column` starts with the parameter `name`, as the range [name_from, name_to) that a
+    B-tree index serves (values from prefix_range). Code-point order: SQLite's, and
+    PostgreSQL's under the C collation (in a database made with a linguistic collation, an
+    MRN's punctuation may sort apart)."""
+    return sa.and_(
+        column >= sa.bindparam(f"{name}_from"), column < sa.bindparam(f"{name}_to")
+    )
+
+
+def prefix_range(name: str, prefix: str) -> dict[str, str]:
+    """The parameters of _starts_with(column, name) for `prefix`."""
+    return {f"{name}_from": prefix, f"{name}_to": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
 
 
 class SearchProblem(ValueError):
     """The search text looks like a date but is not one."""
 
 
-def search_statement(text: str, include_archived: bool = False) -> sa.Select:
+@dataclass(frozen=True)
+class Search:
+    """A patient search: its statements (a page of it, and its count: paging.prepared), the
+    same for every search of its shape and so built once, and the values typed."""
+
+    rows: sa.Select
+    counted: sa.Select
+    params: dict[str, Any]
+
+
+def search_statement(text: str, include_archived: bool = False) -> Search:
     """Patients matching a name, an MRN (or its start) or a date of birth, by name.
 
     Each word typed must start the first or the last name, compared as name_key does (no
     accents, case or punctuation: "lopez-g" finds López-Grant); an MRN matches from its
     start. Both are ranges on an index, so search does not grow with the number of patients."""
-    query = sa.select(Patient)
     text = (text or "").strip()
-    if text:
-        if DATE_LIKE.match(text):
-            day = parse_date(text)
-            if day is None:
-                raise SearchProblem(
-                    f"“{text}” is not a valid date; write it as YYYY-MM-DD or MM/DD/YYYY."
-                )
-            query = query.where(Patient.date_of_birth == day)
-        else:
-            mrn = _starts_with(Patient.mrn, normalize_mrn(text))
-            keys = [key for key in map(name_key, re.split(r"[\s,]+", text)) if key]
-            if keys:
-                # The candidates come from three index ranges (the MRN, and the longest
-                # word as a first or a last name); every word is then checked on them.
-                longest = max(keys, key=len)
-                candidates = sa.union(
-                    sa.select(Patient.id).where(mrn),
-                    sa.select(Patient.id).where(_starts_with(Patient.first_name_key, longest)),
-                    sa.select(Patient.id).where(_starts_with(Patient.last_name_key, longest)),
-                )
-                names = [
-                    sa.or_(
-                        _starts_with(Patient.first_name_key, key),
-                        _starts_with(Patient.last_name_key, key),
-                    )
-                    for key in keys
-                ]
-                query = query.where(Patient.id.in_(candidates), sa.or_(mrn, sa.and_(*names)))
-            else:
-                query = query.where(mrn)
+    if not text:
+        return _search("all", 0, include_archived, {})
+    if DATE_LIKE.match(text):
+        day = parse_date(text)
+        if day is None:
+            raise SearchProblem(
+                f"“{text}” is not a valid date; write it as YYYY-MM-DD or MM/DD/YYYY."
+            )
+        return _search("born", 0, include_archived, {"born": day})
+    params = prefix_range("mrn", normalize_mrn(text))
+    keys = [key for key in map(name_key, re.split(r"[\s,]+", text)) if key]
+    if not keys:
+        return _search("mrn", 0, include_archived, params)
+    params.update(prefix_range("longest", max(keys, key=len)))
+    for number, key in enumerate(keys):
+        params.update(prefix_range(f"word{number}", key))
+    return _search("words", len(keys), include_archived, params)
+
+
+def _search(kind: str, words: int, include_archived: bool, params: dict) -> Search:
+    return Search(*_prepared(_search_shape(kind, words, include_archived)), params)
+
+
+_prepared = lru_cache(maxsize=64)(paging.prepared)
+
+
+@lru_cache(maxsize=64)
+def _search_shape(kind: str, words: int, include_archived: bool) -> sa.Select:
+    query = sa.select(Patient)
+    if kind == "born":
+        query = query.where(Patient.date_of_birth == sa.bindparam("born"))
+    elif kind == "mrn":
+        query = query.where(_starts_with(Patient.mrn, "mrn"))
+    elif kind == "words":
+        mrn = _starts_with(Patient.mrn, "mrn")
+        # The candidates come from three index ranges (the MRN, and the longest word as a
+        # first or a last name); every word is then checked on them.
+        candidates = sa.union(
+            sa.select(Patient.id).where(mrn),
+            sa.select(Patient.id).where(_starts_with(Patient.first_name_key, "longest")),
+            sa.select(Patient.id).where(_starts_with(Patient.last_name_key, "longest")),
+        )
+        names = [
+            sa.or_(
+                _starts_with(Patient.first_name_key, f"word{number}"),
+                _starts_with(Patient.last_name_key, f"word{number}"),
+            )
+            for number in range(words)
+        ]
+        query = query.where(Patient.id.in_(candidates), sa.or_(mrn, sa.and_(*names)))
     if not include_archived:
         query = query.where(Patient.active.is_(True))
     return query.order_by(Patient.last_name, Patient.first_name, Patient.id)

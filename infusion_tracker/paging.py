@@ -1,0 +1,52 @@
+"""A page of rows from a statement built once: flask_sqlalchemy's Pagination (what the
+templates read: items, total, pages, has_next …), fetched and counted with prepared
+statements and the values as parameters. db.paginate builds a LIMIT/OFFSET statement and a
+count statement around the query on every request, and SQLAlchemy then derives both cache
+keys afresh: on the patient search that was as much work as running them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy.pagination import Pagination
+
+from .extensions import db
+
+LIMIT = sa.bindparam("page_limit", type_=sa.Integer)
+OFFSET = sa.bindparam("page_offset", type_=sa.Integer)
+
+
+def prepared(statement: sa.Select) -> tuple[sa.Select, sa.Select]:
+    """(one page of `statement`, the count of all its rows): build them once, at import or
+    in a cache, and pass them to paginate()."""
+    count = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
+    return statement.limit(LIMIT).offset(OFFSET), count
+
+
+class PreparedPagination(Pagination):
+    def _query_items(self) -> list[Any]:
+        params = {
+            **self._query_args["params"],
+            "page_limit": self.per_page,
+            "page_offset": self._query_offset,
+        }
+        return list(db.session.scalars(self._query_args["rows"], params))
+
+    def _query_count(self) -> int:
+        return db.session.scalar(self._query_args["counted"], self._query_args["params"])
+
+
+def paginate(
+    rows: sa.Select, counted: sa.Select, params: dict[str, Any], page: int, per_page: int
+) -> Pagination:
+    """Page `page` (from 1; past the last, no rows) of prepared() statements."""
+    return PreparedPagination(
+        page=page,
+        per_page=per_page,
+        max_per_page=per_page,
+        error_out=False,
+        rows=rows,
+        counted=counted,
+        params=params,
+    )
