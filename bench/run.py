@@ -306,8 +306,13 @@ def ensure_dataset(args, url: str) -> dict:
         from infusion_tracker.extensions import db
 
         if args.db == "postgres":
-            db.session.execute(sa.text("ANALYZE"))  # what autovacuum would have done by now
+            # What autovacuum would have done by now: statistics, and the visibility map and
+            # hint bits, without which the first reads of a fresh copy write every page they
+            # touch and no scan is index-only (the audit log by patient was 108.7 ms at
+            # `chain` after ANALYZE alone: bench/RESULTS.md, Stop 16).
             db.session.commit()
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM (ANALYZE)")
         from infusion_tracker import audit
 
         if args.skip_verify:
