@@ -7,6 +7,7 @@ carries its zone abbreviation (01:30 EDT / 01:30 EST) so the two stay apart.
 """
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -38,10 +39,14 @@ def to_clinic(value: datetime | None) -> datetime | None:
     carry it past year 1 or 9999: a stored typo must still show, not break the page)."""
     if value is None:
         return None
+    return _in_zone(value, clinic_zone())
+
+
+def _in_zone(value: datetime, zone: ZoneInfo) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(clinic_zone())
+        return value.astimezone(zone)
     except OverflowError:
         return value.astimezone(UTC)
 
@@ -75,7 +80,10 @@ def gap_problem(local: datetime, what: str = "") -> str | None:
 
 def is_ambiguous(value: datetime) -> bool:
     """Whether an aware time's clinic wall time happened twice (the fall-back hour)."""
-    local = to_clinic(value)
+    return _repeated(to_clinic(value))
+
+
+def _repeated(local: datetime) -> bool:
     other = local.replace(fold=1 - local.fold)
     return other.utcoffset() != local.utcoffset()
 
@@ -117,11 +125,18 @@ def plausible(value: datetime) -> bool:
 def format_datetime(value: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     """Clinic time; with the zone when the wall time alone is ambiguous (the repeated hour)
     or when it could only be shown in UTC."""
-    local = to_clinic(value)
-    if local is None:
+    if value is None:
         return ""
+    return _formatted(value, fmt, current_app.config["CLINIC_TIMEZONE"])
+
+
+# A page writes the same few times over and over (a reading's time in its row, on the chart's
+# axis and by its value labels): each is worked out once per zone and format.
+@lru_cache(maxsize=4096)
+def _formatted(value: datetime, fmt: str, zone: str) -> str:
+    local = _in_zone(value, ZoneInfo(zone))
     text = local.strftime(fmt)
-    if "%H" in fmt and (local.tzinfo is UTC or is_ambiguous(local)):
+    if "%H" in fmt and (local.tzinfo is UTC or _repeated(local)):
         text += local.strftime(" %Z")
     return text
 

@@ -82,8 +82,14 @@ class Tick:
 # --- Elements -----------------------------------------------------------------------------
 
 
+_ATTR_NAMES = {"class_": "class"}
+
+
 def _attr_name(name: str) -> str:
-    return {"class_": "class"}.get(name, name.replace("_", "-"))
+    written = _ATTR_NAMES.get(name)
+    if written is None:
+        written = _ATTR_NAMES[name] = name.replace("_", "-")
+    return written
 
 
 def fmt(value) -> str:
@@ -97,7 +103,9 @@ def el(tag: str, content: str | None = None, **attrs) -> str:
     parts = [tag]
     for name, value in attrs.items():
         if value is not None:
-            parts.append(f'{_attr_name(name)}="{escape(fmt(value))}"')
+            # A number is written in digits, a point and a sign: nothing to escape.
+            written = fmt(value) if isinstance(value, int | float) else escape(str(value))
+            parts.append(f'{_attr_name(name)}="{written}"')
     opening = " ".join(parts)
     if content is None:
         return f"<{opening}/>"
