@@ -267,14 +267,12 @@ def search_statement(text: str, include_archived: bool = False) -> Search:
 
 
 def _search(kind: str, words: int, include_archived: bool, params: dict) -> Search:
-    return Search(*_prepared(_search_shape(kind, words, include_archived)), params)
-
-
-_prepared = lru_cache(maxsize=64)(paging.prepared)
+    return Search(*_search_shape(kind, words, include_archived), params)
 
 
 @lru_cache(maxsize=64)
-def _search_shape(kind: str, words: int, include_archived: bool) -> sa.Select:
+def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Select, sa.Select]:
+    """A page of this shape of search and its count (paging.prepared)."""
     query = sa.select(Patient)
     if kind == "born":
         query = query.where(Patient.date_of_birth == sa.bindparam("born"))
@@ -299,4 +297,4 @@ def _search_shape(kind: str, words: int, include_archived: bool) -> sa.Select:
         query = query.where(Patient.id.in_(candidates), sa.or_(mrn, sa.and_(*names)))
     if not include_archived:
         query = query.where(Patient.active.is_(True))
-    return query.order_by(Patient.last_name, Patient.first_name, Patient.id)
+    return paging.prepared(query.order_by(Patient.last_name, Patient.first_name, Patient.id))
