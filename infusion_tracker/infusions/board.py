@@ -198,10 +198,7 @@ _RANKED = (
     sa.select(
         Reading.id,
         sa.func.row_number()
-        .over(
-            partition_by=Reading.infusion_id,
-            order_by=(Reading.taken_at.desc(), Reading.id.desc()),
-        )
+        .over(partition_by=Reading.infusion_id, order_by=queries.NEWEST_FIRST)
         .label("rank"),
     )
     .where(Reading.infusion_id.in_(IDS), Reading.voided_at.is_(None))

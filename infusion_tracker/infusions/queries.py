@@ -132,6 +132,11 @@ def reading_values(reading: Reading | None) -> dict[str, Any] | None:
     return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
 
 
+# A session's readings newest first: the order that picks "the latest reading" everywhere
+# (latest_reading, latest_of, the board's last reading, the patient page's baselines).
+NEWEST_FIRST = (Reading.taken_at.desc(), Reading.id.desc())
+
+
 def latest_reading(
     infusion: InfusionSession, phase: str | None = None, until: datetime | None = None
 ) -> Reading | None:
@@ -143,7 +148,7 @@ def latest_reading(
         query = query.where(Reading.phase == phase)
     if until is not None:
         query = query.where(Reading.taken_at <= until)
-    return db.session.scalar(query.order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1))
+    return db.session.scalar(query.order_by(*NEWEST_FIRST).limit(1))
 
 
 def latest_of(readings: list[Reading], phase: str | None = None) -> Reading | None:

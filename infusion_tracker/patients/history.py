@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from .. import charts, clinical
 from ..extensions import db
+from ..infusions.queries import NEWEST_FIRST
 from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
 from ..timeutil import clinic_zone, format_datetime, plausible
 from ..vocab import FLAG_RANK, INSTRUMENTS
@@ -105,10 +106,7 @@ _RANKED_BASELINES = (
         Reading.systolic,
         Reading.heart_rate,
         sa.func.row_number()
-        .over(
-            partition_by=Reading.infusion_id,
-            order_by=(Reading.taken_at.desc(), Reading.id.desc()),
-        )
+        .over(partition_by=Reading.infusion_id, order_by=NEWEST_FIRST)
         .label("position"),
     )
     .where(_PATIENT_READINGS, Reading.phase == "baseline")
