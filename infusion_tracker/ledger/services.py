@@ -12,9 +12,11 @@ Services add, flush and audit; the caller commits.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
+from types import MappingProxyType
 
 import sqlalchemy as sa
 from flask import current_app
@@ -107,11 +109,13 @@ def vial_balances(
 
 @dataclass
 class _Running:
-    """Every vial's balance as of entry `upto` (its `stamp`: that entry's created_at)."""
+    """Every vial's balance as of entry `upto` (its `stamp`: that entry's created_at), and the
+    vials with something left in them, picked out once per change rather than per view."""
 
     upto: int = 0
     stamp: datetime | None = None
-    by_vial: dict[int, int] = field(default_factory=dict)
+    by_vial: Mapping[int, int] = field(default_factory=dict)
+    in_safe: Mapping[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -132,7 +136,7 @@ _CORRECTED = sa.select(
 ).where(LedgerEntry.id.in_(sa.bindparam("ids", expanding=True)))
 
 
-def running_balances() -> dict[int, int]:
+def running_balances() -> Mapping[int, int]:
     """{vial id: micrograms} of every vial, as vial_balances() sums them, without summing the
     whole ledger on every page that lists the safe (the session page does, for its draw
     form: at `clinic` scale that sum cost 90 ms a view).
@@ -143,22 +147,35 @@ def running_balances() -> dict[int, int]:
     changed. The newest entry's time tells apart another history with as many entries (a
     restored backup): then, or when the ledger has fewer entries than kept, it sums afresh.
     Only a page view keeps them: a write may hold entries it has yet to commit or roll back."""
+    return _balances()[0]
+
+
+def _balances() -> tuple[Mapping[int, int], Mapping[int, int]]:
+    """(every vial's balance, the vials with something left): running_balances()."""
     if not unit_of_work.is_read_request():
-        return vial_balances()
+        by_vial = vial_balances()
+        return by_vial, _positive(by_vial)
     newest = db.session.execute(_NEWEST).first()
     if newest is None:
-        return {}
+        return {}, {}
     running = current_app.extensions.setdefault("ledger_balances", _Running())
     with running.lock:
         if newest.id == running.upto and newest.created_at == running.stamp:
-            return dict(running.by_vial)
+            return running.by_vial, running.in_safe
         if newest.id > running.upto and running.stamp is not None:
             by_vial = dict(running.by_vial)
             _add_entries(by_vial, running.upto, newest.id)
         else:
             by_vial = vial_balances(upto=newest.id)
-        running.upto, running.stamp, running.by_vial = newest.id, newest.created_at, by_vial
-        return dict(by_vial)
+        # Read-only: every view shares them until the next entry.
+        running.by_vial = MappingProxyType(by_vial)
+        running.in_safe = MappingProxyType(_positive(by_vial))
+        running.upto, running.stamp = newest.id, newest.created_at
+        return running.by_vial, running.in_safe
+
+
+def _positive(by_vial: Mapping[int, int]) -> dict[int, int]:
+    return {vial_id: balance for vial_id, balance in by_vial.items() if balance > 0}
 
 
 def _add_entries(by_vial: dict[int, int], after: int, upto: int) -> None:
@@ -608,7 +625,7 @@ def correct_entry(
 
 def vials_in_safe() -> list[tuple[LedgerVial, int]]:
     """Every vial with something left in it, with its balance."""
-    balances = {k: v for k, v in running_balances().items() if v > 0}
+    balances = _balances()[1]
     if not balances:
         return []
     vials = db.session.scalars(
