@@ -10,7 +10,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from flask import current_app
+
 T = TypeVar("T")
+
+
+def app_kept(name: str, make: Callable[[], T]) -> T:
+    """The app's own `name` (current_app.extensions), made on first use: each app, and so each
+    test's database, has its own."""
+    kept = current_app.extensions.get(name)
+    if kept is None:
+        kept = current_app.extensions.setdefault(name, make())
+    return kept
 
 
 class Memo(Generic[T]):

@@ -21,7 +21,7 @@ from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
-from ..memo import Memo
+from ..memo import Memo, app_kept
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -270,7 +270,7 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
 def readings_tables() -> Memo[Markup]:
     """The app's drawn tables: shown again before anything in it changed, a table is not
     drawn again (a quarter of the session page's CPU, bench/RESULTS.md)."""
-    return current_app.extensions.setdefault("readings_tables", Memo(MEMO_SESSIONS))
+    return app_kept("readings_tables", lambda: Memo(MEMO_SESSIONS))
 
 
 def _names(readings: list[Reading]) -> tuple[tuple[int, str], ...]:

@@ -19,7 +19,6 @@ from functools import cache
 from types import MappingProxyType
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import aliased
 from werkzeug.security import check_password_hash
 
@@ -29,6 +28,7 @@ from ..errors import RuleError
 from ..extensions import db
 from ..infusions import guards
 from ..infusions.queries import pump_run
+from ..memo import app_kept
 from ..models import (
     CLINICAL_ROLES,
     ROLE_ADMIN,
@@ -158,7 +158,7 @@ def _balances() -> tuple[Mapping[int, int], Mapping[int, int]]:
     newest = db.session.execute(_NEWEST).first()
     if newest is None:
         return {}, {}
-    running = current_app.extensions.setdefault("ledger_balances", _Running())
+    running = app_kept("ledger_balances", _Running)
     with running.lock:
         if newest.id == running.upto and newest.created_at == running.stamp:
             return running.by_vial, running.in_safe
