@@ -20,11 +20,14 @@ from infusion_tracker import audit, clinical
 from infusion_tracker.auth.services import STAFF_AUDIT_FIELDS
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions.readings import ENTRY_FIELDS
+from infusion_tracker.ledger import services as ledger
 from infusion_tracker.models import (
     Assessment,
     AuditEvent,
     InfusionEvent,
     InfusionSession,
+    LedgerEntry,
+    LedgerVial,
     Patient,
     Protocol,
     Reading,
@@ -309,7 +312,16 @@ class Chain:
 class Writer:
     """Buffers rows per model and writes them in foreign-key order with executemany."""
 
-    ORDER = (Patient, InfusionSession, InfusionEvent, Reading, Assessment, AuditEvent)
+    ORDER = (
+        Patient,
+        InfusionSession,
+        InfusionEvent,
+        Reading,
+        Assessment,
+        LedgerVial,
+        LedgerEntry,
+        AuditEvent,
+    )
 
     def __init__(self):
         self.buffers = {model: [] for model in self.ORDER}
@@ -333,6 +345,130 @@ class Writer:
 
 def _at(day: date, minute: float) -> datetime:
     return from_clinic(datetime(day.year, day.month, day.day) + timedelta(minutes=minute))
+
+
+class Safe:
+    """The controlled-substance ledger beside the charting, as the clinic keeps it: boxes of
+    ten 500 mg ketamine vials received when the open ones run out, a draw for every started
+    session, the pump's dose given and the rest wasted with a witness after the stop, and a
+    vial's dregs wasted whole before the next is opened. Balances never go below zero."""
+
+    STRENGTH, VOLUME, BOX = 50.0, 10.0, 10
+
+    def __init__(self, writer: Writer, receiver: Staff):
+        self.writer = writer
+        self.receiver = receiver
+        self.next_vial = self.next_entry = 1
+        self.shelf: list[int] = []  # open vial first
+        self.left: dict[int, int] = {}
+
+    def entry(
+        self,
+        events: list,
+        at,
+        actor: Staff,
+        kind: str,
+        vial: int,
+        amount: int,
+        infusion=None,
+        witness: Staff | None = None,
+        action: str = "",
+        **extra,
+    ) -> None:
+        """One ledger row and its audit row (the details ledger.services._add writes)."""
+        entry_id, self.next_entry = self.next_entry, self.next_entry + 1
+        infusion_id, patient_id = infusion or (None, None)
+        self.writer.add(
+            LedgerEntry,
+            {
+                "id": entry_id,
+                "vial_id": vial,
+                "infusion_id": infusion_id,
+                "kind": kind,
+                "amount_mcg": amount,
+                "diluted_volume_ml": 100.0 if kind == "draw" else None,
+                "waste_reason": extra.pop("waste_reason", ""),
+                "note": extra.pop("note", ""),
+                "witness_id": witness.id if witness else None,
+                "corrects_id": None,
+                "occurred_at": at,
+                "recorded_by_id": actor.id,
+                "created_at": at,
+            },
+        )
+        details = {
+            "kind": kind,
+            "vial_id": vial,
+            "infusion_id": infusion_id,
+            "amount_mcg": amount,
+            "witness_id": witness.id if witness else None,
+            "corrects_id": None,
+            **extra,
+        }
+        events.append((at, actor, action, "ledger_entry", entry_id, patient_id, details))
+
+    def receive(self, events: list, at) -> None:
+        invoice = f"DEA222-{100000 + self.next_vial}"
+        lot = f"KET{10000 + self.next_vial // self.BOX}"
+        content = ledger.mcg(self.STRENGTH * self.VOLUME)
+        for _ in range(self.BOX):
+            vial, self.next_vial = self.next_vial, self.next_vial + 1
+            self.writer.add(
+                LedgerVial,
+                {
+                    "id": vial,
+                    "drug": "ketamine",
+                    "strength_mg_per_ml": self.STRENGTH,
+                    "volume_ml": self.VOLUME,
+                    "lot": lot,
+                    "expiry": (at + timedelta(days=540)).date(),
+                    "supplier": "Hikma Pharmaceuticals",
+                    "invoice_number": invoice,
+                    "received_by_id": self.receiver.id,
+                    "received_at": at,
+                    "created_at": at,
+                },
+            )
+            self.entry(
+                events,
+                at,
+                self.receiver,
+                "receipt",
+                vial,
+                content,
+                action="ledger.received",
+                note=f"Invoice/form {invoice}",
+                lot=lot,
+                invoice=invoice,
+            )
+            self.shelf.append(vial)
+            self.left[vial] = content
+
+    def draw(
+        self, events: list, at, nurse: Staff, witness: Staff, infusion: tuple, amount: int
+    ) -> int:
+        """The vial drawn from, after wasting the open vial's dregs or receiving a box."""
+        while not self.shelf or self.left[self.shelf[0]] < amount:
+            if self.shelf:
+                dregs = self.shelf.pop(0)
+                self.entry(
+                    events,
+                    at - timedelta(minutes=2),
+                    nurse,
+                    "vial_waste",
+                    dregs,
+                    self.left.pop(dregs),
+                    witness=witness,
+                    action="ledger.vial_wasted",
+                    waste_reason="other",
+                    note="Too little left for a dose",
+                )
+            if not self.shelf:
+                self.receive(events, at - timedelta(minutes=30))
+        vial = self.shelf[0]
+        self.left[vial] -= amount
+        self.entry(events, at, nurse, "draw", vial, amount, infusion, action="ledger.drawn")
+        return vial
 
 
 class Builder:
@@ -371,6 +507,7 @@ class Builder:
         self.protocol = ensure_default_protocol()
         self.limits = clinical.Limits.from_dict(self.protocol.limits)
         self.chain = Chain(audit.GENESIS, 1)
+        self.safe = Safe(self.writer, self.staff["jroe"])
         for staff in self.staff.values():
             self.chain.add(
                 t0,
@@ -610,6 +747,7 @@ class Builder:
             {"instrument": "phq9", "score": score},
             ("assessment", self.next_assessment),
         )
+        rate = round(total_mg * 60 / self.protocol.infusion_minutes, 2)  # the pump's, set at start
         for kind, at in (("start", started), ("stop", ended)):
             if at is None:
                 continue
@@ -622,7 +760,7 @@ class Builder:
                     "reason": "Hypertension"
                     if planned.status == "stopped_early" and kind == "stop"
                     else "",
-                    "rate_mg_per_h": None,
+                    "rate_mg_per_h": rate if kind == "start" else None,
                     "recorded_by_id": nurse.id,
                     "created_at": at,
                 },
@@ -630,6 +768,8 @@ class Builder:
             audit_row(
                 at, "session.started" if kind == "start" else "session.stopped", details={"at": at}
             )
+        if started:
+            self.ledger(planned, nurse, started, ended, total_mg, rate, events)
         base = {
             "systolic": rng.randrange(110, 136),
             "diastolic": rng.randrange(68, 86),
@@ -705,6 +845,52 @@ class Builder:
                 )
             )
 
+    def ledger(
+        self,
+        planned: Planned,
+        nurse: Staff,
+        started: datetime,
+        ended: datetime | None,
+        total_mg: float,
+        rate: float,
+        events: list,
+    ) -> None:
+        """The session's draw (whole milligrams, never less than the order), and once it
+        stopped the pump's dose given and the rest wasted in front of a second clinician."""
+        witness = self.staff[next(u for u in CLINICIANS if self.staff[u] is not nurse)]
+        infusion = (planned.id, planned.patient)
+        drawn = ledger.mcg(math.ceil(total_mg))
+        vial = self.safe.draw(
+            events, started - timedelta(minutes=12), nurse, witness, infusion, drawn
+        )
+        if ended is None:
+            return  # still running: given and wasted once it stops
+        pump = [clinical.PumpEvent("start", started, rate), clinical.PumpEvent("stop", ended)]
+        given = ledger.mcg(clinical.pump_run(pump, ended, total_mg).given_mg)
+        self.safe.entry(
+            events,
+            ended,
+            nurse,
+            "give",
+            vial,
+            given,
+            infusion,
+            action="ledger.given",
+            note="From the pump's events and rates",
+        )
+        if drawn > given:
+            self.safe.entry(
+                events,
+                ended + timedelta(minutes=4),
+                nurse,
+                "waste",
+                vial,
+                drawn - given,
+                infusion,
+                witness,
+                action="ledger.wasted",
+            )
+
     # --- the whole history, day by day --------------------------------------------------------
 
     def filler(self, index: int, count: int, seen: list[int], events: list) -> None:
@@ -739,6 +925,7 @@ class Builder:
             + 1
             + self.plan.patients
             + sum(8 + p.readings for p in self.plan.sessions if p.kind != "planned")
+            + 3 * len(self.plan.sessions)  # about the ledger's rows a session
         )
         filler_per_day = max(0, self.scale.audit - known) / (self.plan.days + 1)
         day_events: dict[int, list] = {}
