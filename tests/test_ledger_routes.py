@@ -162,3 +162,27 @@ def test_session_page_lists_the_safe_without_summing_the_ledger_each_view(
     assert "V-00002 · lot KX1234 · 500.0 mg left" in page
     sums = [s for s in again.statements if "ledger_entry" in s and "sum(" in s.lower()]
     assert len(sums) == 1, sums  # the session's own totals; not every vial's balance
+
+
+def test_session_page_query_count_does_not_grow_with_its_ledger_entries(
+    client, login_as, make_infusion, count_queries
+):
+    """The dose panel names each entry's vial, recorder and witness: loaded with the entries,
+    not one query per vial (issue 8: the benchmark's seeded ledger showed one more per page)."""
+    nurse = login_as("np")
+    client.post("/ledger/receive", data=receive_form(quantity="2"))
+    infusion = make_infusion(clinician=nurse, status="checked_in", total_mg=35.0,
+                             duration_min=40)
+    url = f"/infusions/{infusion.id}"
+    client.get(url)
+    with count_queries() as none:
+        client.get(url)
+    for vial in ("1", "2"):
+        drawn = client.post(f"/ledger/sessions/{infusion.id}/draw",
+                            data={"vial_id": vial, "amount_mg": "20", "diluted_volume_ml": "50"})
+        assert drawn.status_code == 302
+    client.get(url)  # this worker adds the draws to the safe's balances (one query, once)
+    with count_queries() as two:
+        page = client.get(url).get_data(as_text=True)
+    assert page.count('href="/ledger/vials/') == 2
+    assert two.count == none.count, "\n".join(s[:90] for s in two.statements)

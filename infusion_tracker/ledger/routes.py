@@ -12,6 +12,7 @@ from datetime import date
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 from wtforms import SelectChoice
 
 from .. import audit, unit_of_work
@@ -411,11 +412,17 @@ class LedgerPanel:
     explain_form: ReasonForm | None
 
 
-# Built once: the session page asks on every view.
+# Built once: the session page asks on every view. The vial, recorder and witness each entry
+# names come in the same query (lazily, a session with ledger entries cost a query per vial).
 _SESSION_ENTRIES = (
     sa.select(LedgerEntry)
     .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"))
     .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
+    .options(
+        joinedload(LedgerEntry.vial, innerjoin=True),
+        joinedload(LedgerEntry.recorded_by, innerjoin=True),
+        joinedload(LedgerEntry.witness),
+    )
 )
 
 
