@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_login import UserMixin
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import db
@@ -141,6 +141,26 @@ class Staff(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Staff {self.username} {self.role}>"
+
+
+# What a page shows of the staff a row names (its recorder, signer, witness): a name and a
+# role. with_staff() loads a row's staff with only these, leaving the sign-in columns (hashes,
+# the sealed TOTP key, recovery codes, their dates) that no such page reads: each of a
+# session's readings names three staff, and every column is work per row (issue 8).
+STAFF_SHOWN = (
+    Staff.id,
+    Staff.username,
+    Staff.full_name,
+    Staff.credentials,
+    Staff.role,
+    Staff.active,
+)
+
+
+def with_staff(relationship, **kw):
+    """Joined eager loading of a row's staff member (STAFF_SHOWN); a column left out is
+    loaded if something reads it (one query), so nothing breaks, it only costs."""
+    return joinedload(relationship, **kw).load_only(*STAFF_SHOWN)
 
 
 # --- Patients ---------------------------------------------------------------

@@ -5,6 +5,7 @@ count that does not grow with the number of readings."""
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import lifecycle, queries, readings
@@ -183,6 +184,25 @@ def test_query_count_does_not_grow_with_readings(client, login_as, infusing, cou
     # ledger's totals were read twice; then 15: the view read the session again for its audit
     # row, the page having let go of the one it drew; issue 8.)
     assert few.count == 14, few.statements
+
+
+def test_the_staff_a_session_names_load_without_their_sign_in_columns(app, login_as, infusing):
+    """A session's readings each name up to three staff: they load with a name and a role
+    (models.STAFF_SHOWN), not the password hash, sealed TOTP key or recovery codes (issue 8);
+    the page's names need no further query."""
+    nurse = login_as("np")
+    add_reading(infusing, nurse, minutes_ago=3)
+    infusion_id, clinician = infusing.id, infusing.clinician.username
+    db.session.expunge_all()
+    with app.test_request_context():
+        infusion = queries.get_infusion_or_404(infusion_id, full=True)
+        recorder = infusion.readings[0].recorded_by
+        unloaded = sa.inspect(recorder).unloaded
+        assert {"password_hash", "totp_sealed", "recovery_codes", "session_token"} <= unloaded
+        assert recorder.display_name and recorder.role_label
+        assert sa.inspect(recorder).unloaded == unloaded  # no column was fetched for them
+        assert infusion.clinician.username == clinician
+    db.session.rollback()
 
 
 def vitals_svg(html):

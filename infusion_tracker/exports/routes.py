@@ -11,11 +11,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, request
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..extensions import db
-from ..models import Assessment, InfusionSession, Patient
+from ..models import Assessment, InfusionSession, Patient, with_staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import clinic_today, clinic_zone
@@ -32,8 +32,8 @@ def load_infusions(patient: Patient) -> list[InfusionSession]:
         .where(InfusionSession.patient_id == patient.id)
         .order_by(InfusionSession.series_number)
         .options(
-            joinedload(InfusionSession.clinician),
-            joinedload(InfusionSession.physician),
+            with_staff(InfusionSession.clinician),
+            with_staff(InfusionSession.physician),
             selectinload(InfusionSession.events),
         )
     )
@@ -45,7 +45,7 @@ def load_assessments(patient: Patient) -> list[Assessment]:
         sa.select(Assessment)
         .where(Assessment.patient_id == patient.id)
         .order_by(Assessment.taken_at, Assessment.id)
-        .options(joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by))
+        .options(with_staff(Assessment.recorded_by), with_staff(Assessment.voided_by))
     )
     return list(db.session.scalars(statement))
 

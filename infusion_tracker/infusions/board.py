@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import clinical
 from ..extensions import db
-from ..models import InfusionSession, Patient, Reading
+from ..models import InfusionSession, Patient, Reading, with_staff
 from ..timeutil import clinic_day_bounds
 from . import queries
 from .queries import ACTIVE_STATUSES, reading_interval
@@ -182,7 +182,7 @@ def _fingerprint_part(condition):
 
 
 _VERSIONS = sa.union_all(*map(_fingerprint_part, (_ACTIVE, _PLANNED, _FINISHED)))
-_WITH_PEOPLE = (joinedload(InfusionSession.patient), joinedload(InfusionSession.clinician))
+_WITH_PEOPLE = (joinedload(InfusionSession.patient), with_staff(InfusionSession.clinician))
 _ACTIVE_SESSIONS = (
     sa.select(InfusionSession)
     .options(

@@ -21,6 +21,7 @@ from ..models import (
     InfusionEvent,
     InfusionSession,
     Reading,
+    with_staff,
 )
 
 # Sessions that occupy a room on the suite board.
@@ -29,27 +30,23 @@ NOT_STARTED_STATUSES = ("planned", "checked_in")
 DOSE_FIELDS = ("weight_kg", "dose_mg_per_kg", "duration_min", "concentration_mg_per_ml")
 
 
-def _staff_options(*relationships):
-    return [joinedload(rel) for rel in relationships]
-
-
 def session_options(full: bool = False) -> list:
     """Loader options for a session with its patient, protocol and staff; `full` adds the
     staff its page names (its charted rows come with _load_collections)."""
-    options = _staff_options(
-        InfusionSession.patient,
-        InfusionSession.protocol,
-        InfusionSession.clinician,
-        InfusionSession.physician,
-        InfusionSession.updated_by,
-    )
+    options = [
+        joinedload(InfusionSession.patient),
+        joinedload(InfusionSession.protocol),
+        with_staff(InfusionSession.clinician),
+        with_staff(InfusionSession.physician),
+        with_staff(InfusionSession.updated_by),
+    ]
     if full:
-        options += _staff_options(
-            InfusionSession.signed_by,
-            InfusionSession.start_override_by,
-            InfusionSession.dose_override_by,
-            InfusionSession.discharged_by,
-        )
+        options += [
+            with_staff(InfusionSession.signed_by),
+            with_staff(InfusionSession.start_override_by),
+            with_staff(InfusionSession.dose_override_by),
+            with_staff(InfusionSession.discharged_by),
+        ]
     return options
 
 
@@ -90,7 +87,7 @@ def _collection_statements() -> list[tuple[str, sa.Select]]:
             sa.select(model)
             .where(model.infusion_id == sa.bindparam("infusion_id"))
             .order_by(*relationship.order_by)
-            .options(*_staff_options(*staff))
+            .options(*map(with_staff, staff))
         )
         statements.append((relationship.key, statement))
     return statements

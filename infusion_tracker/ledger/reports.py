@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import InfusionSession, LedgerEntry, LedgerVial
+from ..models import InfusionSession, LedgerEntry, LedgerVial, with_staff
 from ..timeutil import clinic_day_bounds, format_datetime
 from .services import VIAL_SIGN, vial_balances
 
@@ -26,8 +26,8 @@ class VialLine:
 
 def _entry_options():
     return (
-        joinedload(LedgerEntry.recorded_by),
-        joinedload(LedgerEntry.witness),
+        with_staff(LedgerEntry.recorded_by),
+        with_staff(LedgerEntry.witness),
         joinedload(LedgerEntry.infusion).joinedload(InfusionSession.patient),
         joinedload(LedgerEntry.vial),
     )

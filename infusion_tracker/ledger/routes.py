@@ -30,6 +30,7 @@ from ..models import (
     LedgerDiscrepancy,
     LedgerEntry,
     LedgerVial,
+    with_staff,
 )
 from ..permissions import clinician_required, physician_required, role_required
 from ..timeutil import clinic_today, format_datetime, utcnow
@@ -420,8 +421,8 @@ _SESSION_ENTRIES = (
     .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
     .options(
         joinedload(LedgerEntry.vial, innerjoin=True),
-        joinedload(LedgerEntry.recorded_by, innerjoin=True),
-        joinedload(LedgerEntry.witness),
+        with_staff(LedgerEntry.recorded_by, innerjoin=True),
+        with_staff(LedgerEntry.witness),
     )
 )
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload
 from .. import charts, clinical
 from ..extensions import db
 from ..infusions.queries import NEWEST_FIRST
-from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading
+from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading, with_staff
 from ..timeutil import clinic_zone, format_datetime, plausible
 from ..vocab import FLAG_RANK, INSTRUMENTS
 
@@ -72,8 +72,8 @@ _SESSIONS = (
     .where(InfusionSession.patient_id == PATIENT)
     .options(
         joinedload(InfusionSession.protocol),
-        joinedload(InfusionSession.clinician),
-        joinedload(InfusionSession.signed_by),
+        with_staff(InfusionSession.clinician),
+        with_staff(InfusionSession.signed_by),
     )
     .order_by(InfusionSession.series_number)
 )
@@ -125,7 +125,7 @@ _ADVERSE_EVENTS = (
 _ASSESSMENTS = (
     sa.select(Assessment)
     .where(Assessment.patient_id == PATIENT)
-    .options(joinedload(Assessment.recorded_by), joinedload(Assessment.voided_by))
+    .options(with_staff(Assessment.recorded_by), with_staff(Assessment.voided_by))
     .order_by(Assessment.taken_at, Assessment.id)
 )
 

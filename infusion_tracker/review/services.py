@@ -32,6 +32,7 @@ from ..models import (
     InfusionSession,
     Reading,
     Staff,
+    with_staff,
 )
 from ..passwords import verify_password
 from ..quality import figures
@@ -169,8 +170,8 @@ def _page_statement() -> sa.Select:
         .join(queue, queue.c.id == InfusionSession.id)
         .options(
             joinedload(InfusionSession.patient),
-            joinedload(InfusionSession.clinician),
-            joinedload(InfusionSession.physician),
+            with_staff(InfusionSession.clinician),
+            with_staff(InfusionSession.physician),
         )
         .order_by(queue.c.grp, queue.c.discharged_at, queue.c.id)
         .limit(sa.bindparam("per_page", type_=sa.Integer))
