@@ -317,3 +317,16 @@ def test_tablet_page_previews_the_dose_live_without_csp_errors(
     page.goto(f"{live_server}/")
     shoot(page, tmp_path, "suite-board-1024", full_page=True)
     assert csp_errors + script_errors == []
+
+
+def test_an_action_form_the_state_does_not_draw_is_not_built_and_fails_loudly_if_read(
+    client, login_as, make_infusion
+):
+    """Only the forms the state draws are built (issue 8); one read anyway is an error, not a
+    form drawn without its CSRF token."""
+    login_as("np")
+    html = page(client, make_infusion(status="planned"))
+    forms = re.findall(r'<form[^>]*action="/infusions/\d+/([a-z-]+)"', html)
+    assert forms == ["check-in", "edit", "cancel"]
+    with pytest.raises(RuntimeError, match="stop_form is not drawn"):
+        _ = page_module.NotDrawn("stop_form").csrf_token

@@ -63,7 +63,25 @@ ACTION_FORMS = {
     "run_on_form": (RunOnForm, "run_on", "run_on"),
     "cancel_form": (CancelForm, "cancel", "cancel"),
 }
+# The action the state must allow for the page to draw each form (templates/infusions/
+# detail.html and _run_on.html: the rate beside Pause, the run-on reason beside Stop).
+DRAWN_WITH = {
+    **{name: action for name, (_, _, action) in ACTION_FORMS.items()},
+    "rate_form": "pause",
+    "run_on_form": "stop",
+}
 
+
+class NotDrawn:
+    """In the page's context, an action form the state does not draw: building every form on
+    every view was a twentieth of the session page (issue 8). Anything the template reads of
+    it fails loudly, rather than drawing a form without its CSRF token."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __getattr__(self, attribute: str):
+        raise RuntimeError(f"{self.name} is not drawn in this state (page.DRAWN_WITH)")
 
 
 # Sessions whose table and chart each worker keeps drawn: more than a busy clinic's day, and
@@ -682,12 +700,19 @@ def _override_names(infusion: InfusionSession) -> dict[int, str]:
     }
 
 
-def _lifecycle_forms(infusion: InfusionSession) -> dict:
+def _lifecycle_forms(infusion: InfusionSession, actions: list[str]) -> dict:
+    """The empty action forms the state draws, and the details form until the signature."""
     forms = {
         name: form_class(formdata=None, prefix=prefix, version=infusion.version)
+        if DRAWN_WITH[name] in actions
+        else NotDrawn(name)
         for name, (form_class, prefix, _action) in ACTION_FORMS.items()
     }
-    forms["details_form"] = DetailsForm(formdata=None, prefix="details", infusion=infusion)
+    forms["details_form"] = (
+        NotDrawn("details_form")
+        if infusion.is_signed
+        else DetailsForm(formdata=None, prefix="details", infusion=infusion)
+    )
     return forms
 
 
@@ -749,10 +774,11 @@ def session_page(infusion: InfusionSession, status: int = 200, **forms):
     """The session page of a session loaded with queries.get_infusion_or_404(..., full=True)."""
     now = utcnow()
     charting_forms = {name: forms.pop(name) for name in CHARTING_FORMS if name in forms}
+    lifecycle = lifecycle_context(infusion, now)
     context = {
-        **lifecycle_context(infusion, now),
+        **lifecycle,
         **charting_context(infusion, now=now, **charting_forms),
-        **_lifecycle_forms(infusion),
+        **_lifecycle_forms(infusion, lifecycle["actions"]),
         **forms,
     }
     return render_template("infusions/detail.html", **context), status
