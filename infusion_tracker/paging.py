@@ -15,12 +15,17 @@ from .extensions import db
 
 LIMIT = sa.bindparam("page_limit", type_=sa.Integer)
 OFFSET = sa.bindparam("page_offset", type_=sa.Integer)
+CAP = sa.bindparam("count_cap", type_=sa.Integer)
 
 
-def prepared(statement: sa.Select) -> tuple[sa.Select, sa.Select]:
+def prepared(statement: sa.Select, capped: bool = False) -> tuple[sa.Select, sa.Select]:
     """(one page of `statement`, the count of all its rows): build them once, at import or
-    in a cache, and pass them to paginate()."""
-    count = sa.select(sa.func.count()).select_from(statement.order_by(None).subquery())
+    in a cache, and pass them to paginate(). `capped`: the count stops at the `count_cap`
+    parameter (counting millions of rows takes seconds)."""
+    counted = statement.order_by(None)
+    if capped:
+        counted = counted.with_only_columns(sa.literal_column("1")).limit(CAP)
+    count = sa.select(sa.func.count()).select_from(counted.subquery())
     return statement.limit(LIMIT).offset(OFFSET), count
 
 

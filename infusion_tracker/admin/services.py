@@ -9,16 +9,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
-from .. import audit
+from .. import audit, paging
 from ..auth.services import STAFF_AUDIT_FIELDS, check_names, create_staff, end_sessions
 from ..errors import RuleError
 from ..extensions import db
-from ..models import ROLES, AuditEvent, Patient, Staff
+from ..models import ROLES, AuditEvent, Patient, Staff, with_staff
 from ..passwords import hash_password, temporary_password
 from ..patients.services import normalize_mrn
 from ..timeutil import clinic_day_bounds, format_datetime, to_clinic, utcnow
@@ -193,36 +193,89 @@ def patient_id_for_mrn(mrn: str) -> int:
     return patient_id
 
 
-def audit_query(filters: AuditFilters) -> sa.Select:
-    """The filtered audit rows, in chain order (ids follow time: rows are stamped under a lock)."""
-    query = sa.select(AuditEvent)
+@dataclass(frozen=True)
+class LogShape:
+    """Which filters are set, not their values: the log's statements are built once per shape
+    (building them and their cache keys cost as much as running them), the values passed as
+    parameters."""
+
+    actor: str  # "", ANONYMOUS, or "staff"
+    action: str  # "", "prefix" (staff. or staff*), "family" (staff), or "exact"
+    patient: bool
+    date_from: bool
+    date_to: bool
+    oldest_first: bool
+
+    @property
+    def by_time(self) -> bool:
+        return (self.date_from or self.date_to) and not self.patient
+
+
+def log_filter(filters: AuditFilters) -> tuple[LogShape, dict]:
+    """The filters' shape (log_statement) and the values it takes as parameters."""
+    params: dict = {}
+    actor = action_kind = ""
     if filters.actor == ANONYMOUS:
-        query = query.where(AuditEvent.actor_id.is_(None))
+        actor = ANONYMOUS
     elif filters.actor:
-        query = query.where(AuditEvent.actor_id == int(filters.actor))
+        actor, params["actor_id"] = "staff", int(filters.actor)
     action = filters.action.strip()
     if action.endswith(".") or action.endswith("*"):
-        query = query.where(_starts_with(action.rstrip("*")))
+        action_kind, params["action_prefix"] = "prefix", _like_prefix(action.rstrip("*"))
     elif action and "." not in action:
         # "staff" is the start of staff.created, staff.unlocked… (and an action itself, if any)
-        query = query.where(sa.or_(AuditEvent.action == action, _starts_with(action + ".")))
+        action_kind = "family"
+        params["action"], params["action_prefix"] = action, _like_prefix(action + ".")
     elif action:
-        query = query.where(AuditEvent.action == action)
+        action_kind, params["action"] = "exact", action
     if filters.patient_id is not None:
-        query = query.where(AuditEvent.patient_id == filters.patient_id)
+        params["patient_id"] = filters.patient_id
     if filters.date_from:
-        query = query.where(AuditEvent.occurred_at >= clinic_day_bounds(filters.date_from)[0])
+        params["from_at"] = clinic_day_bounds(filters.date_from)[0]
     if filters.date_to:
-        query = query.where(AuditEvent.occurred_at < clinic_day_bounds(filters.date_to)[1])
-    keys = order_keys(filters)
-    return query.order_by(*(key.asc() if filters.sort == "oldest" else key.desc() for key in keys))
+        params["to_at"] = clinic_day_bounds(filters.date_to)[1]
+    shape = LogShape(
+        actor,
+        action_kind,
+        filters.patient_id is not None,
+        bool(filters.date_from),
+        bool(filters.date_to),
+        filters.sort == "oldest",
+    )
+    return shape, params
 
 
-def order_keys(filters: AuditFilters) -> tuple:
+@lru_cache(maxsize=64)
+def log_statement(shape: LogShape) -> sa.Select:
+    """The filtered audit rows, in chain order (ids follow time: rows are stamped under a
+    lock); log_filter gives the parameters."""
+    query = sa.select(AuditEvent)
+    if shape.actor == ANONYMOUS:
+        query = query.where(AuditEvent.actor_id.is_(None))
+    elif shape.actor:
+        query = query.where(AuditEvent.actor_id == sa.bindparam("actor_id"))
+    starts = AuditEvent.action.like(sa.bindparam("action_prefix"), escape="\\")
+    if shape.action == "prefix":
+        query = query.where(starts)
+    elif shape.action == "family":
+        query = query.where(sa.or_(AuditEvent.action == sa.bindparam("action"), starts))
+    elif shape.action == "exact":
+        query = query.where(AuditEvent.action == sa.bindparam("action"))
+    if shape.patient:
+        query = query.where(AuditEvent.patient_id == sa.bindparam("patient_id"))
+    if shape.date_from:
+        query = query.where(AuditEvent.occurred_at >= sa.bindparam("from_at"))
+    if shape.date_to:
+        query = query.where(AuditEvent.occurred_at < sa.bindparam("to_at"))
+    keys = order_keys(shape)
+    return query.order_by(*(key.asc() if shape.oldest_first else key.desc() for key in keys))
+
+
+def order_keys(shape: LogShape) -> tuple:
     """What the log is ordered by. Ids follow time, so both orders are the chain's; a date
     range without a patient is read in order from the (occurred_at, id) index instead of
     having the whole range sorted by id."""
-    if (filters.date_from or filters.date_to) and filters.patient_id is None:
+    if shape.by_time:
         return (AuditEvent.occurred_at, AuditEvent.id)
     return (AuditEvent.id,)
 
@@ -241,26 +294,26 @@ def staff_names(events) -> dict[int, str]:
     }
 
 
-def _starts_with(prefix: str):
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character \\) for what starts with `prefix`, taken literally."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return AuditEvent.action.like(f"{escaped}%", escape="\\")
+    return f"{escaped}%"
+
+
+@lru_cache(maxsize=64)
+def _page_statements(shape: LogShape) -> tuple[sa.Select, sa.Select]:
+    # The actors come joined, with their names only (models.with_staff).
+    rows = log_statement(shape).options(with_staff(AuditEvent.actor))
+    return paging.prepared(rows, capped=True)
 
 
 def page_of_events(filters: AuditFilters, page: int, per_page: int):
-    """One page of the log, with the actors loaded in one query rather than one per row.
-    The pager counts at most COUNT_LIMIT entries (counting ten million takes seconds):
-    beyond it `more` is set and `total` is COUNT_LIMIT + 1."""
-    query = audit_query(filters)
-    result = db.paginate(
-        query.options(selectinload(AuditEvent.actor)),
-        page=page,
-        per_page=per_page,
-        max_per_page=per_page,
-        error_out=False,
-        count=False,
-    )
-    limited = query.order_by(None).with_only_columns(AuditEvent.id).limit(COUNT_LIMIT + 1)
-    result.total = db.session.scalar(sa.select(sa.func.count()).select_from(limited.subquery()))
+    """One page of the log, with its actors. The pager counts at most COUNT_LIMIT entries
+    (counting ten million takes seconds): beyond it `more` is set and `total` is
+    COUNT_LIMIT + 1."""
+    shape, params = log_filter(filters)
+    params["count_cap"] = COUNT_LIMIT + 1
+    result = paging.paginate(*_page_statements(shape), params, page, per_page)
     result.more = result.total > COUNT_LIMIT
     return result
 
@@ -403,15 +456,15 @@ def csv_lines(filters: AuditFilters) -> Iterator[str]:
 
     writer.writerow(CSV_COLUMNS)
     yield flush()
-    base = audit_query(filters)
-    newest_first = filters.sort != "oldest"
-    keys = sa.tuple_(*order_keys(filters))
+    shape, params = log_filter(filters)
+    base = log_statement(shape)
+    keys = sa.tuple_(*order_keys(shape))
     last = None
     while True:
         query = base
         if last is not None:
-            query = query.where(keys < last if newest_first else keys > last)
-        events = list(db.session.scalars(query.limit(EXPORT_CHUNK)))
+            query = query.where(keys > last if shape.oldest_first else keys < last)
+        events = list(db.session.scalars(query.limit(EXPORT_CHUNK), params))
         if not events:
             db.session.commit()
             return
@@ -439,6 +492,6 @@ def csv_lines(filters: AuditFilters) -> Iterator[str]:
                     _cell(event.hash),
                 ]
             )
-        last = tuple(getattr(events[-1], key.key) for key in order_keys(filters))
+        last = tuple(getattr(events[-1], key.key) for key in order_keys(shape))
         db.session.commit()  # end the read transaction between chunks
         yield flush()
