@@ -14,6 +14,9 @@ class Defaults:
     ROOMS = ["Room 1", "Room 2", "Room 3", "Room 4", "Room 5", "Room 6"]
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # SQLite: seconds between a worker's checkpoints of the write-ahead log, from a thread
+    # (database.checkpoint_forever); None leaves them to SQLite, inside a commit.
+    SQLITE_CHECKPOINT_SECONDS: float | None = 1.0
 
     # Security (SPEC §8)
     IDLE_TIMEOUT_MINUTES = 15

@@ -10,6 +10,11 @@ Writers wait in a queue (QueuedWrites): SQLite's own busy handler polls, sleepin
 with every page view appending its audit row, that sleep was most of the tail of the
 response times under load (bench/RESULTS.md, Stop 16).
 
+Checkpoints (copying the WAL's pages into the database file) run in a thread of each worker
+process (checkpoint_forever), not in whichever commit finds the WAL past SQLite's 1,000 pages:
+that commit, often a page view's audit row, took 100-160 ms at `clinic` scale, one view in
+every 150 or so (bench/RESULTS.md, Stop 18).
+
 And no connection crosses a fork: gunicorn --preload builds the app in its master and forks
 the workers from it, so each worker starts with an empty pool of its own."""
 
@@ -17,11 +22,12 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 import weakref
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, has_request_context
 from sqlalchemy.engine import Engine
 
 from . import unit_of_work
@@ -33,6 +39,9 @@ QUEUE_POLL_S = 0.0005
 # The statements that begin or guard a transaction rather than read or write (this module's,
 # and the audit chain's lock on PostgreSQL): not counted as a page's queries.
 TRANSACTION_CONTROL = ("BEGIN", "PRAGMA query_only", "SELECT pg_advisory_xact_lock")
+# With the checkpoint thread on, SQLite's own checkpoint stays as a backstop this far out,
+# should the thread not keep up (or not run: a command outside any request).
+BACKSTOP_PAGES = 10_000
 
 
 def make_private(database_path: str) -> None:
@@ -52,6 +61,7 @@ class QueuedWrites(sqlite3.Connection):
     on another one of the same thread fails, as it did, rather than hanging)."""
 
     queue_path: str | None = None  # None: an in-memory database, one connection
+    checkpoint_path: str | None = None  # the database, when a thread checkpoints it
     _queue_fd: int | None = None
     _queued = False
 
@@ -99,11 +109,57 @@ class QueuedWrites(sqlite3.Connection):
                 self._queue_fd = None
 
 
+# --- Checkpoints in a thread ------------------------------------------------------------------
+
+_checkpoint_every: dict[str, float] = {}  # database path -> seconds between checkpoints
+_checkpointers: set[tuple[int, str]] = set()  # (process id, database path) with a thread
+_checkpointers_lock = threading.Lock()
+
+
+def checkpoint_forever(path: str, seconds: float) -> None:
+    """Every `seconds`, copy the committed WAL pages into the database file. PASSIVE: it
+    waits for no reader or writer (those go on meanwhile), and a checkpoint already running
+    in another process makes it wait for the next turn. Ends when the file is gone."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA synchronous = FULL")
+        while os.path.exists(path):
+            time.sleep(seconds)
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        connection.close()
+
+
+def _ensure_checkpointer(path: str) -> None:
+    """One thread per process and database, started from a request: so never in gunicorn's
+    master, whose threads a forked worker would not have (and whose locks it might inherit
+    held)."""
+    key = (os.getpid(), path)
+    if key in _checkpointers:  # every transaction asks: no lock on the way
+        return
+    with _checkpointers_lock:
+        if key in _checkpointers:
+            return
+        _checkpointers.add(key)
+    threading.Thread(
+        target=checkpoint_forever,
+        args=(path, _checkpoint_every[path]),
+        name="sqlite-checkpoint",
+        daemon=True,
+    ).start()
+
+
 def engine_options(app: Flask) -> None:
     """SQLite connections are QueuedWrites, and are not pinged before use (a file has no
-    server to drop them; the ping was a statement per transaction)."""
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+    server to drop them; the ping was a statement per transaction). A file database is
+    checkpointed by a thread when SQLITE_CHECKPOINT_SECONDS is set."""
+    url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite":
         return
+    seconds = app.config.get("SQLITE_CHECKPOINT_SECONDS")
+    if seconds and url.database and url.database != ":memory:":
+        _checkpoint_every[os.path.realpath(url.database)] = seconds
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     options.pop("pool_pre_ping", None)
     options["connect_args"] = {**options.get("connect_args", {}), "factory": QueuedWrites}
@@ -122,6 +178,9 @@ def _sqlite_connect(dbapi_connection, connection_record):
             make_private(path)
             if isinstance(dbapi_connection, QueuedWrites):
                 dbapi_connection.queue_path = path + "-writers"
+                if os.path.realpath(path) in _checkpoint_every:
+                    dbapi_connection.checkpoint_path = os.path.realpath(path)
+                    cursor.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA foreign_keys = ON")
@@ -146,6 +205,9 @@ def _postgresql_connect(dbapi_connection, connection_record):
 def _sqlite_begin(conn):
     if conn.dialect.name != "sqlite":
         return
+    checkpoint_path = getattr(conn.connection.dbapi_connection, "checkpoint_path", None)
+    if checkpoint_path and has_request_context():
+        _ensure_checkpointer(checkpoint_path)
     if unit_of_work.is_read_request():
         # Read-only as well: a write here could not take the write lock once another
         # connection had committed ("database is locked" at once, whatever the busy timeout),

@@ -57,6 +57,9 @@ def base_config(database_url: str) -> dict:
         "RATELIMIT_ENABLED": False,
         # Per test (the default file in instance/ would carry counts from one test to the next).
         "RATELIMIT_STORAGE_URI": "memory://",
+        # A checkpoint thread per test database would outlive its test (tests/test_checkpoint.py
+        # turns it on; the live suite's gunicorn runs with it).
+        "SQLITE_CHECKPOINT_SECONDS": None,
     }
 
 
