@@ -14,12 +14,20 @@ from functools import cached_property, lru_cache
 import sqlalchemy as sa
 from flask import current_app
 from markupsafe import Markup
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from .. import charts, clinical
 from ..extensions import db
 from ..infusions.queries import NEWEST_FIRST
-from ..models import AdverseEvent, Assessment, InfusionSession, Patient, Reading, with_staff
+from ..models import (
+    AdverseEvent,
+    Assessment,
+    InfusionSession,
+    Patient,
+    Protocol,
+    Reading,
+    with_staff,
+)
 from ..timeutil import clinic_zone, format_datetime, plausible
 from ..vocab import FLAG_RANK, INSTRUMENTS
 
@@ -67,11 +75,31 @@ class PatientHistory:
 # options, CASE and window expressions, and the cache keys SQLAlchemy derives from them) cost
 # more than running them (bench/RESULTS.md, Stop 17).
 PATIENT = sa.bindparam("patient_id")
+# What the series table and the PHQ-9 pairing read of each session and its protocol (the
+# label): not the checklist, discharge and signature texts, nor the protocol's limits (some
+# sixty columns and a JSON document per row; with them the list took twice as long).
+_SESSION_COLUMNS = (
+    InfusionSession.id,
+    InfusionSession.patient_id,
+    InfusionSession.series_number,
+    InfusionSession.protocol_id,
+    InfusionSession.status,
+    InfusionSession.scheduled_for,
+    InfusionSession.started_at,
+    InfusionSession.total_mg,
+    InfusionSession.clinician_id,
+    InfusionSession.signed_by_id,
+    InfusionSession.signed_at,
+    InfusionSession.version,
+)
 _SESSIONS = (
     sa.select(InfusionSession)
     .where(InfusionSession.patient_id == PATIENT)
     .options(
-        joinedload(InfusionSession.protocol),
+        load_only(*_SESSION_COLUMNS),
+        joinedload(InfusionSession.protocol).load_only(
+            Protocol.id, Protocol.name, Protocol.version
+        ),
         with_staff(InfusionSession.clinician),
         with_staff(InfusionSession.signed_by),
     )
