@@ -178,8 +178,9 @@ def _sqlite_connect(dbapi_connection, connection_record):
             make_private(path)
             if isinstance(dbapi_connection, QueuedWrites):
                 dbapi_connection.queue_path = path + "-writers"
-                if os.path.realpath(path) in _checkpoint_every:
-                    dbapi_connection.checkpoint_path = os.path.realpath(path)
+                real_path = os.path.realpath(path)
+                if real_path in _checkpoint_every:
+                    dbapi_connection.checkpoint_path = real_path
                     cursor.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode = WAL")
