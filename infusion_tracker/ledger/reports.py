@@ -24,13 +24,17 @@ class VialLine:
     balance_mcg: int | None  # the vial's balance after this entry (counting entries only)
 
 
+# What a listed entry names, loaded with it: its vial, who recorded it and the witness (the
+# session page's dose panel lists a session's entries with these too).
+ENTRY_NAMES = (
+    joinedload(LedgerEntry.vial),
+    with_staff(LedgerEntry.recorded_by),
+    with_staff(LedgerEntry.witness),
+)
+
+
 def _entry_options():
-    return (
-        with_staff(LedgerEntry.recorded_by),
-        with_staff(LedgerEntry.witness),
-        joinedload(LedgerEntry.infusion).joinedload(InfusionSession.patient),
-        joinedload(LedgerEntry.vial),
-    )
+    return (*ENTRY_NAMES, joinedload(LedgerEntry.infusion).joinedload(InfusionSession.patient))
 
 
 def _corrected_ids(entry_ids) -> set[int]:

@@ -12,7 +12,6 @@ from datetime import date
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.orm import joinedload
 from wtforms import SelectChoice
 
 from .. import audit, unit_of_work
@@ -30,7 +29,6 @@ from ..models import (
     LedgerDiscrepancy,
     LedgerEntry,
     LedgerVial,
-    with_staff,
 )
 from ..permissions import clinician_required, physician_required, role_required
 from ..timeutil import clinic_today, format_datetime, utcnow
@@ -419,11 +417,7 @@ _SESSION_ENTRIES = (
     sa.select(LedgerEntry)
     .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"))
     .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
-    .options(
-        joinedload(LedgerEntry.vial, innerjoin=True),
-        with_staff(LedgerEntry.recorded_by, innerjoin=True),
-        with_staff(LedgerEntry.witness),
-    )
+    .options(*reports.ENTRY_NAMES)
 )
 
 
