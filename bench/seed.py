@@ -375,36 +375,26 @@ class Safe:
         action: str = "",
         **extra,
     ) -> None:
-        """One ledger row and its audit row (the details ledger.services._add writes)."""
+        """One ledger row and its audit row (ledger.services.audit_details, as the app writes)."""
         entry_id, self.next_entry = self.next_entry, self.next_entry + 1
         infusion_id, patient_id = infusion or (None, None)
-        self.writer.add(
-            LedgerEntry,
-            {
-                "id": entry_id,
-                "vial_id": vial,
-                "infusion_id": infusion_id,
-                "kind": kind,
-                "amount_mcg": amount,
-                "diluted_volume_ml": 100.0 if kind == "draw" else None,
-                "waste_reason": extra.pop("waste_reason", ""),
-                "note": extra.pop("note", ""),
-                "witness_id": witness.id if witness else None,
-                "corrects_id": None,
-                "occurred_at": at,
-                "recorded_by_id": actor.id,
-                "created_at": at,
-            },
-        )
-        details = {
-            "kind": kind,
+        row = {
+            "id": entry_id,
             "vial_id": vial,
             "infusion_id": infusion_id,
+            "kind": kind,
             "amount_mcg": amount,
+            "diluted_volume_ml": 100.0 if kind == "draw" else None,
+            "waste_reason": extra.pop("waste_reason", ""),
+            "note": extra.pop("note", ""),
             "witness_id": witness.id if witness else None,
             "corrects_id": None,
-            **extra,
+            "occurred_at": at,
+            "recorded_by_id": actor.id,
+            "created_at": at,
         }
+        self.writer.add(LedgerEntry, row)
+        details = ledger.audit_details(SimpleNamespace(**row), **extra)
         events.append((at, actor, action, "ledger_entry", entry_id, patient_id, details))
 
     def receive(self, events: list, at) -> None:

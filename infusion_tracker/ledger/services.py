@@ -310,17 +310,23 @@ def _add(entry: LedgerEntry, action: str, **details) -> LedgerEntry:
         entity=entry,
         actor=db.session.get(Staff, entry.recorded_by_id),
         patient_id=infusion.patient_id if infusion else None,
-        details={
-            "kind": entry.kind,
-            "vial_id": entry.vial_id,
-            "infusion_id": entry.infusion_id,
-            "amount_mcg": entry.amount_mcg,
-            "witness_id": entry.witness_id,
-            "corrects_id": entry.corrects_id,
-            **details,
-        },
+        details=audit_details(entry, **details),
     )
     return entry
+
+
+def audit_details(entry, **details) -> dict:
+    """What an entry's audit row records of it (`entry`: a LedgerEntry, or any object with
+    its columns: bench/seed.py writes rows in bulk), and the action's own `details`."""
+    return {
+        "kind": entry.kind,
+        "vial_id": entry.vial_id,
+        "infusion_id": entry.infusion_id,
+        "amount_mcg": entry.amount_mcg,
+        "witness_id": entry.witness_id,
+        "corrects_id": entry.corrects_id,
+        **details,
+    }
 
 
 def _positive_mcg(amount_mg: float | None, field: str, what: str) -> int:
