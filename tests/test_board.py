@@ -131,6 +131,22 @@ def test_open_critical_flags_show_until_answered_or_voided(client, login_as, ses
     assert "SpO2 88%" in card
 
 
+def test_each_room_shows_its_own_latest_reading_by_time_taken(client, login_as, session_in):
+    """Charted late (a higher id) but taken earlier is not the latest; at the same minute the
+    one recorded last is; each session's latest is its own."""
+    login_as("np")
+    in_a, in_b = session_in("Room A", minutes_ago=30), session_in("Room B", minutes_ago=30)
+    at = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=4)
+    add_reading(in_a, at=at, heart_rate=81)
+    add_reading(in_a, at=at - timedelta(minutes=10), heart_rate=99)  # charted late
+    add_reading(in_b, at=at - timedelta(minutes=5), heart_rate=64)
+    add_reading(in_b, at=at - timedelta(minutes=5), heart_rate=66)  # same minute, recorded last
+    add_reading(in_b, at=at - timedelta(minutes=20), heart_rate=70)
+    shown = cards(board(client))
+    assert "HR 81" in shown["Room A"] and "HR 99" not in shown["Room A"]
+    assert "HR 66" in shown["Room B"] and "HR 64" not in shown["Room B"]
+
+
 def test_checked_in_patient_waits_for_a_baseline(client, login_as, session_in):
     login_as("pa")
     session_in("Room A", status="checked_in")

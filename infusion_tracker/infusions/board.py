@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from .. import clinical
 from ..extensions import db
@@ -194,18 +194,18 @@ _ACTIVE_SESSIONS = (
     .order_by(InfusionSession.checked_in_at, InfusionSession.id)
 )
 IDS = sa.bindparam("ids", expanding=True)
-_RANKED = (
-    sa.select(
-        Reading.id,
-        sa.func.row_number()
-        .over(partition_by=Reading.infusion_id, order_by=queries.NEWEST_FIRST)
-        .label("rank"),
-    )
-    .where(Reading.infusion_id.in_(IDS), Reading.voided_at.is_(None))
-    .subquery()
+# Per session, its newest reading not voided: one probe of the (infusion, time) index each,
+# however many readings the session holds (a window over all of them grew with the session).
+_NEWER = aliased(Reading)
+_LAST_READING_ID = (
+    sa.select(_NEWER.id)
+    .where(_NEWER.infusion_id == InfusionSession.id, _NEWER.voided_at.is_(None))
+    .order_by(_NEWER.taken_at.desc(), _NEWER.id.desc())
+    .limit(1)
+    .scalar_subquery()
 )
-_LAST_READINGS = (
-    sa.select(Reading).join(_RANKED, Reading.id == _RANKED.c.id).where(_RANKED.c.rank == 1)
+_LAST_READINGS = sa.select(Reading).where(
+    Reading.id.in_(sa.select(_LAST_READING_ID).where(InfusionSession.id.in_(IDS)))
 )
 _OPEN_CRITICALS = (
     sa.select(Reading)
