@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, request
 from flask_login import current_user
 
-from . import unit_of_work
+from . import database, unit_of_work
 from .extensions import db
 from .models import AuditEvent, Staff
 from .timeutil import utcnow
@@ -114,6 +114,10 @@ def lock_chain() -> None:
         db.session.execute(sa.text("SELECT pg_advisory_xact_lock(7201001)"))
 
 
+# The actions that only say who looked at what: a page or a search, not an export or a print.
+LOOKS = ("viewed", ".searched")
+
+
 @dataclass
 class AuditEntry:
     """One audit row's values, as record() hands them to the chain (a plain object: the row is
@@ -173,7 +177,7 @@ def record(
         details=_jsonable(details or {}),
         remote_addr=(request.remote_addr or "")[:64] if has_request_context() else "",
     )
-    unit_of_work.write(lambda: _append(entry))
+    unit_of_work.write(lambda: _append(entry), a_look=action.endswith(LOOKS))
     return entry
 
 
@@ -253,6 +257,7 @@ def write_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint | None
     """Append the latest row's id and hash as one line ("time id hash"); None if no rows.
     The file is opened for appending only and created owner-only; a copy kept elsewhere
     (another machine, write-once storage) is what makes it an anchor."""
+    database.flush_log(db.session)  # never anchor a row a power cut could still take away
     table = AuditEvent.__table__
     last = db.session.execute(
         sa.select(table.c.id, table.c.hash).order_by(table.c.id.desc()).limit(1)

@@ -15,6 +15,9 @@ process (checkpoint_forever), not in whichever commit finds the WAL past SQLite'
 that commit, often a page view's audit row, took 100-160 ms at `clinic` scale, one view in
 every 150 or so (bench/RESULTS.md, Stop 18).
 
+A page view's own audit rows commit without waiting for the disk (unit_of_work.lazy_commit);
+every other write waits for it (synchronous=FULL, restored on the connection's next write).
+
 And no connection crosses a fork: gunicorn --preload builds the app in its master and forks
 the workers from it, so each worker starts with an empty pool of its own."""
 
@@ -218,10 +221,39 @@ def _sqlite_begin(conn):
         conn.exec_driver_sql("BEGIN")
         return
     conn.exec_driver_sql("PRAGMA query_only = OFF")
+    synchronous = "NORMAL" if unit_of_work.lazy_commit() else "FULL"
+    if conn.connection.info.get("synchronous", "FULL") != synchronous:
+        conn.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+        conn.connection.info["synchronous"] = synchronous
     dbapi_connection = conn.connection.dbapi_connection
     if isinstance(dbapi_connection, QueuedWrites):
         dbapi_connection.wait_turn_to_write()
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def flush_log(session) -> None:
+    """Put every committed transaction on disk, lazy ones included (unit_of_work.lazy_commit):
+    before the audit trail's latest row is anchored outside the database."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # A transaction with an id waits on commit for the log up to its own end, which
+        # holds every lazy commit before it.
+        connection.exec_driver_sql("SELECT pg_current_xact_id()")
+        session.commit()
+        return
+    for _seq, name, path in connection.exec_driver_sql("PRAGMA database_list").all():
+        if name == "main" and path and os.path.exists(path + "-wal"):
+            fd = os.open(path + "-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+@sa.event.listens_for(Engine, "begin")
+def _postgres_begin(conn):
+    if conn.dialect.name == "postgresql" and unit_of_work.lazy_commit():
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()

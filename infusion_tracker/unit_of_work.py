@@ -7,7 +7,8 @@ survive (a failed sign-in's counter, an access-denied audit row) calls `keep()`.
 
 Page views (GET) run in a read transaction that takes no write lock; the audit rows they
 leave are appended after the page is built, in a short write transaction of their own
-(see audit.record), so viewing never queues behind charting.
+(see audit.record), so viewing never queues behind charting. When that transaction holds only
+rows saying who looked at what, it commits without waiting for the disk (`lazy_commit`).
 """
 
 from __future__ import annotations
@@ -34,22 +35,34 @@ def is_read_request() -> bool:
     )
 
 
-def defer(write) -> None:
-    """Run `write()` in the write transaction that follows a page view."""
+def defer(write, *, a_look: bool = False) -> None:
+    """Run `write()` in the write transaction that follows a page view. `a_look`: it only
+    records that someone looked (not an export, a print or a refusal)."""
     g.setdefault("uow_deferred", []).append(write)
+    g.uow_looks_only = g.get("uow_looks_only", True) and a_look
 
 
-def write(work) -> None:
+def write(work, *, a_look: bool = False) -> None:
     """Run `work()` now, or, in a page view (whose transaction reads only), just after it."""
     if is_read_request():
-        defer(work)
+        defer(work, a_look=a_look)
     else:
         work()
+
+
+def lazy_commit() -> bool:
+    """Whether this transaction may commit without waiting for the disk: a page view's own
+    record of who looked (database.py: SQLite synchronous=NORMAL, PostgreSQL
+    synchronous_commit=off). A crash of the app loses nothing; a power cut may lose the last
+    second or so of such rows, never a write's and never the chain's order, since each
+    database writes its log in order and every later write waits for all of it."""
+    return has_request_context() and g.get("uow_lazy_commit", False)
 
 
 def finish(response):
     """Commit or roll back the request's work; then run the page view's deferred writes."""
     deferred = g.pop("uow_deferred", [])
+    looks_only = g.pop("uow_looks_only", False)
     if not deferred and not _in_transaction():
         return response  # no query, no write (/healthz, a redirect): nothing to end
     if response.status_code >= 400 and not g.pop("uow_keep", False):
@@ -59,9 +72,11 @@ def finish(response):
         db.session.commit()
         if deferred:
             g.uow_writing = True  # the next transaction takes the write lock (database.py)
+            g.uow_lazy_commit = looks_only and response.status_code < 400
             for write in deferred:
                 write()
             db.session.commit()
+            g.uow_lazy_commit = False
     except SQLAlchemyError as error:
         # A collision only the database saw (errors.py answers it with its page, or a 500).
         db.session.rollback()
