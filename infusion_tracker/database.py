@@ -41,7 +41,13 @@ PRIVATE_FILE = 0o600
 QUEUE_POLL_S = 0.0005
 # The statements that begin or guard a transaction rather than read or write (this module's,
 # and the audit chain's lock on PostgreSQL): not counted as a page's queries.
-TRANSACTION_CONTROL = ("BEGIN", "PRAGMA query_only", "SELECT pg_advisory_xact_lock")
+TRANSACTION_CONTROL = (
+    "BEGIN",
+    "PRAGMA query_only",
+    "PRAGMA synchronous",
+    "SET LOCAL synchronous_commit",
+    "SELECT pg_advisory_xact_lock",
+)
 # With the checkpoint thread on, SQLite's own checkpoint stays as a backstop this far out,
 # should the thread not keep up (or not run: a command outside any request).
 BACKSTOP_PAGES = 10_000
