@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, joinedload, selectinload
+from sqlalchemy.orm import aliased, joinedload, load_only, selectinload
 
 from .. import clinical
 from ..extensions import db
@@ -182,7 +182,27 @@ def _fingerprint_part(condition):
 
 
 _VERSIONS = sa.union_all(*map(_fingerprint_part, (_ACTIVE, _PLANNED, _FINISHED)))
-_WITH_PEOPLE = (joinedload(InfusionSession.patient), with_staff(InfusionSession.clinician))
+# The patient as a card or a row names them (and the version the fingerprint takes), not
+# their history, allergies or notes.
+_PATIENT_SHOWN = (Patient.id, Patient.first_name, Patient.last_name, Patient.mrn, Patient.version)
+_WITH_PEOPLE = (
+    joinedload(InfusionSession.patient).load_only(*_PATIENT_SHOWN),
+    with_staff(InfusionSession.clinician),
+)
+# What the planned and finished tables show of a session.
+_LISTED = load_only(
+    InfusionSession.id,
+    InfusionSession.version,
+    InfusionSession.patient_id,
+    InfusionSession.clinician_id,
+    InfusionSession.series_number,
+    InfusionSession.status,
+    InfusionSession.room,
+    InfusionSession.scheduled_for,
+    InfusionSession.discharged_at,
+    InfusionSession.cancelled_at,
+    InfusionSession.signed_at,
+)
 _ACTIVE_SESSIONS = (
     sa.select(InfusionSession)
     .options(
@@ -219,13 +239,13 @@ _OPEN_CRITICALS = (
 )
 _PLANNED_SESSIONS = (
     sa.select(InfusionSession)
-    .options(*_WITH_PEOPLE)
+    .options(_LISTED, *_WITH_PEOPLE)
     .where(_PLANNED)
     .order_by(InfusionSession.scheduled_for, InfusionSession.id)
 )
 _FINISHED_SESSIONS = (
     sa.select(InfusionSession)
-    .options(*_WITH_PEOPLE)
+    .options(_LISTED, *_WITH_PEOPLE)
     .where(_FINISHED)
     .order_by(
         sa.func.coalesce(InfusionSession.discharged_at, InfusionSession.cancelled_at),
