@@ -3,7 +3,9 @@ peak BP/HR rise), the outcome status and charts, and a query count that does not
 with the number of sessions, readings or scores."""
 
 import html
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -274,3 +276,46 @@ def test_query_count_does_not_grow_with_the_history(
     # patient, the audit row (last hash, insert), sessions, reading aggregates, baselines,
     # adverse events, scores. A change here should be deliberate.
     assert six.count == 9, (six.count, six.statements)
+
+
+def test_phq9_before_pairs_as_the_rule_says_on_many_random_series():
+    """The pairing (a lookup and a binary search per session) against the rule read literally:
+    of the PHQ-9s linked to the session or unlinked within the day before its start, the one
+    taken last (ties: the one entered last)."""
+    rng = random.Random(9)
+    origin = datetime(2026, 1, 5, 9, 0)
+
+    def literal(infusion, phq9s):
+        start = history.session_start(infusion)
+        window = [
+            score
+            for score in phq9s
+            if score.infusion_id == infusion.id
+            or (score.infusion_id is None and start - timedelta(days=1) <= score.taken_at <= start)
+        ]
+        return window[-1] if window else None
+
+    for _ in range(300):
+        sessions = [
+            SimpleNamespace(
+                id=number,
+                started_at=origin + timedelta(hours=rng.randrange(0, 24 * 20)),
+                scheduled_for=None,
+            )
+            for number in range(1, rng.randrange(2, 9))
+        ]
+        if rng.random() < 0.3:  # not started yet: paired by its planned time
+            sessions[0].scheduled_for, sessions[0].started_at = sessions[0].started_at, None
+        phq9s = sorted(
+            (
+                SimpleNamespace(
+                    infusion_id=rng.choice([None, None, *[s.id for s in sessions]]),
+                    taken_at=origin + timedelta(hours=rng.randrange(0, 24 * 21)),
+                )
+                for _ in range(rng.randrange(0, 12))
+            ),
+            key=lambda score: score.taken_at,
+        )
+        pairing = history.Phq9Pairing(phq9s)
+        for infusion in sessions:
+            assert pairing.before(infusion) is literal(infusion, phq9s)

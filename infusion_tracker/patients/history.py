@@ -7,6 +7,7 @@ with two sessions or two hundred (no query per session or per reading).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
@@ -194,19 +195,31 @@ def session_start(infusion: InfusionSession) -> datetime:
     return infusion.started_at or infusion.scheduled_for
 
 
-def phq9_before(infusion: InfusionSession, phq9s: list[Assessment]) -> Assessment | None:
-    """The latest non-voided PHQ-9 taken on the session, or unlinked within the day before
-    it began (`phq9s` are the patient's non-voided PHQ-9s, oldest first)."""
-    start = session_start(infusion)
-    found = None
-    for score in phq9s:
-        linked = score.infusion_id == infusion.id
-        unlinked_before = (
-            score.infusion_id is None and start - PHQ9_BEFORE_WINDOW <= score.taken_at <= start
-        )
-        if linked or unlinked_before:
-            found = score
-    return found
+class Phq9Pairing:
+    """Each session's "PHQ-9 before": the latest non-voided PHQ-9 taken on the session, or
+    unlinked within the day before it began, whichever comes later among the patient's PHQ-9s
+    (non-voided, oldest first). Built once, then a lookup and a binary search per session
+    rather than a pass over every score for every session."""
+
+    def __init__(self, phq9s: list[Assessment]):
+        self.linked: dict[int, tuple[int, Assessment]] = {}
+        self.unlinked: list[tuple[int, Assessment]] = []
+        for position, score in enumerate(phq9s):
+            if score.infusion_id is None:
+                self.unlinked.append((position, score))
+            else:
+                self.linked[score.infusion_id] = (position, score)
+        self.unlinked_times = [score.taken_at for _, score in self.unlinked]
+
+    def before(self, infusion: InfusionSession) -> Assessment | None:
+        start = session_start(infusion)
+        candidates = [self.linked[infusion.id]] if infusion.id in self.linked else []
+        taken_by_start = bisect_right(self.unlinked_times, start)
+        if taken_by_start:
+            position, score = self.unlinked[taken_by_start - 1]
+            if score.taken_at >= start - PHQ9_BEFORE_WINDOW:
+                candidates.append((position, score))
+        return max(candidates, key=lambda candidate: candidate[0])[1] if candidates else None
 
 
 def patient_history(patient: Patient) -> PatientHistory:
@@ -220,6 +233,7 @@ def patient_history(patient: Patient) -> PatientHistory:
     valid = [a for a in assessments if not a.is_voided]
     phq9s = [a for a in valid if a.instrument == "phq9"]
 
+    pairing = Phq9Pairing(phq9s)
     rows = []
     for infusion in sessions:
         worst, peak_sbp, peak_hr = stats.get(infusion.id, (None, None, None))
@@ -229,7 +243,7 @@ def patient_history(patient: Patient) -> PatientHistory:
                 infusion=infusion,
                 worst=worst,
                 adverse_events=events.get(infusion.id, []),
-                phq9_before=phq9_before(infusion, phq9s),
+                phq9_before=pairing.before(infusion),
                 sbp_rise=_rise(peak_sbp, base_sbp),
                 hr_rise=_rise(peak_hr, base_hr),
             )
