@@ -15,8 +15,9 @@ process (checkpoint_forever), not in whichever commit finds the WAL past SQLite'
 that commit, often a page view's audit row, took 100-160 ms at `clinic` scale, one view in
 every 150 or so (bench/RESULTS.md, Stop 18).
 
-A page view's own audit rows commit without waiting for the disk (unit_of_work.lazy_commit);
-every other write waits for it (synchronous=FULL, restored on the connection's next write).
+A page view's own audit rows commit without waiting for the disk (unit_of_work.lazy_commit:
+synchronous=NORMAL for that transaction); every other write waits for it (synchronous=FULL,
+set again on the connection's next write).
 
 And no connection crosses a fork: gunicorn --preload builds the app in its master and forks
 the workers from it, so each worker starts with an empty pool of its own."""
@@ -45,7 +46,6 @@ TRANSACTION_CONTROL = (
     "BEGIN",
     "PRAGMA query_only",
     "PRAGMA synchronous",
-    "SET LOCAL synchronous_commit",
     "SELECT pg_advisory_xact_lock",
 )
 # With the checkpoint thread on, SQLite's own checkpoint stays as a backstop this far out,
@@ -254,12 +254,6 @@ def flush_log(session) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-@sa.event.listens_for(Engine, "begin")
-def _postgres_begin(conn):
-    if conn.dialect.name == "postgresql" and unit_of_work.lazy_commit():
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()

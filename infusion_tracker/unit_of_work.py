@@ -52,10 +52,11 @@ def write(work, *, a_look: bool = False) -> None:
 
 def lazy_commit() -> bool:
     """Whether this transaction may commit without waiting for the disk: a page view's own
-    record of who looked (database.py: SQLite synchronous=NORMAL, PostgreSQL
-    synchronous_commit=off). A crash of the app loses nothing; a power cut may lose the last
-    second or so of such rows, never a write's and never the chain's order, since each
-    database writes its log in order and every later write waits for all of it."""
+    record of who looked (SQLite synchronous=NORMAL, set in database.py; PostgreSQL
+    synchronous_commit=off, set with the audit chain's lock). A crash of the app loses
+    nothing; a power cut may lose the last second or so of such rows, never a write's and
+    never the chain's order, since each database writes its log in order and every later
+    write waits for all of it."""
     return has_request_context() and g.get("uow_lazy_commit", False)
 
 
