@@ -531,7 +531,8 @@ class Reading(VoidableMixin, db.Model):
     critical_action_by: Mapped[Staff | None] = relationship(foreign_keys=[critical_action_by_id])
 
     __table_args__ = (
-        sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at"),
+        # Ends with the id: the newest reading (queries.NEWEST_FIRST) from the index alone.
+        sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at", "id"),
         # The quality report's critical readings of a period: a handful among millions.
         sa.Index(
             "ix_reading_critical",
