@@ -71,11 +71,9 @@ def news2_tag(score: int | None, risk: str | None) -> Markup:
 
 def nav_items() -> list[tuple[str, str, int | None]]:
     """Role-aware navigation: (endpoint, label, badge count)."""
-    import sqlalchemy as sa
     from flask import current_app
     from flask_login import current_user
 
-    from .extensions import db
     from .models import ROLE_ADMIN, ROLE_PHYSICIAN
 
     if current_user.role == ROLE_ADMIN:
@@ -95,10 +93,8 @@ def nav_items() -> list[tuple[str, str, int | None]]:
             continue
         badge = None
         if endpoint == "review.queue":
-            from .review.services import awaiting_signature  # the queue's own definition
+            from .review.services import awaiting_count  # the queue's own count
 
-            badge = (
-                db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or None
-            )
+            badge = awaiting_count() or None
         result.append((endpoint, label, badge))
     return result

@@ -9,10 +9,10 @@ from datetime import datetime
 from functools import cache
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy.orm import joinedload
 
-from .. import audit
+from .. import audit, unit_of_work
 from ..auth.services import count_failed_password
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
@@ -65,6 +65,20 @@ def awaiting_signature():
         InfusionSession.status == sa.literal_column("'discharged'"),
         InfusionSession.signed_at.is_(None),
     )
+
+
+_AWAITING_COUNT = sa.select(sa.func.count()).where(awaiting_signature())
+
+
+def awaiting_count() -> int:
+    """How many sessions await a signature: the queue's total and the nav badge. A page view
+    counts once (both read in its one read transaction, so they agree); a write counts each
+    time, since what it writes may change the answer."""
+    if not unit_of_work.is_read_request():
+        return db.session.scalar(_AWAITING_COUNT) or 0
+    if "awaiting_count" not in g:
+        g.awaiting_count = db.session.scalar(_AWAITING_COUNT) or 0
+    return g.awaiting_count
 
 
 def _reason_ids(since: sa.ColumnElement[int]) -> dict[str, list[sa.Select]]:
@@ -183,7 +197,7 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
     """Discharged, unsigned sessions: those with critical readings, adverse events, overrides,
     a PHQ-9 item 9 flag or an early stop first, then oldest discharge first (SPEC §5).
     Two queries, whatever the number of sessions or rows."""
-    total = db.session.scalar(sa.select(sa.func.count()).where(awaiting_signature())) or 0
+    total = awaiting_count()
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages)
     offset = (page - 1) * per_page
