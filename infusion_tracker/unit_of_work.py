@@ -74,10 +74,12 @@ def finish(response):
         if deferred:
             g.uow_writing = True  # the next transaction takes the write lock (database.py)
             g.uow_lazy_commit = looks_only and response.status_code < 400
-            for write in deferred:
-                write()
-            db.session.commit()
-            g.uow_lazy_commit = False
+            try:
+                for write in deferred:
+                    write()
+                db.session.commit()
+            finally:
+                g.uow_lazy_commit = False  # whatever else this request writes waits for the disk
     except SQLAlchemyError as error:
         # A collision only the database saw (errors.py answers it with its page, or a 500).
         db.session.rollback()
