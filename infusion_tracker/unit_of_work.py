@@ -38,8 +38,7 @@ def is_read_request() -> bool:
 def defer(write, *, a_look: bool = False) -> None:
     """Run `write()` in the write transaction that follows a page view. `a_look`: it only
     records that someone looked (not an export, a print or a refusal)."""
-    g.setdefault("uow_deferred", []).append(write)
-    g.uow_looks_only = g.get("uow_looks_only", True) and a_look
+    g.setdefault("uow_deferred", []).append((write, a_look))
 
 
 def write(work, *, a_look: bool = False) -> None:
@@ -63,7 +62,6 @@ def lazy_commit() -> bool:
 def finish(response):
     """Commit or roll back the request's work; then run the page view's deferred writes."""
     deferred = g.pop("uow_deferred", [])
-    looks_only = g.pop("uow_looks_only", False)
     if not deferred and not _in_transaction():
         return response  # no query, no write (/healthz, a redirect): nothing to end
     if response.status_code >= 400 and not g.pop("uow_keep", False):
@@ -73,9 +71,11 @@ def finish(response):
         db.session.commit()
         if deferred:
             g.uow_writing = True  # the next transaction takes the write lock (database.py)
-            g.uow_lazy_commit = looks_only and response.status_code < 400
+            g.uow_lazy_commit = response.status_code < 400 and all(
+                a_look for _, a_look in deferred
+            )
             try:
-                for write in deferred:
+                for write, _ in deferred:
                     write()
                 db.session.commit()
             finally:

@@ -214,13 +214,13 @@ _ACTIVE_SESSIONS = (
     .order_by(InfusionSession.checked_in_at, InfusionSession.id)
 )
 IDS = sa.bindparam("ids", expanding=True)
-# Per session, its newest reading not voided: one probe of the (infusion, time) index each,
+# Per session, its newest reading not voided: one probe of the (infusion, time, id) index each,
 # however many readings the session holds (a window over all of them grew with the session).
 _NEWER = aliased(Reading)
 _LAST_READING_ID = (
     sa.select(_NEWER.id)
     .where(_NEWER.infusion_id == InfusionSession.id, _NEWER.voided_at.is_(None))
-    .order_by(_NEWER.taken_at.desc(), _NEWER.id.desc())
+    .order_by(*queries.newest_first(_NEWER))
     .limit(1)
     .scalar_subquery()
 )

@@ -129,9 +129,14 @@ def reading_values(reading: Reading | None) -> dict[str, Any] | None:
     return {name: getattr(reading, name) for name in clinical.VITAL_FIELDS}
 
 
-# A session's readings newest first: the order that picks "the latest reading" everywhere
-# (latest_reading, latest_of, the board's last reading, the patient page's baselines).
-NEWEST_FIRST = (Reading.taken_at.desc(), Reading.id.desc())
+def newest_first(reading=Reading) -> tuple:
+    """A session's readings newest first: the order that picks "the latest reading"
+    everywhere (latest_reading, latest_of, the board's last reading, the patient page's
+    baselines); `reading`: Reading or an alias of it."""
+    return (reading.taken_at.desc(), reading.id.desc())
+
+
+NEWEST_FIRST = newest_first()
 
 
 def latest_reading(
