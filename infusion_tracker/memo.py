@@ -30,10 +30,13 @@ class Memo(Generic[T]):
         self._kept: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()  # the development server answers in threads
 
-    def get(self, key: Hashable, draw: Callable[[], T]) -> T:
-        """The fragment kept under `key`, or `draw()`, kept."""
+    def get(
+        self, key: Hashable, draw: Callable[[], T], fresh: Callable[[T], bool] | None = None
+    ) -> T:
+        """The fragment kept under `key`, or `draw()`, kept. `fresh`: whether a kept fragment
+        still stands (one whose drawing the clock also decides)."""
         with self._lock:
-            if key in self._kept:
+            if key in self._kept and (fresh is None or fresh(self._kept[key])):
                 self._kept.move_to_end(key)
                 return self._kept[key]
         drawn = draw()

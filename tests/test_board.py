@@ -208,11 +208,14 @@ def test_today_planned_and_finished_in_clinic_time(client, login_as, make_infusi
 def test_board_query_count_is_fixed(
     client, login_as, session_in, make_infusion, protocol, count_queries
 ):
-    login_as("np")
+    nurse = login_as("np")
     first = session_in("Room A")
     add_reading(first, minutes_ago=1)
     make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
     client.get("/")
+    with count_queries() as shown_again:
+        board(client)
+    add_reading(first, nurse, minutes_ago=0)  # a change: the board is drawn again
     with count_queries() as few:
         board(client)
     for room in ("Room B", "Room C", "Elsewhere"):
@@ -226,10 +229,13 @@ def test_board_query_count_is_fixed(
         html = board(client)
     assert html.count("SBP 185") == 30
     assert many.count == few.count, (few.statements, many.statements)
-    # The signed-in user, active sessions, their pump events (the stop prompt), last readings,
-    # open criticals, planned, finished (SQLite adds its BEGIN IMMEDIATE), then the read audit
-    # row after the page (the chain's last hash and the insert; issue 9).
-    assert len(queries(few)) == 9, few.statements
+    # The signed-in user, the board's fingerprint, active sessions, their pump events (the
+    # stop prompt), last readings, open criticals, planned, finished (SQLite adds its BEGIN
+    # IMMEDIATE), then the read audit row after the page (the chain's last hash and the
+    # insert; issue 9).
+    assert len(queries(few)) == 10, few.statements
+    # Nothing changed: the board drawn before, found by its fingerprint (board.drawn_board).
+    assert len(queries(shown_again)) == 4, shown_again.statements
 
 
 def test_admin_is_sent_to_the_staff_list(client, login_as):

@@ -11,12 +11,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from infusion_tracker.admin import services as admin
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import lifecycle
-from infusion_tracker.infusions.board import _FINISHED, stop_prompt, suite_board
+from infusion_tracker.infusions.board import _FINISHED, drawn_board, stop_prompt, suite_board
 from infusion_tracker.models import InfusionSession
 from infusion_tracker.patients import services as patients
-from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, utcnow
+from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, format_time, utcnow
 from tests.conftest import add_reading, audit_rows, run_session
 from tests.test_board import ROOMS, cards, queries
 
@@ -76,7 +77,7 @@ def test_version_is_the_board_s_and_answers_304_until_a_room_changes(
     assert shown_version(client.get("/").get_data(as_text=True)) == after_reading
 
 
-@pytest.mark.parametrize("change", ["plan", "rename", "discharge", "pause"])
+@pytest.mark.parametrize("change", ["plan", "rename", "clinician", "discharge", "pause"])
 def test_any_change_the_board_shows_changes_the_version(
     client, login_as, infusing_in, make_infusion, protocol, change
 ):
@@ -89,6 +90,8 @@ def test_any_change_the_board_shows_changes_the_version(
         patient = infusion.patient
         data = {name: getattr(patient, name) for name in patients.PATIENT_FIELDS}
         patients.update_patient(patient, {**data, "first_name": "Renamed"}, nurse, patient.version)
+    elif change == "clinician":
+        admin.update_staff(infusion.clinician, "Renamed Nurse", "RN", nurse)
     elif change == "discharge":
         run = run_session(make_infusion(protocol=protocol, room="Room C"), "discharged",
                           started_minutes_ago=90, infused_minutes=40)
@@ -98,7 +101,10 @@ def test_any_change_the_board_shows_changes_the_version(
     db.session.commit()
     after = version(client).get_json()["version"]
     assert after != before
-    assert shown_version(client.get("/").get_data(as_text=True)) == after
+    html = client.get("/").get_data(as_text=True)
+    assert shown_version(html) == after
+    if change == "clinician":
+        assert "Renamed Nurse, RN" in cards(html)["Room B"]
 
 
 def test_version_holds_no_patient_data_costs_one_query_and_leaves_no_audit_row(
@@ -184,6 +190,48 @@ def test_next_change_is_when_a_reading_falls_due(app, client, login_as, infusing
     later = suite_board(ROOMS, clinic_today(), due + timedelta(seconds=1))
     (card,) = [card for card in later.cards if card.infusion]
     assert [alert.kind for alert in card.alerts] == ["overdue"]
+
+
+def test_the_drawn_board_stands_until_the_clock_turns_something_on_it(
+    app, login_as, infusing_in, count_queries
+):
+    """The board is drawn once for every view until a card's minutes since start or a reading
+    falling due turns it; what time it is comes from each view."""
+    nurse = login_as("np")
+    infusion = infusing_in("Room A", minutes_ago=10)
+    reading = add_reading(infusion, nurse, minutes_ago=2)
+    db.session.commit()
+    started = infusion.started_at
+    due = reading.taken_at + timedelta(minutes=5)
+    now = started + timedelta(minutes=10, seconds=1)
+    assert now < due
+
+    def view(at):
+        with app.test_request_context("/"):
+            return drawn_board(ROOMS, clinic_today(), at)
+
+    drawn = view(now)
+    assert "10 min since start" in cards(drawn)["Room A"]
+    later = now + timedelta(seconds=50)  # the same minute since start
+    with count_queries() as again:
+        kept = view(later)
+    assert len(queries(again)) == 1, again.statements  # the fingerprint alone
+    assert f'data-now="{int(later.timestamp() * 1000)}"' in kept
+    assert f'data-as-of="{format_time(later)}"' in kept
+    assert without_the_time(kept) == without_the_time(drawn)
+    turned = view(started + timedelta(minutes=11))
+    assert "11 min since start" in cards(turned)["Room A"]
+    assert "OVERDUE" not in cards(turned)["Room A"]
+    overdue = cards(view(due + timedelta(seconds=1)))["Room A"]
+    assert "OVERDUE" in overdue and "board-card--overdue" in drawn_card_class(overdue)
+
+
+def drawn_card_class(card_html):
+    return card_html.split(">", 1)[0]
+
+
+def without_the_time(html):
+    return re.sub(r' data-(now|as-of)="[^"]*"', "", html)
 
 
 def test_stop_prompt_when_the_planned_minutes_are_reached(client, login_as, infusing_in):

@@ -4,16 +4,21 @@ minutes since start, the last reading, when the next is due, and open critical v
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app, render_template
+from markupsafe import Markup
 from sqlalchemy.orm import aliased, joinedload, load_only, selectinload
 
 from .. import clinical
 from ..extensions import db
-from ..models import InfusionSession, Patient, Reading, with_staff
-from ..timeutil import clinic_day_bounds
+from ..memo import Memo, app_kept
+from ..models import InfusionSession, Patient, Reading, Staff, with_staff
+from ..timeutil import clinic_day_bounds, format_time
+from ..vocab import STATUS_KINDS
 from . import queries
 from .queries import ACTIVE_STATUSES, reading_interval
 
@@ -134,23 +139,32 @@ class Board:
     # The earliest moment the board changes with no change in the database (a reading falls
     # due, the planned minutes are reached): an open board fetches itself again then.
     next_change_at: datetime | None = None
+    # That, or sooner a card's "minutes since start" (which the open board counts on by
+    # itself): until then the drawn board is the board (drawn_board).
+    redraw_at: datetime | None = None
 
     @property
     def version(self) -> str:
         """The same fingerprint board_version() computes without loading the board."""
         shown = [card.infusion for card in self.cards if card.infusion is not None]
         rows = [
-            (infusion.id, infusion.version, infusion.patient.version)
+            (
+                infusion.id,
+                infusion.version,
+                infusion.patient.version,
+                infusion.clinician.full_name,
+                infusion.clinician.credentials,
+            )
             for infusion in [*shown, *self.planned, *self.finished]
         ]
         return fingerprint(self.day, rows)
 
 
-def fingerprint(day: date, rows: list[tuple[int, int, int]]) -> str:
-    """Every session on the board by (id, version, its patient's version): any change to a
-    session or to a row in it makes a new session version (guards.touch), so any change in any
-    room changes this."""
-    text = f"{day.isoformat()}|" + ";".join(f"{a},{b},{c}" for a, b, c in sorted(rows))
+def fingerprint(day: date, rows: list[tuple]) -> str:
+    """Every session on the board by (id, version, its patient's version, its clinician's name):
+    any change to a session or to a row in it makes a new session version (guards.touch), so
+    any change in any room changes this."""
+    text = f"{day.isoformat()}|" + json.dumps(sorted(rows), separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
@@ -175,8 +189,15 @@ _FINISHED = sa.or_(
 
 def _fingerprint_part(condition):
     return (
-        sa.select(InfusionSession.id, InfusionSession.version, Patient.version)
+        sa.select(
+            InfusionSession.id,
+            InfusionSession.version,
+            Patient.version,
+            Staff.full_name,
+            Staff.credentials,
+        )
         .join(InfusionSession.patient)
+        .join(InfusionSession.clinician)
         .where(condition)
     )
 
@@ -288,6 +309,7 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
             elsewhere.append(infusion)
 
     changes: list[datetime] = []
+    minute_ticks: list[datetime] = []
 
     def card(room: str, infusion: InfusionSession | None) -> BoardCard:
         if infusion is None:
@@ -297,6 +319,10 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
         )
         if line.due_at is not None and line.due_at > now:
             changes.append(line.due_at)  # it turns overdue then
+        if line.minutes_since_start is not None:
+            minute_ticks.append(
+                infusion.started_at + timedelta(minutes=line.minutes_since_start + 1)
+            )
         prompt, prompt_at = stop_prompt(infusion, now)
         if prompt_at is not None:
             changes.append(prompt_at)
@@ -309,4 +335,58 @@ def suite_board(rooms: list[str], day: date, now: datetime) -> Board:
     bounds = _day(day)
     planned = db.session.scalars(_PLANNED_SESSIONS, bounds).all()
     finished = db.session.scalars(_FINISHED_SESSIONS, bounds).all()
-    return Board(cards, planned, finished, day, min(changes, default=None))
+    next_change = min(changes, default=None)
+    redraw = min([*changes, *minute_ticks], default=None)
+    return Board(cards, planned, finished, day, next_change, redraw)
+
+
+# --- The board drawn once for everyone -----------------------------------------------------
+
+
+# Where the drawn board says what time it is: filled in on each view (the rest stands until
+# Board.redraw_at). Markup, so no name on the board can spell them.
+NOW_MS_SLOT = Markup("<now-ms>")
+AS_OF_SLOT = Markup("<as-of>")
+# Boards each worker keeps: a day's board as its sessions change (a fingerprint each).
+DRAWN_BOARDS = 16
+
+
+@dataclass(frozen=True)
+class DrawnBoard:
+    html: Markup
+    drawn_at: datetime
+    redraw_at: datetime | None
+
+    def stands_at(self, now: datetime) -> bool:
+        return self.drawn_at <= now and (self.redraw_at is None or now < self.redraw_at)
+
+
+def drawn_board(rooms: list[str], day: date, now: datetime) -> Markup:
+    """The board's rooms and lists (main/_board_live.html), drawn again only when its
+    fingerprint changes (any session on it, its patient or clinician) or the clock turns
+    something on it (Board.redraw_at): every nurse's board, and every poll that finds a
+    change, read one small query instead of loading the board (issue 8)."""
+    zone = current_app.config["CLINIC_TIMEZONE"]
+    key = (board_version(day), tuple(rooms), day, zone)
+
+    def draw() -> DrawnBoard:
+        board = suite_board(rooms, day, now)
+        html = render_template(
+            "main/_board_live.html",
+            board=board,
+            now_ms=NOW_MS_SLOT,
+            as_of=AS_OF_SLOT,
+            status_kinds=STATUS_KINDS,
+        )
+        # Jinja escaped every value it wrote (autoescape).
+        return DrawnBoard(Markup(html), now, board.redraw_at)  # noqa: S704
+
+    drawn = drawn_boards().get(key, draw, fresh=lambda kept: kept.stands_at(now))
+    # Markup.replace escapes what it puts in.
+    return drawn.html.replace(NOW_MS_SLOT, str(int(now.timestamp() * 1000))).replace(
+        AS_OF_SLOT, format_time(now)
+    )
+
+
+def drawn_boards() -> Memo[DrawnBoard]:
+    return app_kept("drawn_boards", lambda: Memo(DRAWN_BOARDS))

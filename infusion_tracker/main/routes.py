@@ -6,20 +6,20 @@ from flask_login import current_user
 
 from .. import audit
 from ..extensions import db
-from ..infusions.board import board_version, suite_board
+from ..infusions.board import board_version, drawn_board
 from ..models import ROLE_ADMIN
 from ..permissions import clinician_required, passive, public
 from ..timeutil import clinic_today, utcnow
-from ..vocab import STATUS_KINDS
 
 bp = Blueprint("main", __name__)
 
 
-def _render_board(template: str):
+def _live_board():
+    """The board's rooms and lists as of now, and the read of them audited."""
     now = utcnow()
-    board = suite_board(current_app.config["ROOMS"], clinic_today(), now)
+    live = drawn_board(current_app.config["ROOMS"], clinic_today(), now)
     audit.record("board.viewed")
-    return render_template(template, board=board, now=now, status_kinds=STATUS_KINDS)
+    return live, now
 
 
 @bp.route("/")
@@ -27,7 +27,8 @@ def board():
     """The infusion suite board: every room, today's planned and finished sessions."""
     if current_user.role == ROLE_ADMIN:
         return redirect(url_for("admin.staff_list"))
-    return _render_board("main/board.html")
+    live, now = _live_board()
+    return render_template("main/board.html", live=live, now=now)
 
 
 @bp.route("/board/version")
@@ -48,7 +49,8 @@ def board_version_json():
 def board_rooms():
     """The board's rooms and lists, fetched by an open board when its fingerprint changed or a
     reading fell due: a read of the board like the page itself, audited the same way."""
-    return _render_board("main/_board_live.html")
+    live, _now = _live_board()
+    return live
 
 
 @bp.route("/healthz")
