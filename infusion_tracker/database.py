@@ -215,7 +215,10 @@ def _postgresql_connect(dbapi_connection, connection_record):
 def _sqlite_begin(conn):
     if conn.dialect.name != "sqlite":
         return
-    checkpoint_path = getattr(conn.connection.dbapi_connection, "checkpoint_path", None)
+    # Straight to the driver: these run at every transaction's start, where SQLAlchemy's own
+    # execute (its events, its context) cost more than SQLite's work (issue 8).
+    dbapi_connection = conn.connection.dbapi_connection
+    checkpoint_path = getattr(dbapi_connection, "checkpoint_path", None)
     if checkpoint_path and has_request_context():
         _ensure_checkpointer(checkpoint_path)
     if unit_of_work.is_read_request():
@@ -223,18 +226,17 @@ def _sqlite_begin(conn):
         # connection had committed ("database is locked" at once, whatever the busy timeout),
         # so a page view's writes wait for unit_of_work.finish, and one that does not fails
         # in every test instead of now and then under load.
-        conn.exec_driver_sql("PRAGMA query_only = ON")
-        conn.exec_driver_sql("BEGIN")
+        dbapi_connection.execute("PRAGMA query_only = ON")
+        dbapi_connection.execute("BEGIN")
         return
-    conn.exec_driver_sql("PRAGMA query_only = OFF")
+    dbapi_connection.execute("PRAGMA query_only = OFF")
     synchronous = "NORMAL" if unit_of_work.lazy_commit() else "FULL"
     if conn.connection.info.get("synchronous", "FULL") != synchronous:
-        conn.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+        dbapi_connection.execute(f"PRAGMA synchronous = {synchronous}")
         conn.connection.info["synchronous"] = synchronous
-    dbapi_connection = conn.connection.dbapi_connection
     if isinstance(dbapi_connection, QueuedWrites):
         dbapi_connection.wait_turn_to_write()
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def flush_log(session) -> None:

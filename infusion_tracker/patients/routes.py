@@ -25,6 +25,7 @@ from ..security import is_safe_next
 from ..timeutil import clinic_today, format_datetime, utcnow
 from . import assessments, history, services
 from .forms import AssessmentForm, PatientEditForm, PatientForm, PatientSearchForm, VoidForm
+from .page import drawn_body
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
@@ -88,18 +89,22 @@ def view(patient_id: int):
         def session_url(infusion):
             return url_for(SESSION_ENDPOINT, infusion_id=infusion.id)
 
-    page = render_template(
-        "patients/view.html",
-        patient=patient,
-        history=history.patient_history(patient),
-        age=services.age_on(patient.date_of_birth, clinic_today()),
-        sexes=SEXES,
-        session_url=session_url,
-        can_plan=PLAN_ENDPOINT in current_app.view_functions,
-        score_label=assessments.score_label,
-        can_void=lambda a: assessments.can_void(a, current_user),
-    )
-    return page
+    def draw(csrf) -> str:
+        return render_template(
+            "patients/_view_body.html",
+            patient=patient,
+            history=history.patient_history(patient),
+            age=services.age_on(patient.date_of_birth, clinic_today()),
+            sexes=SEXES,
+            session_url=session_url,
+            can_plan=PLAN_ENDPOINT in current_app.view_functions,
+            score_label=assessments.score_label,
+            can_void=lambda a: assessments.can_void(a, current_user),
+            csrf=csrf,
+        )
+
+    body = drawn_body(patient, draw)
+    return render_template("patients/view.html", patient=patient, body=body)
 
 
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])

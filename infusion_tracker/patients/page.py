@@ -1,0 +1,96 @@
+"""The patient page's body drawn once for each state of what it shows (issue 8): a view finds
+it by one small query over the patient's sessions and scores, and only a change to one of
+them, to the patient, or to a name the page shows draws it again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+from sqlalchemy.orm import aliased
+
+from ..extensions import db
+from ..memo import Memo, app_kept
+from ..models import Assessment, InfusionSession, Patient, Staff
+from ..timeutil import clinic_today
+
+# Where the body's forms carry the CSRF token: filled in on each view (the token is signed
+# afresh every second). Markup, so no text in the body can spell it.
+CSRF_SLOT = Markup("<csrf-token>")
+# Patients each worker keeps drawn: more than a clinic's day of charts looked at, and more
+# than a round of the benchmark's 100 patients.
+DRAWN_PATIENTS = 128
+
+PATIENT = sa.bindparam("patient_id")
+_FIRST, _SECOND = aliased(Staff), aliased(Staff)
+_NAMES = (_FIRST.full_name, _FIRST.credentials, _SECOND.full_name, _SECOND.credentials)
+
+
+def _part(kind: str, entity, row_id, marker, first_id, second_id=None) -> sa.Select:
+    """(kind, id, marker, the names of the one or two people it shows) of one kind of row."""
+    return (
+        sa.select(sa.literal(kind), row_id, marker, *_NAMES)
+        .select_from(entity)
+        .outerjoin(_FIRST, _FIRST.id == first_id)
+        .outerjoin(_SECOND, sa.false() if second_id is None else _SECOND.id == second_id)
+    )
+
+
+# Everything the body shows, by what changes it: each session's version (any reading, event
+# or adverse event in it makes a new one: guards.touch), each score's void (scores are never
+# edited), the patient's version, and the name of everyone the page names.
+_FINGERPRINT = sa.union_all(
+    _part(
+        "session",
+        InfusionSession,
+        InfusionSession.id,
+        InfusionSession.version,
+        InfusionSession.clinician_id,
+        InfusionSession.signed_by_id,
+    ).where(InfusionSession.patient_id == PATIENT),
+    _part(
+        "score",
+        Assessment,
+        Assessment.id,
+        sa.case((Assessment.voided_at.is_(None), 0), else_=1),
+        Assessment.recorded_by_id,
+        Assessment.voided_by_id,
+    ).where(Assessment.patient_id == PATIENT),
+    _part("patient", Patient, Patient.id, Patient.version, Patient.updated_by_id).where(
+        Patient.id == PATIENT
+    ),
+)
+
+
+def fingerprint(patient_id: int) -> str:
+    rows = db.session.execute(_FINGERPRINT, {"patient_id": patient_id}).all()
+    text = json.dumps(sorted(tuple(row) for row in rows), separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def drawn_body(patient: Patient, draw: Callable[[Markup], str]) -> Markup:
+    """The body `draw(csrf)` makes, kept under the patient's fingerprint and what else it
+    reads: who views (Correct and Void are offered by role and by who recorded the score),
+    today (the age), and the clinic's zone (every time on it)."""
+    key = (
+        patient.id,
+        fingerprint(patient.id),
+        current_user.id,
+        current_user.is_physician,
+        clinic_today(),
+        current_app.config["CLINIC_TIMEZONE"],
+    )
+
+    def kept() -> Markup:
+        # Jinja escaped every value it wrote (autoescape).
+        return Markup(draw(CSRF_SLOT))  # noqa: S704
+
+    drawn = app_kept("drawn_patients", lambda: Memo(DRAWN_PATIENTS)).get(key, kept)
+    # Markup.replace escapes the token.
+    return drawn.replace(CSRF_SLOT, generate_csrf())
