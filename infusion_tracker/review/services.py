@@ -10,7 +10,7 @@ from functools import cache
 
 import sqlalchemy as sa
 from flask import current_app, g
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from .. import audit, unit_of_work
 from ..auth.services import count_failed_password
@@ -30,6 +30,7 @@ from ..models import (
     AuditEvent,
     InfusionEvent,
     InfusionSession,
+    Patient,
     Reading,
     Staff,
     with_staff,
@@ -149,6 +150,19 @@ class QueuePage:
         return max(1, -(-self.total // self.per_page))
 
 
+_QUEUE_COLUMNS = (
+    InfusionSession.id,
+    InfusionSession.patient_id,
+    InfusionSession.clinician_id,
+    InfusionSession.physician_id,
+    InfusionSession.series_number,
+    InfusionSession.scheduled_for,
+    InfusionSession.started_at,
+    InfusionSession.discharged_at,
+)
+_PATIENT_COLUMNS = (Patient.id, Patient.first_name, Patient.last_name, Patient.mrn)
+
+
 @cache
 def _page_statement() -> sa.Select:
     """Built once, as the session page's statements are (infusions/queries.py): building this
@@ -183,7 +197,11 @@ def _page_statement() -> sa.Select:
         sa.select(InfusionSession, *has_reason)
         .join(queue, queue.c.id == InfusionSession.id)
         .options(
-            joinedload(InfusionSession.patient),
+            # What a row of the queue shows (review/queue.html), not the session's sixty
+            # columns and its patient's history (a column left out loads on its own query,
+            # which the pinned query count would show).
+            load_only(*_QUEUE_COLUMNS),
+            joinedload(InfusionSession.patient).load_only(*_PATIENT_COLUMNS),
             with_staff(InfusionSession.clinician),
             with_staff(InfusionSession.physician),
         )
