@@ -11,7 +11,14 @@ from infusion_tracker.admin import services as admin
 from infusion_tracker.extensions import db
 from infusion_tracker.patients import assessments
 from infusion_tracker.patients import services as patients
-from tests.conftest import PASSWORD, add_reading, csrf_token_from, login, run_session
+from tests.conftest import (
+    PASSWORD,
+    add_reading,
+    audit_rows,
+    csrf_token_from,
+    login,
+    run_session,
+)
 
 
 def page(client, patient):
@@ -47,8 +54,9 @@ def test_shown_again_it_is_the_same_page_for_one_small_query(
     with count_queries() as again:
         second = page_at(client, url)
     assert without_tokens(second) == without_tokens(first)
-    # The signed-in user, the patient, the fingerprint, the audit row (last hash, insert).
-    assert again.count == 5, again.statements
+    # The signed-in user, the fingerprint (which also finds the patient), the audit row (last
+    # hash, insert).
+    assert again.count == 4, again.statements
 
 
 @pytest.mark.parametrize(
@@ -87,7 +95,10 @@ def test_every_change_the_page_shows_draws_it_again(
         data = {name: getattr(patient, name) for name in patients.PATIENT_FIELDS}
         patients.update_patient(patient, {**data, "last_name": "Redrawn"}, nurse, patient.version)
     db.session.commit()
-    assert shown in page(client, patient)
+    html = page(client, patient)
+    assert shown in html
+    if change == "patient":
+        assert "<title>Dana Redrawn ·" in html  # the title is drawn with the page
 
 
 def test_each_viewer_sees_what_they_may_do(app, series, make_staff):
@@ -132,3 +143,9 @@ def test_a_page_drawn_for_one_browser_carries_the_next_browser_s_own_token(
     db.session.refresh(patient)
     assert patient.active is False
     assert "Archived" in page(second, patient)
+
+
+def test_no_such_patient_is_404_and_leaves_no_audit_row(client, login_as, series):
+    login_as("np")
+    assert client.get("/patients/99999").status_code == 404
+    assert audit_rows("patient.viewed") == []

@@ -1,15 +1,17 @@
-"""The patient page's body drawn once for each state of what it shows (issue 8): a view finds
-it by one small query over the patient's sessions and scores, and only a change to one of
-them, to the patient, or to a name the page shows draws it again."""
+"""The patient page drawn once for each state of what it shows (issue 8): a view finds it by
+one small query over the patient, their sessions and scores (which also says whether the
+patient exists), and only a change to one of them, or to a name the page shows, draws it
+again: the patient and their history are loaded only then."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import abort, current_app
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
@@ -68,29 +70,43 @@ _FINGERPRINT = sa.union_all(
 )
 
 
-def fingerprint(patient_id: int) -> str:
+def fingerprint(patient_id: int) -> str | None:
+    """None: no such patient."""
     rows = db.session.execute(_FINGERPRINT, {"patient_id": patient_id}).all()
+    if not any(row[0] == "patient" for row in rows):
+        return None
     text = json.dumps(sorted(tuple(row) for row in rows), separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def drawn_body(patient: Patient, draw: Callable[[Markup], str]) -> Markup:
-    """The body `draw(csrf)` makes, kept under the patient's fingerprint and what else it
-    reads: who views (Correct and Void are offered by role and by who recorded the score),
-    today (the age), and the clinic's zone (every time on it)."""
+@dataclass(frozen=True)
+class DrawnPage:
+    title: str
+    body: Markup
+
+
+def drawn_page(patient_id: int, draw: Callable[[Markup], tuple[str, str]]) -> DrawnPage:
+    """The page's title and body `draw(csrf)` makes, kept under the patient's fingerprint and
+    what else it reads: who views (Correct and Void are offered by role and by who recorded
+    the score), today (the age), and the clinic's zone (every time on it). 404 when there is
+    no such patient."""
+    version = fingerprint(patient_id)
+    if version is None:
+        abort(404)
     key = (
-        patient.id,
-        fingerprint(patient.id),
+        patient_id,
+        version,
         current_user.id,
         current_user.is_physician,
         clinic_today(),
         current_app.config["CLINIC_TIMEZONE"],
     )
 
-    def kept() -> Markup:
+    def kept() -> DrawnPage:
+        title, body = draw(CSRF_SLOT)
         # Jinja escaped every value it wrote (autoescape).
-        return Markup(draw(CSRF_SLOT))  # noqa: S704
+        return DrawnPage(title, Markup(body))  # noqa: S704
 
     drawn = app_kept("drawn_patients", lambda: Memo(DRAWN_PATIENTS)).get(key, kept)
     # Markup.replace escapes the token.
-    return drawn.replace(CSRF_SLOT, generate_csrf())
+    return DrawnPage(drawn.title, drawn.body.replace(CSRF_SLOT, generate_csrf()))

@@ -25,7 +25,7 @@ from ..security import is_safe_next
 from ..timeutil import clinic_today, format_datetime, utcnow
 from . import assessments, history, services
 from .forms import AssessmentForm, PatientEditForm, PatientForm, PatientSearchForm, VoidForm
-from .page import drawn_body
+from .page import drawn_page
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
@@ -81,16 +81,15 @@ def new():
 @bp.route("/<int:patient_id>")
 @clinician_required
 def view(patient_id: int):
-    patient = services.get_patient_or_404(patient_id)
-    services.record_view(patient, _actor())
     session_url = None
     if SESSION_ENDPOINT in current_app.view_functions:
 
         def session_url(infusion):
             return url_for(SESSION_ENDPOINT, infusion_id=infusion.id)
 
-    def draw(csrf) -> str:
-        return render_template(
+    def draw(csrf) -> tuple[str, str]:
+        patient = services.get_patient_or_404(patient_id)
+        body = render_template(
             "patients/_view_body.html",
             patient=patient,
             history=history.patient_history(patient),
@@ -102,9 +101,11 @@ def view(patient_id: int):
             can_void=lambda a: assessments.can_void(a, current_user),
             csrf=csrf,
         )
+        return patient.full_name, body
 
-    body = drawn_body(patient, draw)
-    return render_template("patients/view.html", patient=patient, body=body)
+    page = drawn_page(patient_id, draw)  # 404: no audit row
+    services.record_view(patient_id, _actor())
+    return render_template("patients/view.html", title=page.title, body=page.body)
 
 
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])

@@ -192,9 +192,15 @@ def reactivate_patient(patient: Patient, actor: Staff) -> None:
     _set_active(patient, True, actor)
 
 
-def record_view(patient: Patient, actor: Staff) -> None:
+def record_view(patient_id: int, actor: Staff) -> None:
     """Viewing a patient's record is itself audited (who looked at whose chart)."""
-    audit.record("patient.viewed", entity=patient, patient_id=patient.id, actor=actor)
+    audit.record(
+        "patient.viewed",
+        entity_type=Patient.__tablename__,
+        entity_id=patient_id,
+        patient_id=patient_id,
+        actor=actor,
+    )
 
 
 def age_on(born: date, day: date) -> int:
