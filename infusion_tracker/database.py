@@ -32,6 +32,7 @@ import weakref
 
 import sqlalchemy as sa
 from flask import Flask, has_request_context
+from psycopg import IsolationLevel
 from sqlalchemy.engine import Engine
 
 from . import unit_of_work
@@ -216,7 +217,9 @@ def _sqlite_begin(conn):
     if conn.dialect.name != "sqlite":
         return
     # Straight to the driver: these run at every transaction's start, where SQLAlchemy's own
-    # execute (its events, its context) cost more than SQLite's work (issue 8).
+    # execute (its events, its context) cost more than SQLite's work (issue 8). All but
+    # BEGIN IMMEDIATE, which can fail ("database is locked") and must fail as SQLAlchemy's
+    # error, which the unit of work and the error pages answer.
     dbapi_connection = conn.connection.dbapi_connection
     checkpoint_path = getattr(dbapi_connection, "checkpoint_path", None)
     if checkpoint_path and has_request_context():
@@ -236,7 +239,25 @@ def _sqlite_begin(conn):
         conn.connection.info["synchronous"] = synchronous
     if isinstance(dbapi_connection, QueuedWrites):
         dbapi_connection.wait_turn_to_write()
-    dbapi_connection.execute("BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@sa.event.listens_for(Engine, "begin")
+def _postgresql_begin(conn):
+    """A page view's transaction on PostgreSQL reads one snapshot, read-only, as SQLite's
+    does: what a page keeps drawn under a fingerprint it read first (patients/page.py, the
+    board) is then drawn from the very state that fingerprint names, never from a later
+    commit. psycopg puts both in the BEGIN it sends (no round trip); a read-only transaction
+    is never refused for serialization, and a page view's writes wait for unit_of_work.finish,
+    which begins a transaction of its own."""
+    if conn.dialect.name != "postgresql":
+        return
+    reading = unit_of_work.is_read_request()
+    if conn.connection.info.get("snapshot_reads", False) != reading:
+        dbapi_connection = conn.connection.dbapi_connection
+        dbapi_connection.isolation_level = IsolationLevel.REPEATABLE_READ if reading else None
+        dbapi_connection.read_only = True if reading else None
+        conn.connection.info["snapshot_reads"] = reading
 
 
 def flush_log(session) -> None:

@@ -21,7 +21,7 @@ from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
-from ..memo import Memo, app_kept
+from ..memo import Memo, app_kept, packed, unpacked
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -268,10 +268,9 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
         system,
     )
 
-    def draw() -> Markup:
+    def draw() -> bytes:
         rows = _reading_rows(infusion, baseline, changeable)
-        # Jinja escaped every value it wrote (autoescape).
-        return Markup(  # noqa: S704
+        return packed(
             render_template(
                 "infusions/_readings_table.html",
                 lines=[table_line(row) for row in reversed(rows)],
@@ -282,10 +281,10 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
         )
 
     # Markup.replace escapes the token.
-    return readings_tables().get(key, draw).replace(CSRF_SLOT, generate_csrf())
+    return unpacked(readings_tables().get(key, draw)).replace(CSRF_SLOT, generate_csrf())
 
 
-def readings_tables() -> Memo[Markup]:
+def readings_tables() -> Memo[bytes]:
     """The app's drawn tables: shown again before anything in it changed, a table is not
     drawn again (a quarter of the session page's CPU, bench/RESULTS.md)."""
     return app_kept("readings_tables", lambda: Memo(MEMO_SESSIONS))

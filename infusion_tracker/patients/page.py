@@ -18,7 +18,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..memo import Memo, app_kept
+from ..memo import Memo, app_kept, packed, unpacked
 from ..models import Assessment, InfusionSession, Patient, Staff
 from ..timeutil import clinic_today
 
@@ -87,11 +87,8 @@ class DrawnPage:
 
 @dataclass(frozen=True)
 class _Kept:
-    """A drawn page as a worker keeps it: the body in UTF-8, half the memory of a Python
-    string once one character of it is past Latin-1 (an arrow, a dash, a name)."""
-
     title: str
-    body: bytes
+    body: bytes  # memo.packed
 
 
 def drawn_page(patient_id: int, draw: Callable[[Markup], tuple[str, str]]) -> DrawnPage:
@@ -113,9 +110,8 @@ def drawn_page(patient_id: int, draw: Callable[[Markup], tuple[str, str]]) -> Dr
 
     def kept() -> _Kept:
         title, body = draw(CSRF_SLOT)
-        return _Kept(title, body.encode())
+        return _Kept(title, packed(body))
 
     drawn = app_kept("drawn_patients", lambda: Memo(DRAWN_PATIENTS)).get(key, kept)
-    # Jinja escaped every value it wrote (autoescape); Markup.replace escapes the token.
-    body = Markup(drawn.body.decode())  # noqa: S704
-    return DrawnPage(drawn.title, body.replace(CSRF_SLOT, generate_csrf()))
+    # Markup.replace escapes the token.
+    return DrawnPage(drawn.title, unpacked(drawn.body).replace(CSRF_SLOT, generate_csrf()))
