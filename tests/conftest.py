@@ -131,6 +131,66 @@ def no_patient_named_in_a_flash(request):
         assert not named, f"a flash names a patient ({named}): {message}"
 
 
+@pytest.fixture(autouse=True)
+def every_change_to_a_sessions_rows_makes_a_new_version(request):
+    """Issue 8: what a worker keeps drawn (a session's readings table, the patient page) is
+    found by the session's version, so every request that adds, changes or voids a row of a
+    session (a reading, event, adverse event or score) must make a new version of that
+    session in the same transaction (guards.begin_row_change). An addendum, a later fact on a
+    signed session, leaves the version as signed: nothing kept draws addenda. Checked at every
+    commit of every request the suite drives."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    from flask import has_request_context
+
+    from infusion_tracker.models import (
+        AdverseEvent,
+        Assessment,
+        InfusionEvent,
+        InfusionSession,
+        Reading,
+    )
+
+    session_rows = (Reading, InfusionEvent, AdverseEvent, Assessment)
+    changed: set[int] = set()
+    versioned: set[int] = set()
+    broken: list[str] = []
+
+    def written(session, obj) -> bool:
+        return obj in session.new or session.is_modified(obj, include_collections=False)
+
+    def after_flush(session, context):
+        if not has_request_context():
+            return
+        for obj in [*session.new, *session.dirty]:
+            if isinstance(obj, InfusionSession) and written(session, obj):
+                versioned.add(obj.id)
+            elif isinstance(obj, session_rows) and obj.infusion_id and written(session, obj):
+                changed.add(obj.infusion_id)
+
+    def before_commit(session):
+        if changed - versioned:
+            broken.append(f"rows of sessions {sorted(changed - versioned)} changed, no new version")
+
+    def after_transaction_end(session, transaction):
+        if transaction.parent is None:
+            changed.clear()
+            versioned.clear()
+
+    hooks = (
+        ("after_flush", after_flush),
+        ("before_commit", before_commit),
+        ("after_transaction_end", after_transaction_end),
+    )
+    for name, hook in hooks:
+        sa.event.listen(sa.orm.Session, name, hook)
+    yield
+    for name, hook in hooks:
+        sa.event.remove(sa.orm.Session, name, hook)
+    assert not broken, broken
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()
