@@ -153,16 +153,22 @@ def every_change_to_a_sessions_rows_makes_a_new_version(request):
     )
 
     session_rows = (Reading, InfusionEvent, AdverseEvent, Assessment)
-    changed: set[int] = set()
-    versioned: set[int] = set()
     broken: list[str] = []
 
     def written(session, obj) -> bool:
         return obj in session.new or session.is_modified(obj, include_collections=False)
 
+    def seen(session) -> tuple[set[int], set[int]]:
+        """(sessions whose rows changed, sessions given a new version) in this ORM session's
+        transaction: per ORM session, since requests in threads commit side by side."""
+        return session.info.setdefault("rows_changed", set()), session.info.setdefault(
+            "versioned", set()
+        )
+
     def after_flush(session, context):
         if not has_request_context():
             return
+        changed, versioned = seen(session)
         for obj in [*session.new, *session.dirty]:
             if isinstance(obj, InfusionSession) and written(session, obj):
                 versioned.add(obj.id)
@@ -170,13 +176,14 @@ def every_change_to_a_sessions_rows_makes_a_new_version(request):
                 changed.add(obj.infusion_id)
 
     def before_commit(session):
+        changed, versioned = seen(session)
         if changed - versioned:
             broken.append(f"rows of sessions {sorted(changed - versioned)} changed, no new version")
 
     def after_transaction_end(session, transaction):
         if transaction.parent is None:
-            changed.clear()
-            versioned.clear()
+            session.info.pop("rows_changed", None)
+            session.info.pop("versioned", None)
 
     hooks = (
         ("after_flush", after_flush),
