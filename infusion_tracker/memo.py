@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from flask import current_app
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 T = TypeVar("T")
@@ -26,6 +27,12 @@ def app_kept(name: str, make: Callable[[], T]) -> T:
     return kept
 
 
+# Where a kept fragment's forms carry the CSRF token: filled in on each view (`shown`), since
+# the token is the viewer's own and signed afresh every second. Markup, so no text in a
+# fragment can spell it.
+CSRF_SLOT = Markup("<csrf-token>")
+
+
 def packed(html: str) -> bytes:
     """A drawn page or table as a worker keeps it: compressed, a tenth to a twentieth of the
     memory (HTML repeats itself), for some 40-80 µs to unpack on each view (bench/RESULTS.md,
@@ -33,9 +40,12 @@ def packed(html: str) -> bytes:
     return zlib.compress(html.encode(), 6)
 
 
-def unpacked(kept: bytes) -> Markup:
-    # Only ever what `packed` took: HTML Jinja drew, every value in it escaped.
-    return Markup(zlib.decompress(kept).decode())  # noqa: S704
+def shown(kept: bytes) -> Markup:
+    """A packed fragment as this view shows it: unpacked, with this viewer's CSRF token."""
+    # Only ever what `packed` took: HTML Jinja drew, every value in it escaped; and
+    # Markup.replace escapes the token.
+    fragment = Markup(zlib.decompress(kept).decode())  # noqa: S704
+    return fragment.replace(CSRF_SLOT, generate_csrf())
 
 
 class Memo(Generic[T]):

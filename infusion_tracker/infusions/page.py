@@ -15,13 +15,12 @@ from functools import lru_cache
 
 from flask import current_app, render_template
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
-from ..memo import Memo, app_kept, packed, unpacked
+from ..memo import CSRF_SLOT, Memo, app_kept, packed, shown
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -244,11 +243,6 @@ def table_line(row: ReadingRow) -> TableLine:
     )
 
 
-# Where the table's Void boxes carry the CSRF token: filled in after the memo, since the
-# token is signed afresh every second. Markup, so no text in the table can spell it.
-CSRF_SLOT = Markup("<csrf-token>")
-
-
 def readings_table(infusion: InfusionSession, baseline: Reading | None, changeable) -> Markup:
     """The readings table (newest first), memoised under the session's version."""
     zone, system = current_app.config["CLINIC_TIMEZONE"], current_app.config["UNITS"]
@@ -280,8 +274,7 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
             )
         )
 
-    # Markup.replace escapes the token.
-    return unpacked(readings_tables().get(key, draw)).replace(CSRF_SLOT, generate_csrf())
+    return shown(readings_tables().get(key, draw))
 
 
 def readings_tables() -> Memo[bytes]:

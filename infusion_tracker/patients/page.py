@@ -13,18 +13,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import abort, current_app
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..memo import Memo, app_kept, packed, unpacked
+from ..memo import CSRF_SLOT, Memo, app_kept, packed, shown
 from ..models import Assessment, InfusionSession, Patient, Staff
 from ..timeutil import clinic_today
 
-# Where the body's forms carry the CSRF token: filled in on each view (the token is signed
-# afresh every second). Markup, so no text in the body can spell it.
-CSRF_SLOT = Markup("<csrf-token>")
 # Patients each worker keeps drawn: more than a clinic's day of charts looked at, and more
 # than a round of the benchmark's 100 patients.
 DRAWN_PATIENTS = 128
@@ -113,5 +109,4 @@ def drawn_page(patient_id: int, draw: Callable[[Markup], tuple[str, str]]) -> Dr
         return _Kept(title, packed(body))
 
     drawn = app_kept("drawn_patients", lambda: Memo(DRAWN_PATIENTS)).get(key, kept)
-    # Markup.replace escapes the token.
-    return DrawnPage(drawn.title, unpacked(drawn.body).replace(CSRF_SLOT, generate_csrf()))
+    return DrawnPage(drawn.title, shown(drawn.body))
