@@ -14,7 +14,7 @@ together: rule, impact, page, element and axe's summary of what to fix."""
 
 import random
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
@@ -31,7 +31,7 @@ from infusion_tracker.models import LedgerEntry, Patient, Staff
 from infusion_tracker.patients import assessments
 from infusion_tracker.patients.services import PATIENT_FIELDS, update_patient
 from infusion_tracker.protocols.services import PROTOCOL_FIELDS, revise_protocol
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import clinic_today, utcnow
 from tests.browser_support import VIEWPORT, require, sign_in, sign_out
 from tests.conftest import PASSWORD, add_reading, run_session
 
@@ -154,7 +154,7 @@ def build_clinic(make_staff, make_patient, make_protocol, make_infusion):
     # The ledger: a box received, a draw for the checked-in session, a count one vial short.
     vials = ledger.receive_vials(
         actor=nurse, quantity=3, drug="ketamine", strength_mg_per_ml=50.0, volume_ml=10.0,
-        lot="KX-3107", expiry=date.today() + timedelta(days=365), supplier="Hikma",
+        lot="KX-3107", expiry=clinic_today() + timedelta(days=365), supplier="Hikma",
         invoice_number="DEA222-88120",
     )  # fmt: skip
     ledger.draw(checked_in, vials[0], nurse, checked_in.total_mg, 100.0)

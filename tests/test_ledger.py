@@ -1,6 +1,6 @@
 """The controlled-substance ledger's rules, on the real services and database."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from infusion_tracker.errors import RuleError
 from infusion_tracker.extensions import db
 from infusion_tracker.ledger import services
 from infusion_tracker.models import InfusionEvent, LedgerDiscrepancy, LedgerEntry, LedgerVial
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import clinic_today, utcnow
 from tests.conftest import PASSWORD, audit_rows
 
 
@@ -31,7 +31,7 @@ def receive(actor, quantity=1, strength=50.0, volume=10.0, expiry=None):
         strength_mg_per_ml=strength,
         volume_ml=volume,
         lot="LOT42",
-        expiry=expiry or date.today() + timedelta(days=365),
+        expiry=expiry or clinic_today() + timedelta(days=365),
         supplier="Hikma",
         invoice_number="DEA-222-0001",
     )
@@ -88,7 +88,7 @@ def test_draw_never_takes_a_vial_below_zero(staff, session):
 def test_an_expired_vial_cannot_be_drawn(staff, session):
     # Received long ago and expired since (written directly: receipt refuses an expired lot).
     vial = LedgerVial(strength_mg_per_ml=50, volume_ml=10, lot="OLD", supplier="S",
-                      invoice_number="I", expiry=date.today() - timedelta(days=1),
+                      invoice_number="I", expiry=clinic_today() - timedelta(days=1),
                       received_by_id=staff["np"].id, received_at=utcnow() - timedelta(days=400))
     db.session.add(vial)
     db.session.flush()

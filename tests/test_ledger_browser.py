@@ -1,14 +1,14 @@
 """In Chromium at 1024×768: receive a vial, draw for a session, record what the pump gave,
 waste the remainder with a witness, count the safe, print the vial's ledger."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
 from infusion_tracker.extensions import db
 from infusion_tracker.models import InfusionEvent
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import clinic_today, utcnow
 from tests.browser_support import shoot, sign_in
 from tests.conftest import PASSWORD
 
@@ -31,7 +31,7 @@ def test_a_vial_from_receipt_to_printed_ledger(
     page.goto(f"{base}/ledger/receive")
     page.get_by_label("Number of vials").fill("1")
     page.get_by_label("Lot number").fill("KET-2291")
-    page.get_by_label("Expiry date").fill((date.today() + timedelta(days=400)).isoformat())
+    page.get_by_label("Expiry date").fill((clinic_today() + timedelta(days=400)).isoformat())
     page.get_by_label("Supplier").fill("Hikma Pharmaceuticals")
     page.get_by_label("Invoice or DEA form number").fill("DEA222-88120")
     with page.expect_navigation():

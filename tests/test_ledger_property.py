@@ -3,7 +3,7 @@ balance (summed from the entries, and the worker's running sum) equal to an inde
 of the accepted entries, never below zero, and every microgram received is in a vial, given,
 wasted or still in hand."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +13,7 @@ from infusion_tracker.errors import RuleError
 from infusion_tracker.extensions import db
 from infusion_tracker.ledger import services
 from infusion_tracker.models import InfusionEvent, LedgerEntry
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import clinic_today, utcnow
 from tests.conftest import PASSWORD, reset_schema
 
 SESSIONS = 2
@@ -88,7 +88,7 @@ def test_any_sequence_keeps_the_ledger_whole(
             if op[0] == "receive":
                 (vial,) = services.receive_vials(
                     actor=nurse, quantity=1, drug="ketamine", strength_mg_per_ml=50,
-                    volume_ml=op[1], lot="L1", expiry=date.today() + timedelta(days=90),
+                    volume_ml=op[1], lot="L1", expiry=clinic_today() + timedelta(days=90),
                     supplier="S", invoice_number="I1",
                 )
                 vials.append(vial)

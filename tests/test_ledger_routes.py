@@ -1,18 +1,18 @@
 """The ledger's pages through HTTP: receive, draw, give, witnessed waste, count, reports."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
 from infusion_tracker.models import InfusionEvent, LedgerDiscrepancy, LedgerEntry, LedgerVial
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import clinic_today, utcnow
 from tests.conftest import PASSWORD, login
 
 
 def receive_form(**overrides):
     data = {"quantity": "2", "drug": "ketamine", "strength_mg_per_ml": "50", "volume_ml": "10",
-            "lot": "KX1234", "expiry": (date.today() + timedelta(days=300)).isoformat(),
+            "lot": "KX1234", "expiry": (clinic_today() + timedelta(days=300)).isoformat(),
             "supplier": "Hikma", "invoice_number": "INV-77"}
     data.update(overrides)
     return data
@@ -23,8 +23,8 @@ def test_receive_creates_vials_and_bad_input_names_the_field(client, login_as):
     refused = client.post("/ledger/receive", data=receive_form(strength_mg_per_ml="abc"))
     assert refused.status_code == 422
     assert "Strength" in refused.get_data(as_text=True)
-    expired = client.post("/ledger/receive",
-                          data=receive_form(expiry=(date.today() - timedelta(days=1)).isoformat()))
+    yesterday = (clinic_today() - timedelta(days=1)).isoformat()
+    expired = client.post("/ledger/receive", data=receive_form(expiry=yesterday))
     assert expired.status_code == 422 and "already expired" in expired.get_data(as_text=True)
     response = client.post("/ledger/receive", data=receive_form())
     assert response.status_code == 302
@@ -75,7 +75,7 @@ def test_admin_reads_reports_but_cannot_draw(client, make_staff, make_infusion):
     from infusion_tracker.ledger import services
 
     services.receive_vials(actor=nurse, quantity=1, drug="ketamine", strength_mg_per_ml=50,
-                           volume_ml=10, lot="L", expiry=date.today() + timedelta(days=9),
+                           volume_ml=10, lot="L", expiry=clinic_today() + timedelta(days=9),
                            supplier="S", invoice_number="I")
     infusion = make_infusion(clinician=nurse, status="checked_in")
     admin = make_staff("admin")
@@ -123,7 +123,7 @@ def test_vial_print_csv_and_correction(client, login_as):
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("Entry ID,") and len(lines) == 3
     assert ",CORRECTED," in lines[1] and lines[2].endswith(",450.0")
-    stock = client.get(f"/ledger/reports/stock?on={date.today().isoformat()}&format=csv")
+    stock = client.get(f"/ledger/reports/stock?on={clinic_today().isoformat()}&format=csv")
     assert "450.0" in stock.get_data(as_text=True)
     assert db.session.get(LedgerVial, 1) is not None
 
@@ -131,7 +131,7 @@ def test_vial_print_csv_and_correction(client, login_as):
 def test_period_report_and_stock_on_an_earlier_date(client, login_as):
     login_as("np")
     client.post("/ledger/receive", data=receive_form(quantity="1"))
-    today = date.today()
+    today = clinic_today()
     page = client.get(f"/ledger/reports/period?start={today}&end={today}").get_data(as_text=True)
     assert "Received" in page and "500.0 mg" in page
     csv_text = client.get(f"/ledger/reports/period?start={today}&end={today}&format=csv")

@@ -2,7 +2,7 @@
 the seeded sessions; its query count does not grow with the data."""
 
 import statistics
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from infusion_tracker.models import (
     Reading,
 )
 from infusion_tracker.quality import services
-from infusion_tracker.timeutil import utcnow
+from infusion_tracker.timeutil import clinic_today, utcnow
 
 WEIGHT = 80.0
 TOTAL_MG = 40.0  # 0.5 mg/kg × 80 kg over 40 min → 60 mg/h
@@ -113,7 +113,7 @@ def seeded(make_staff, make_patient, make_protocol):
                 taken_at=day0 - timedelta(days=5) + timedelta(days=offset * 3),
                 recorded_by_id=nurse.id))
     db.session.commit()
-    return services.Period(date.today() - timedelta(days=60), date.today())
+    return services.Period(clinic_today() - timedelta(days=60), clinic_today())
 
 
 def by_protocol(protocol):
