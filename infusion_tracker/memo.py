@@ -1,17 +1,20 @@
 """Drawn fragments a worker keeps: the last `size` keys, the least recently shown dropped first.
 
 For a fragment whose key is cheap to make and whose drawing is not (the session page's
-readings table): functools.lru_cache would need everything the drawing reads in its key."""
+readings table, the patient and session pages): functools.lru_cache would need everything
+the drawing reads in its key."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from flask import current_app
+from flask import current_app, g
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
@@ -27,12 +30,6 @@ def app_kept(name: str, make: Callable[[], T]) -> T:
     return kept
 
 
-# Where a kept fragment's forms carry the CSRF token: filled in on each view (`shown`), since
-# the token is the viewer's own and signed afresh every second. Markup, so no text in a
-# fragment can spell it.
-CSRF_SLOT = Markup("<csrf-token>")
-
-
 def packed(html: str) -> bytes:
     """A drawn page or table as a worker keeps it: compressed, a tenth to a twentieth of the
     memory (HTML repeats itself), for some 40-80 µs to unpack on each view (bench/RESULTS.md,
@@ -40,12 +37,55 @@ def packed(html: str) -> bytes:
     return zlib.compress(html.encode(), 6)
 
 
-def shown(kept: bytes) -> Markup:
-    """A packed fragment as this view shows it: unpacked, with this viewer's CSRF token."""
-    # Only ever what `packed` took: HTML Jinja drew, every value in it escaped; and
-    # Markup.replace escapes the token.
-    fragment = Markup(zlib.decompress(kept).decode())  # noqa: S704
-    return fragment.replace(CSRF_SLOT, generate_csrf())
+def per_view(make: Callable[[], str]) -> str:
+    """A value every view has its own of (a form's submission key, the time the page was
+    opened): `make()`; while a fragment is drawn to be kept (`keep`), a marker that each view
+    fills in with its own `make()`."""
+    fills = g.get("kept_fills")
+    if fills is None:
+        return make()
+    marker = secrets.token_hex(16)
+    fills.append((marker, make))
+    return marker
+
+
+@dataclass(frozen=True)
+class Kept:
+    title: str  # a page's (no per-view value in it); "" for a fragment
+    html: bytes  # packed
+    fills: tuple[tuple[str, Callable[[], str]], ...]  # (marker, what fills it in on each view)
+
+
+def keep(draw: Callable[[], tuple[str, str]]) -> Kept:
+    """The (title, html) `draw()` makes, as a worker keeps it: every value in the html that is
+    each view's own drawn as a marker, the CSRF token (every form's, and csrf_token()'s) and
+    each `per_view` value. The markers are random and never leave the server, so no text on a
+    page can spell one."""
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    csrf = secrets.token_hex(16)
+    fills = [(csrf, generate_csrf)]
+    # A kept fragment may be drawn inside another (the readings table in the session page):
+    # the outer drawing's token and markers are put back after the inner one.
+    outer = {name: g.pop(name) for name in (field, "kept_fills") if name in g}
+    setattr(g, field, csrf)  # what flask_wtf's generate_csrf returns for this request
+    g.kept_fills = fills
+    try:
+        title, html = draw()
+    finally:
+        g.pop(field)
+        g.pop("kept_fills")
+        for name, value in outer.items():
+            setattr(g, name, value)
+    return Kept(title, packed(html), tuple(fills))
+
+
+def shown(kept: Kept) -> Markup:
+    """A kept fragment as this view shows it: unpacked, each marker filled in for this view."""
+    # Only ever what `keep` took: HTML Jinja drew, every value in it escaped.
+    html = zlib.decompress(kept.html).decode()
+    for marker, make in kept.fills:
+        html = html.replace(marker, make())
+    return Markup(html)  # noqa: S704
 
 
 class Memo(Generic[T]):

@@ -133,12 +133,13 @@ def no_patient_named_in_a_flash(request):
 
 @pytest.fixture(autouse=True)
 def every_change_to_a_sessions_rows_makes_a_new_version(request):
-    """Issue 8: what a worker keeps drawn (a session's readings table, the patient page) is
-    found by the session's version, so every request that adds, changes or voids a row of a
-    session (a reading, event, adverse event or score) must make a new version of that
-    session in the same transaction (guards.begin_row_change). An addendum, a later fact on a
-    signed session, leaves the version as signed: nothing kept draws addenda. Checked at every
-    commit of every request the suite drives."""
+    """Issue 8: what a worker keeps drawn (a session's readings table, the patient and session
+    pages) is found by the session's version, so every request that adds, changes or voids a
+    row of a session (a reading, event, adverse event, score, ledger entry or recorded ledger
+    reason) must make a new version of that session in the same transaction
+    (guards.begin_row_change). An addendum, a later fact on a signed session, leaves the
+    version as signed: the session page's fingerprint names addenda (infusions/drawn.py).
+    Checked at every commit of every request the suite drives."""
     if "app" not in request.fixturenames:
         yield
         return
@@ -149,10 +150,13 @@ def every_change_to_a_sessions_rows_makes_a_new_version(request):
         Assessment,
         InfusionEvent,
         InfusionSession,
+        LedgerDiscrepancy,
+        LedgerEntry,
         Reading,
     )
 
-    session_rows = (Reading, InfusionEvent, AdverseEvent, Assessment)
+    session_rows = (Reading, InfusionEvent, AdverseEvent, Assessment, LedgerEntry,
+                    LedgerDiscrepancy)
     broken: list[str] = []
 
     def written(session, obj) -> bool:

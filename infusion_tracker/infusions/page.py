@@ -20,7 +20,7 @@ from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
-from ..memo import CSRF_SLOT, Memo, app_kept, packed, shown
+from ..memo import Kept, Memo, app_kept, keep, shown
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -262,22 +262,19 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
         system,
     )
 
-    def draw() -> bytes:
+    def draw() -> tuple[str, str]:
         rows = _reading_rows(infusion, baseline, changeable)
-        return packed(
-            render_template(
-                "infusions/_readings_table.html",
-                lines=[table_line(row) for row in reversed(rows)],
-                baseline_at=baseline.taken_at if baseline else None,
-                void_csrf=CSRF_SLOT,
-                void_reason_max=VOID_REASON_MAX,
-            )
+        return "", render_template(
+            "infusions/_readings_table.html",
+            lines=[table_line(row) for row in reversed(rows)],
+            baseline_at=baseline.taken_at if baseline else None,
+            void_reason_max=VOID_REASON_MAX,
         )
 
-    return shown(readings_tables().get(key, draw))
+    return shown(readings_tables().get(key, lambda: keep(draw)))
 
 
-def readings_tables() -> Memo[bytes]:
+def readings_tables() -> Memo[Kept]:
     """The app's drawn tables: shown again before anything in it changed, a table is not
     drawn again (a quarter of the session page's CPU, bench/RESULTS.md)."""
     return app_kept("readings_tables", lambda: Memo(MEMO_SESSIONS))
@@ -764,6 +761,13 @@ def render_session_page(infusion_id: int, status: int = 200, **forms):
 
 def session_page(infusion: InfusionSession, status: int = 200, **forms):
     """The session page of a session loaded with queries.get_infusion_or_404(..., full=True)."""
+    title, body = session_body(infusion, **forms)
+    return page_around(title, Markup(body)), status  # noqa: S704 (drawn by Jinja, escaped)
+
+
+def session_body(infusion: InfusionSession, **forms) -> tuple[str, str]:
+    """The session page's title and body (infusions/drawn.py keeps them for a finished
+    session)."""
     now = utcnow()
     charting_forms = {name: forms.pop(name) for name in CHARTING_FORMS if name in forms}
     lifecycle = lifecycle_context(infusion, now)
@@ -773,4 +777,10 @@ def session_page(infusion: InfusionSession, status: int = 200, **forms):
         **_lifecycle_forms(infusion, lifecycle["actions"]),
         **forms,
     }
-    return render_template("infusions/detail.html", **context), status
+    title = f"{infusion.patient.full_name} · session {infusion.series_number}"
+    return title, render_template("infusions/_detail_body.html", **context)
+
+
+def page_around(title: str, body: Markup) -> str:
+    """The layout (navigation, messages) around a session page's body: drawn on each view."""
+    return render_template("infusions/detail.html", title=title, body=body)

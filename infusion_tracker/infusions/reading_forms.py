@@ -25,6 +25,7 @@ from wtforms.widgets import TextInput
 from .. import clinical, units
 from ..fields import ClinicTimeField, NumberField
 from ..inputs import bounded_id
+from ..memo import per_view
 from ..models import AdverseEvent, Reading
 from ..timeutil import from_clinic, to_clinic, utcnow
 from ..vocab import ADVERSE_EVENT_TYPES, AE_SEVERITIES, AVPU, INFUSION_ACTIONS, PHASES, RHYTHMS
@@ -85,11 +86,17 @@ class WholeNumberField(IntegerField):
 
 SUBMISSION_KEY_MAX = 64  # the column's width (Reading.submission_key)
 
+def new_submission_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
 class SubmissionKeyMixin:
     """A random key drawn afresh with each blank form and stored with what it records, so
-    the same form posted twice stores once (issue 9)."""
+    the same form posted twice stores once (issue 9). Each view of a kept session page has
+    its own (memo.per_view): two tabs sharing one would take the second's reading for a retry
+    of the first."""
 
-    submission_key = HiddenField(default=lambda: secrets.token_urlsafe(24))
+    submission_key = HiddenField(default=lambda: per_view(new_submission_key))
 
     def validate_submission_key(self, field) -> None:
         # Hidden, so said at the top of the form: only a tampered page gets here.

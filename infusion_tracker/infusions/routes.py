@@ -17,12 +17,12 @@ from flask_login import current_user
 from .. import audit, clinical, units
 from ..errors import RuleError, form_status, refusals_on
 from ..extensions import db
-from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, Protocol, Reading, Staff
+from ..models import CLINICAL_ROLES, ROLE_PHYSICIAN, InfusionSession, Protocol, Reading, Staff
 from ..patients.services import get_patient_or_404
 from ..permissions import clinician_required
 from ..timeutil import format_time, utcnow
 from . import adverse_events as ae_services
-from . import guards, lifecycle, page, queries
+from . import drawn, guards, lifecycle, page, queries
 from . import readings as reading_services
 from .forms import DetailsForm, DischargeForm, PlanForm
 from .reading_forms import AdverseEventForm, ReadingForm, ReasonForm, ReviewForm
@@ -90,9 +90,13 @@ def plan(patient_id: int):
 @bp.route("/infusions/<int:infusion_id>")
 @clinician_required
 def detail(infusion_id: int):
-    infusion = queries.get_infusion_or_404(infusion_id, full=True)  # 404: no audit row
-    shown = page.session_page(infusion)
-    audit.record("session.viewed", entity=infusion, patient_id=infusion.patient_id)
+    shown, patient_id = drawn.shown_session_page(infusion_id)  # 404: no audit row
+    audit.record(
+        "session.viewed",
+        entity_type=InfusionSession.__tablename__,
+        entity_id=infusion_id,
+        patient_id=patient_id,
+    )
     return shown
 
 

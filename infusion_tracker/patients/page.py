@@ -17,7 +17,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..memo import CSRF_SLOT, Memo, app_kept, packed, shown
+from ..memo import Kept, Memo, app_kept, keep, shown
 from ..models import Assessment, InfusionSession, Patient, Staff
 from ..timeutil import clinic_today
 
@@ -81,14 +81,8 @@ class DrawnPage:
     body: Markup
 
 
-@dataclass(frozen=True)
-class _Kept:
-    title: str
-    body: bytes  # memo.packed
-
-
-def drawn_page(patient_id: int, draw: Callable[[Markup], tuple[str, str]]) -> DrawnPage:
-    """The page's title and body `draw(csrf)` makes, kept under the patient's fingerprint and
+def drawn_page(patient_id: int, draw: Callable[[], tuple[str, str]]) -> DrawnPage:
+    """The page's title and body `draw()` makes, kept under the patient's fingerprint and
     what else it reads: who views (Correct and Void are offered by role and by who recorded
     the score), today (the age), and the clinic's zone (every time on it). 404 when there is
     no such patient."""
@@ -104,9 +98,6 @@ def drawn_page(patient_id: int, draw: Callable[[Markup], tuple[str, str]]) -> Dr
         current_app.config["CLINIC_TIMEZONE"],
     )
 
-    def kept() -> _Kept:
-        title, body = draw(CSRF_SLOT)
-        return _Kept(title, packed(body))
-
-    drawn = app_kept("drawn_patients", lambda: Memo(DRAWN_PATIENTS)).get(key, kept)
-    return DrawnPage(drawn.title, shown(drawn.body))
+    drawn = app_kept("drawn_patients", lambda: Memo[Kept](DRAWN_PATIENTS))
+    kept = drawn.get(key, lambda: keep(draw))
+    return DrawnPage(kept.title, shown(kept))

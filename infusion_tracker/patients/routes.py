@@ -87,7 +87,7 @@ def view(patient_id: int):
         def session_url(infusion):
             return url_for(SESSION_ENDPOINT, infusion_id=infusion.id)
 
-    def draw(csrf) -> tuple[str, str]:
+    def draw() -> tuple[str, str]:
         patient = services.get_patient_or_404(patient_id)
         body = render_template(
             "patients/_view_body.html",
@@ -99,7 +99,6 @@ def view(patient_id: int):
             can_plan=PLAN_ENDPOINT in current_app.view_functions,
             score_label=assessments.score_label,
             can_void=lambda a: assessments.can_void(a, current_user),
-            csrf=csrf,
         )
         return patient.full_name, body
 

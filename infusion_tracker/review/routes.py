@@ -23,6 +23,7 @@ from ..errors import refusals_on
 from ..infusions.page import render_session_page
 from ..infusions.queries import get_infusion_or_404
 from ..inputs import page_number
+from ..memo import per_view
 from ..models import (
     Addendum,
     InfusionSession,
@@ -54,8 +55,10 @@ def _hidden_errors_to_summary(form: SignForm) -> None:
     form.form_errors.extend(form.version.errors)
 
 
-def _auth_at() -> float:
-    return float(session.get("auth_at", 0))
+def reauth_needed_now() -> bool:
+    """Whether signing now asks for the password again (this browser's last sign-in or
+    password entry is older than REAUTH_MINUTES)."""
+    return services.reauth_needed(float(session.get("auth_at", 0)))
 
 
 @bp.route("/infusions/<int:infusion_id>/sign", methods=["POST"])
@@ -75,7 +78,7 @@ def sign(infusion_id: int):
                 form.attestation.data,
                 form.version.data,
                 password=form.password.data,
-                password_required=services.reauth_needed(_auth_at()),
+                password_required=reauth_needed_now(),
                 opened_at=form.opened_at_utc(),
             )
         except services.ReauthFailed as error:
@@ -139,7 +142,7 @@ def signature_panel(
             formdata=None,
             attestation=current_app.config["ATTESTATION_TEXT"],
             version=infusion.version,
-            opened_at=utcnow().isoformat(),
+            opened_at=per_view(lambda: utcnow().isoformat()),
         )
     else:
         sign_form = None
@@ -151,5 +154,5 @@ def signature_panel(
         addenda=infusion.addenda,  # eager-loaded with their authors by the session page
         sign_form=sign_form,
         addendum_form=addendum_form,
-        reauth_needed=bool(sign_form) and services.reauth_needed(_auth_at()),
+        reauth_needed=bool(sign_form) and reauth_needed_now(),
     )

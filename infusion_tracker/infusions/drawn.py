@@ -1,0 +1,155 @@
+"""The session page of a finished session drawn once for each state of what it shows (issue 8),
+as the patient page is: a view finds it by one small query over the session and the rows it
+shows (which also says whether the session exists), and only a change to one of them, or to a
+name the page shows, draws it again: the session and its rows are loaded only then.
+
+Only a session the clock no longer changes is kept: discharged or cancelled, the pump stopped.
+While a session runs, its page shows what the pump has given so far, the minutes infused, the
+next reading due and the observation left, all moving with the clock: it is drawn on each view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import abort, current_app
+from flask_login import current_user
+
+from ..extensions import db
+from ..inputs import arg_id
+from ..memo import Kept, Memo, app_kept, keep, shown
+from ..models import (
+    Addendum,
+    AdverseEvent,
+    Assessment,
+    InfusionEvent,
+    InfusionSession,
+    LedgerEntry,
+    Patient,
+    Reading,
+    Staff,
+)
+from ..review.routes import reauth_needed_now
+from . import page, queries
+from .reading_forms import clinic_now
+
+# Statuses whose page no clock changes (but the minute the blank forms offer as their time).
+KEPT_STATUSES = ("discharged", "cancelled")
+# Sessions each worker keeps drawn: as many as it keeps readings tables.
+DRAWN_SESSIONS = page.MEMO_SESSIONS
+
+SESSION = sa.bindparam("infusion_id")
+# The rows of a session the page shows. A new or changed one makes a new session version in
+# the same transaction (guards.begin_row_change; tests/conftest.py checks it at every commit
+# the suite makes), but for an addendum.
+SHOWN_ROWS = (Reading, InfusionEvent, AdverseEvent, Assessment, Addendum, LedgerEntry)
+
+
+def _staff_columns(model) -> list[sa.Column]:
+    return [
+        column
+        for column in model.__table__.columns
+        if any(key.column.table.name == "staff" for key in column.foreign_keys)
+    ]
+
+
+# Everyone the page can name: each staff column of the session and of every row it shows.
+_NAMED = sa.union(
+    *(
+        sa.select(column).where(InfusionSession.id == SESSION)
+        for column in _staff_columns(InfusionSession)
+    ),
+    *(
+        sa.select(column).where(model.__table__.c.infusion_id == SESSION)
+        for model in SHOWN_ROWS
+        for column in _staff_columns(model)
+    ),
+)
+
+
+def _row(kind: str, row_id, number=None, first=None, second=None) -> tuple:
+    """One row of the fingerprint: (kind, id, a number, two texts)."""
+    return (
+        sa.literal(kind),
+        row_id,
+        sa.cast(sa.null() if number is None else number, sa.Integer),
+        sa.cast(sa.null() if first is None else first, sa.String),
+        sa.cast(sa.null() if second is None else second, sa.String),
+    )
+
+
+# Everything the page shows, by what changes it: the session's version, its patient's version,
+# its addenda (written after the signature, they leave the version as signed), and the name
+# of everyone the page names. The monitor values still waiting stay as they are once the
+# session is discharged or cancelled (accepting or dismissing them is refused).
+_FINGERPRINT = sa.union_all(
+    sa.select(
+        *_row("session", InfusionSession.id, InfusionSession.version, InfusionSession.status)
+    ).where(InfusionSession.id == SESSION),
+    sa.select(*_row("patient", Patient.id, Patient.version))
+    .join(InfusionSession, InfusionSession.patient_id == Patient.id)
+    .where(InfusionSession.id == SESSION),
+    sa.select(*_row("addendum", Addendum.id)).where(Addendum.infusion_id == SESSION),
+    sa.select(*_row("staff", Staff.id, None, Staff.full_name, Staff.credentials)).where(
+        Staff.id.in_(_NAMED)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    digest: str
+    status: str
+    patient_id: int
+
+
+def fingerprint(infusion_id: int) -> Fingerprint | None:
+    """None: no such session."""
+    rows = db.session.execute(_FINGERPRINT, {"infusion_id": infusion_id}).all()
+    session = next((row for row in rows if row[0] == "session"), None)
+    if session is None:
+        return None
+    patient_id = next(row[1] for row in rows if row[0] == "patient")
+    text = json.dumps(sorted(tuple(row) for row in rows), separators=(",", ":"), default=str)
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return Fingerprint(digest, session[3], patient_id)
+
+
+def shown_session_page(infusion_id: int) -> tuple[str, int]:
+    """The session page and its patient's id; 404 when there is no such session. A finished
+    session's body is kept under its fingerprint and what else the page reads: who views
+    (role and own rows decide Void, Correct, signing and the ledger's forms), the minute (the
+    time the blank reading and adverse-event forms offer), the row named in the address (the
+    reading just saved, the critical reading an adverse event answers), whether signing asks
+    for the password again, and the clinic's zone and units."""
+    found = fingerprint(infusion_id)
+    if found is None:
+        abort(404)
+    if found.status not in KEPT_STATUSES:
+        return page.session_page(queries.get_infusion_or_404(infusion_id, full=True))[0], (
+            found.patient_id
+        )
+    key = (
+        infusion_id,
+        found.digest,
+        current_user.id,
+        current_user.role,
+        clinic_now(),
+        arg_id("saved"),
+        arg_id("ae_reading"),
+        current_user.is_physician and reauth_needed_now(),
+        current_app.config["CLINIC_TIMEZONE"],
+        current_app.config["UNITS"],
+    )
+
+    def draw() -> tuple[str, str]:
+        return page.session_body(queries.get_infusion_or_404(infusion_id, full=True))
+
+    kept = app_kept("drawn_sessions", lambda: Memo[Kept](DRAWN_SESSIONS)).get(
+        key, lambda: keep(draw)
+    )
+    return page.page_around(kept.title, shown(kept)), found.patient_id
+

@@ -1,0 +1,340 @@
+"""A finished session's page is drawn once for each state of what it shows (issue 8,
+infusions/drawn.py): shown again it is the same page for one small query, every change the
+page shows, made the way the app makes it, draws it again, and every view has its own CSRF
+token, submission keys and opening time. A running session's page moves with the clock and is
+drawn on each view."""
+
+import re
+import time
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from infusion_tracker import timeutil
+from infusion_tracker.admin import services as admin
+from infusion_tracker.devices import services as devices
+from infusion_tracker.errors import RuleError
+from infusion_tracker.extensions import db
+from infusion_tracker.infusions import adverse_events, lifecycle
+from infusion_tracker.infusions import readings as reading_services
+from infusion_tracker.ledger.services import explain_session
+from infusion_tracker.models import AdverseEvent
+from infusion_tracker.patients import assessments
+from infusion_tracker.patients import services as patients
+from infusion_tracker.review import services as review
+from tests.conftest import (
+    ALDRETE,
+    PASSWORD,
+    add_reading,
+    audit_rows,
+    csrf_token_from,
+    login,
+    run_session,
+)
+from tests.test_devices import oru
+
+# What each view draws afresh: the CSRF token, the forms' submission keys, the time the sign
+# form was opened, and the time the blank reading and adverse-event forms offer.
+PER_VIEW = re.compile(
+    r'(csrf_token" type="hidden" value="|name="csrf_token" value="|data-csrf-token="'
+    r'|submission_key" type="hidden" value="|opened_at" type="hidden" value=")[^"]*"'
+)
+FORM_TIMES = re.compile(r'((?:taken_at(?:_default)?|onset_at)"[^>]*? value=)"[^"]*"')
+
+
+def without_per_view(html: str) -> str:
+    return FORM_TIMES.sub(r"\1", PER_VIEW.sub(r"\1", html))
+
+
+def page_at(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def values(html: str, name: str) -> list[str]:
+    return re.findall(rf'name="[^"]*{name}" type="hidden" value="([^"]*)"', html) + re.findall(
+        rf'type="hidden" name="[^"]*{name}" value="([^"]*)"', html
+    )
+
+
+@pytest.fixture
+def finished(make_patient, make_infusion, make_protocol, make_staff):
+    """A discharged session awaiting its signature, with a reading in recovery charted by
+    Nia Nurse (`infusion.recovery_reading`)."""
+    patient = make_patient(first_name="Dana", last_name="Drawn")
+    infusion = run_session(make_infusion(patient=patient, protocol=make_protocol()),
+                           "recovery", started_minutes_ago=120, infused_minutes=40)
+    nurse = make_staff("np", full_name="Nia Nurse", credentials="APRN")
+    reading = add_reading(infusion, nurse, phase="recovery", minutes_ago=30)
+    at = infusion.ended_at + timedelta(minutes=infusion.protocol.min_observation_min)
+    lifecycle.discharge(infusion, {**ALDRETE, "escort": "Sam Escort", "at": at}, nurse)
+    db.session.commit()
+    infusion.recovery_reading = reading
+    return infusion
+
+
+def url(infusion) -> str:
+    return f"/infusions/{infusion.id}"
+
+
+def within_one_minute() -> None:
+    """The clinic's minute is in the key (the blank forms' time): views that must find the
+    same page are made well inside one minute."""
+    if timeutil.utcnow().second >= 55:
+        time.sleep(60 - timeutil.utcnow().second)
+
+
+def test_shown_again_it_is_the_same_page_for_one_small_query(
+    client, login_as, finished, count_queries
+):
+    login_as("np")
+    within_one_minute()
+    address = url(finished)
+    first = page_at(client, address)
+    with count_queries() as again:
+        second = page_at(client, address)
+    assert without_per_view(second) == without_per_view(first)
+    # The signed-in user, the fingerprint (which also finds the session), the audit row (last
+    # hash, insert).
+    assert again.count == 4, "\n".join(s[:300] for s in again.statements)
+    assert len(audit_rows("session.viewed")) == 2
+
+
+@pytest.mark.parametrize(
+    "change, shown",
+    [
+        ("void", "Entered on the wrong patient"),
+        ("adverse event", "Nausea after discharge"),
+        ("score", "GAD-7"),
+        ("signature", "Signed — locked."),
+        ("addendum", "Called the next day: well."),
+        ("ledger reason", "Does not balance"),  # gone: the physician said why
+        ("clinician", "Renamed Clinician, RN"),
+        ("recorder", "Renamed Recorder, APRN"),
+        ("patient", "Allergies:</strong> Latex"),
+    ],
+)
+def test_every_change_the_page_shows_draws_it_again(
+    client, login_as, finished, make_staff, change, shown
+):
+    physician = finished.physician
+    assert login(client, physician.username).status_code == 302
+    reading = finished.recovery_reading
+    nurse = reading.recorded_by
+    if change == "addendum":
+        explain_session(finished, physician, "Test session without a drawn vial.")
+        review.sign_infusion(finished, physician, "Reviewed.", finished.version,
+                             password_required=False)
+    db.session.commit()
+    before = page_at(client, url(finished))
+    assert change == "ledger reason" or shown not in before
+    if change == "void":
+        reading_services.void_reading(reading, nurse, "Entered on the wrong patient")
+    elif change == "adverse event":
+        adverse_events.record_adverse_event(
+            finished,
+            {"event_type": "nausea", "severity": "mild", "infusion_action": "none",
+             "onset_at": timeutil.utcnow() - timedelta(minutes=2),
+             "intervention": "Nausea after discharge"},
+            nurse,
+        )
+    elif change == "score":
+        assessments.record_assessment(
+            finished.patient, instrument="gad7", score=9, actor=nurse, infusion=finished
+        )
+    elif change == "signature":
+        explain_session(finished, physician, "Test session without a drawn vial.")
+        review.sign_infusion(finished, physician, "Reviewed.", finished.version,
+                             password_required=False)
+    elif change == "addendum":
+        review.add_addendum(finished, physician, "Called the next day: well.")
+    elif change == "ledger reason":
+        explain_session(finished, physician, "Vial broken in the safe.")
+    elif change == "clinician":
+        admin.update_staff(finished.clinician, "Renamed Clinician", "RN", make_staff("admin"))
+    elif change == "recorder":
+        admin.update_staff(nurse, "Renamed Recorder", "APRN", make_staff("admin"))
+    else:
+        patient = finished.patient
+        data = {name: getattr(patient, name) for name in patients.PATIENT_FIELDS}
+        patients.update_patient(patient, {**data, "allergies": "Latex"}, nurse, patient.version)
+    db.session.commit()
+    if change == "ledger reason":
+        assert shown in before and shown not in page_at(client, url(finished))
+    else:
+        assert shown in page_at(client, url(finished))
+
+
+def test_monitor_values_waiting_at_discharge_stay_as_they_are(client, login_as, make_infusion):
+    """Values the monitor sent in recovery still wait on the page after discharge, and no one
+    can accept or dismiss them any more: the fingerprint need not name them."""
+    nurse = login_as("np")
+    device, _token = devices.register_device("Room 4 monitor", "Room 4", None, "00A0370000000001")
+    infusion = run_session(make_infusion(room="Room 4"), "recovery", started_minutes_ago=120,
+                           infused_minutes=40)
+    devices.receive(device, oru(), via="test")
+    at = infusion.ended_at + timedelta(minutes=infusion.protocol.min_observation_min)
+    lifecycle.discharge(infusion, {**ALDRETE, "escort": "Sam Escort", "at": at}, nurse)
+    db.session.commit()
+    assert "From the monitor" in page_at(client, url(infusion))
+    (proposed,) = devices.pending_for(infusion)
+    for decide in (lambda: devices.dismiss(proposed, nurse, "Artefact"),
+                   lambda: devices.accept(proposed, nurse)):
+        with pytest.raises(RuleError, match="discharged session"):
+            decide()
+        db.session.rollback()
+    assert "From the monitor" in page_at(client, url(infusion))
+
+
+def test_each_view_has_its_own_keys_and_opening_time(client, login_as, finished):
+    login_as("physician")
+    first = page_at(client, url(finished))
+    second = page_at(client, url(finished))
+    for name in ("submission_key", "opened_at"):
+        assert values(first, name) and values(second, name)
+        assert not set(values(first, name)) & set(values(second, name)), name
+    keys = values(second, "submission_key")
+    assert len(keys) == 1  # the adverse event form's (no reading is charted after discharge)
+    assert datetime.fromisoformat(values(second, "opened_at")[0]) > datetime.fromisoformat(
+        values(first, "opened_at")[0]
+    )
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_two_tabs_of_a_kept_page_each_record_their_adverse_event(app, finished):
+    """Two browsers of one nurse, the second shown the page drawn for the first: each posts an
+    adverse event with its own token and key, and both are recorded (one key shared by both
+    would take the second for a retry of the first and drop it)."""
+    nurse = finished.clinician
+    tabs = [app.test_client(), app.test_client()]
+    for tab in tabs:
+        token = csrf_token_from(tab.get("/login").get_data(as_text=True))
+        data = {"username": nurse.username, "password": PASSWORD, "csrf_token": token}
+        assert tab.post("/login", data=data).status_code == 302
+    shown = [page_at(tab, url(finished)) for tab in tabs]
+    action = f'action="/infusions/{finished.id}/adverse-events"'
+    for tab, html in zip(tabs, shown, strict=True):
+        form = html[html.index(action) :]
+        form = form[: form.index("</form>")]
+        data = {
+            "ae-csrf_token": values(form, "csrf_token")[0],
+            "ae-submission_key": values(form, "submission_key")[0],
+            "ae-onset_at": re.search(r'onset_at"[^>]*? value="([^"]*)"', form).group(1),
+            "ae-event_type": "nausea",
+            "ae-severity": "mild",
+            "ae-infusion_action": "none",
+        }
+        response = tab.post(f"/infusions/{finished.id}/adverse-events", data=data)
+        assert response.status_code == 302, response.get_data(as_text=True)[:3000]
+    assert db.session.scalar(sa.select(sa.func.count(AdverseEvent.id))) == 2
+
+
+def clock_at(monkeypatch, instant: datetime) -> None:
+    """Hold the app's clock (timeutil.utcnow, which every page asks) at `instant`."""
+
+    class Held(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return instant.astimezone(tz)
+
+    monkeypatch.setattr(timeutil, "datetime", Held)
+
+
+@pytest.mark.parametrize("status", ["discharged", "cancelled"])
+def test_no_clock_changes_a_kept_page_but_its_forms_time(
+    app, client, login_as, make_infusion, monkeypatch, status
+):
+    """What makes a page safe to keep: drawn hours later it is the same page, but the time
+    its blank forms offer (the minute is in the key)."""
+    login_as("physician")
+    infusion = make_infusion()
+    if status == "cancelled":
+        lifecycle.cancel_infusion(infusion, infusion.clinician, "Patient unwell")
+    else:
+        run_session(infusion, "discharged", started_minutes_ago=120, infused_minutes=40)
+    db.session.commit()
+    now = page_at(client, url(infusion))
+    clock_at(monkeypatch, timeutil.utcnow() + timedelta(hours=3, minutes=7))
+    then = page_at(client, url(infusion))
+    assert without_per_view(then) == without_per_view(now)
+    if status == "discharged":  # a cancelled session takes no adverse event
+        # The minute is in the key: the later view's adverse event form offers the later time.
+        onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
+        assert onset.search(then).group(1) > onset.search(now).group(1)
+
+
+def test_a_running_session_moves_with_the_clock_and_is_drawn_on_each_view(
+    client, login_as, make_infusion, monkeypatch
+):
+    """Within one minute, what the pump has given so far grows: a kept page would not."""
+    login_as("np")
+    infusion = run_session(make_infusion(), "infusing", started_minutes_ago=10)
+    db.session.commit()
+    minute = timeutil.utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    given = re.compile(r"Given so far</dt><dd><strong>([^<]*)</strong>")
+    shown = []
+    for seconds in (2, 50):
+        clock_at(monkeypatch, minute + timedelta(seconds=seconds))
+        shown.append(given.search(page_at(client, url(infusion))).group(1))
+    assert shown[0] != shown[1], shown
+
+
+def test_each_viewer_sees_what_they_may_do(app, finished, make_staff):
+    """The recorder may void her reading until the signature, another nurse may not; the
+    supervising physician is offered the signature."""
+    void_url = f"/readings/{finished.recovery_reading.id}/void"
+    viewers = {
+        "recorder": finished.recovery_reading.recorded_by,
+        "another nurse": make_staff("np"),
+        "physician": finished.physician,
+    }
+    shown = {}
+    for name, viewer in viewers.items():
+        browser = app.test_client()
+        assert login(browser, viewer.username).status_code == 302
+        shown[name] = page_at(browser, url(finished))
+    assert void_url in shown["recorder"]
+    assert void_url not in shown["another nurse"]
+    assert "Awaiting your signature" in shown["physician"]
+    assert "Awaiting your signature" not in shown["another nurse"]
+
+
+def test_signing_asks_for_the_password_again_once_the_window_has_passed(
+    app, client, finished
+):
+    assert login(client, finished.physician.username).status_code == 302
+    assert 'name="password"' not in page_at(client, url(finished))
+    with client.session_transaction() as browser_session:
+        minutes = app.config["REAUTH_MINUTES"]
+        browser_session["auth_at"] = browser_session["auth_at"] - minutes * 60 - 1
+    assert 'name="password"' in page_at(client, url(finished))
+
+
+def test_the_address_s_reading_is_its_own_page(client, login_as, finished):
+    """?saved= highlights the reading just charted; ?ae_reading= opens the adverse event form
+    on a critical reading: each is drawn for what it names."""
+    login_as("np")
+    reading = finished.recovery_reading
+    plain = page_at(client, url(finished))
+    answering = page_at(client, f"{url(finished)}?ae_reading={reading.id}")
+    assert f'name="ae-reading_id" type="hidden" value="{reading.id}"' in answering
+    assert f'name="ae-reading_id" type="hidden" value="{reading.id}"' not in plain
+
+
+def test_no_such_session_is_404_and_leaves_no_audit_row(client, login_as):
+    login_as("np")
+    assert client.get("/infusions/99999").status_code == 404
+    assert audit_rows("session.viewed") == []
+
+
+def test_a_refused_form_is_shown_as_typed_and_never_kept(client, login_as, finished):
+    login_as("np")
+    page_at(client, url(finished))
+    form = {"ae-event_type": "nausea", "ae-severity": "mild", "ae-infusion_action": "none",
+            "ae-onset_at": "not a time", "ae-intervention": "Ginger ale"}
+    refused = client.post(f"/infusions/{finished.id}/adverse-events", data=form)
+    assert refused.status_code == 422
+    assert "Ginger ale" in refused.get_data(as_text=True)
+    assert "Ginger ale" not in page_at(client, url(finished))
