@@ -76,7 +76,22 @@ def keep(draw: Callable[[], tuple[str, str]]) -> Kept:
         g.pop("kept_fills")
         for name, value in outer.items():
             setattr(g, name, value)
-    return Kept(title, packed(html), tuple(fills))
+    # Only the markers drawn: a fragment without a form leaves its token to the page's layout.
+    return Kept(title, packed(html), tuple(fill for fill in fills if fill[0] in html))
+
+
+def kept(name: str, key: Hashable, draw: Callable[[], tuple[str, str]], size: int) -> Kept:
+    """The (title, html) `draw()` makes, kept under `key` among the app's `size` last of
+    `name`: `key` must change with everything the html shows."""
+    drawn = app_kept(name, lambda: Memo[Kept](size))
+    return drawn.get(key, lambda: keep(draw))
+
+
+def drawn(name: str, key: Hashable, draw: Callable[[], str], size: int = 128) -> Markup:
+    """A fragment (a table of results, say) kept under `key`, as this view shows it. For a
+    fragment whose key is its content (the rows it lists), cheap to read, while drawing them
+    is not (a link, a tag, a formatted time and the escaping of each value of each row)."""
+    return shown(kept(name, key, lambda: ("", draw()), size))
 
 
 def shown(kept: Kept) -> Markup:

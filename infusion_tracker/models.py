@@ -76,6 +76,11 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def display_name(full_name: str, credentials: str) -> str:
+    """A clinician as every page names them: "Jane Roe, APRN"."""
+    return f"{full_name}, {credentials}" if credentials else full_name
+
+
 class Staff(UserMixin, db.Model):
     __tablename__ = "staff"
 
@@ -118,7 +123,7 @@ class Staff(UserMixin, db.Model):
 
     @property
     def display_name(self) -> str:
-        return f"{self.full_name}, {self.credentials}" if self.credentials else self.full_name
+        return display_name(self.full_name, self.credentials)
 
     @property
     def role_label(self) -> str:

@@ -257,7 +257,7 @@ def test_the_memoised_readings_table_is_never_stale(app, client, login_as, infus
 
     def fresh():
         with app.app_context():
-            page_module.readings_tables().clear()
+            client.application.extensions[page_module.READINGS_TABLES].clear()
         return readings_table(page(client, infusing))
 
     shown = readings_table(page(client, infusing))

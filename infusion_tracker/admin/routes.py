@@ -12,12 +12,15 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import two_factor
 from ..errors import RuleError, form_status, refusals_flashed, refusals_on, show_on_form
 from ..extensions import db
 from ..inputs import page_number
+from ..memo import drawn
+from ..models import AuditEvent
 from ..permissions import admin_required
 from ..timeutil import utcnow
 from . import services
@@ -198,13 +201,40 @@ def audit_log():
         "admin/audit_log.html",
         form=form,
         page=page,
-        mrns=mrns,
-        staff_names=names,
         filter_args=_filter_args(form),
-        detail_lines=services.detail_lines,
-        field_label=services.field_label,
-        action_label=services.action_label,
+        table=audit_table(page.items, mrns, names) if page is not None else None,
     )
+
+
+def audit_table(events: list[AuditEvent], mrns: dict, staff_names: dict) -> Markup:
+    """A page of the log, kept drawn under its entries (never changed once written: each is
+    chained to the last by its hash), the names and MRNs it shows as they are now, and the
+    clinic's zone (its times)."""
+    key = (
+        tuple(
+            (
+                event.id,
+                event.actor.display_name if event.actor else None,
+                staff_names.get(event.entity_id) if event.entity_type == "staff" else None,
+                mrns.get(event.patient_id),
+            )
+            for event in events
+        ),
+        current_app.config["CLINIC_TIMEZONE"],
+    )
+
+    def draw() -> str:
+        return render_template(
+            "admin/_audit_table.html",
+            events=events,
+            mrns=mrns,
+            staff_names=staff_names,
+            detail_lines=services.detail_lines,
+            field_label=services.field_label,
+            action_label=services.action_label,
+        )
+
+    return drawn("audit_tables", key, draw)
 
 
 @bp.route("/audit/export", methods=["POST"])
@@ -213,15 +243,7 @@ def audit_export():
     form, filters = _audit_filters(request.form)
     if filters is None:
         return render_template(
-            "admin/audit_log.html",
-            form=form,
-            page=None,
-            mrns={},
-            staff_names={},
-            filter_args=_filter_args(form),
-            detail_lines=services.detail_lines,
-            field_label=services.field_label,
-            action_label=services.action_label,
+            "admin/audit_log.html", form=form, page=None, filter_args=_filter_args(form)
         )
     services.record_export(filters, _actor())
     filename = f"audit-{utcnow():%Y%m%d-%H%M%S}.csv"

@@ -18,7 +18,7 @@ from .. import audit, paging
 from ..auth.services import STAFF_AUDIT_FIELDS, check_names, create_staff, end_sessions
 from ..errors import RuleError
 from ..extensions import db
-from ..models import ROLES, AuditEvent, Patient, Staff, with_staff
+from ..models import ROLES, AuditEvent, Patient, Staff, display_name, with_staff
 from ..passwords import hash_password, temporary_password
 from ..patients.services import normalize_mrn
 from ..timeutil import clinic_day_bounds, format_datetime, to_clinic, utcnow
@@ -178,7 +178,7 @@ def actor_choices() -> list[SelectChoice]:
     ).all()
     choices = [SelectChoice("", "Anyone"), SelectChoice(ANONYMOUS, "Anonymous (not signed in)")]
     for row in staff:
-        name = f"{row.full_name}, {row.credentials}" if row.credentials else row.full_name
+        name = display_name(row.full_name, row.credentials)
         choices.append(SelectChoice(str(row.id), f"{name} ({row.username})"))
     return choices
 
@@ -288,10 +288,7 @@ def staff_names(events) -> dict[int, str]:
     rows = db.session.execute(
         sa.select(Staff.id, Staff.full_name, Staff.credentials).where(Staff.id.in_(ids))
     )
-    return {
-        row.id: f"{row.full_name}, {row.credentials}" if row.credentials else row.full_name
-        for row in rows
-    }
+    return {row.id: display_name(row.full_name, row.credentials) for row in rows}
 
 
 def _like_prefix(prefix: str) -> str:

@@ -20,7 +20,7 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..inputs import arg_id
-from ..memo import Kept, Memo, app_kept, keep, shown
+from ..memo import kept, shown
 from ..models import (
     Addendum,
     AdverseEvent,
@@ -148,8 +148,6 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
     def draw() -> tuple[str, str]:
         return page.session_body(queries.get_infusion_or_404(infusion_id, full=True))
 
-    kept = app_kept("drawn_sessions", lambda: Memo[Kept](DRAWN_SESSIONS)).get(
-        key, lambda: keep(draw)
-    )
-    return page.page_around(kept.title, shown(kept)), found.patient_id
+    body = kept("drawn_sessions", key, draw, DRAWN_SESSIONS)
+    return page.page_around(body.title, shown(body)), found.patient_id
 

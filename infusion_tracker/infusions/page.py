@@ -20,7 +20,7 @@ from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
-from ..memo import Kept, Memo, app_kept, keep, shown
+from ..memo import drawn
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -87,6 +87,7 @@ class NotDrawn:
 # more than a round of the benchmark's 100 sessions (pages viewed in turn that outnumber the
 # memo never find theirs in it).
 MEMO_SESSIONS = 128
+READINGS_TABLES = "readings_tables"  # the app's drawn tables (memo.drawn)
 # Typed this long after the clinical time, a reading shows when it was entered.
 LATE_ENTRY = timedelta(minutes=10)
 READING_PREFIX = "reading"
@@ -262,22 +263,18 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
         system,
     )
 
-    def draw() -> tuple[str, str]:
+    def draw() -> str:
         rows = _reading_rows(infusion, baseline, changeable)
-        return "", render_template(
+        return render_template(
             "infusions/_readings_table.html",
             lines=[table_line(row) for row in reversed(rows)],
             baseline_at=baseline.taken_at if baseline else None,
             void_reason_max=VOID_REASON_MAX,
         )
 
-    return shown(readings_tables().get(key, lambda: keep(draw)))
-
-
-def readings_tables() -> Memo[Kept]:
-    """The app's drawn tables: shown again before anything in it changed, a table is not
-    drawn again (a quarter of the session page's CPU, bench/RESULTS.md)."""
-    return app_kept("readings_tables", lambda: Memo(MEMO_SESSIONS))
+    # Shown again before anything in it changed, a table is not drawn again (a quarter of the
+    # session page's CPU, bench/RESULTS.md).
+    return drawn(READINGS_TABLES, key, draw, MEMO_SESSIONS)
 
 
 def _names(readings: list[Reading]) -> tuple[tuple[int, str], ...]:

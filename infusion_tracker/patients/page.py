@@ -1,7 +1,8 @@
 """The patient page drawn once for each state of what it shows (issue 8): a view finds it by
 one small query over the patient, their sessions and scores (which also says whether the
 patient exists), and only a change to one of them, or to a name the page shows, draws it
-again: the patient and their history are loaded only then."""
+again: the patient and their history are loaded only then. And a page of search results,
+kept drawn under the rows it shows."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
-from flask import abort, current_app
+from flask import abort, current_app, render_template
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..memo import Kept, Memo, app_kept, keep, shown
-from ..models import Assessment, InfusionSession, Patient, Staff
+from ..memo import drawn, kept, shown
+from ..models import SEXES, Assessment, InfusionSession, Patient, Staff
 from ..timeutil import clinic_today
 
 # Patients each worker keeps drawn: more than a clinic's day of charts looked at, and more
@@ -98,6 +100,39 @@ def drawn_page(patient_id: int, draw: Callable[[], tuple[str, str]]) -> DrawnPag
         current_app.config["CLINIC_TIMEZONE"],
     )
 
-    drawn = app_kept("drawn_patients", lambda: Memo[Kept](DRAWN_PATIENTS))
-    kept = drawn.get(key, lambda: keep(draw))
-    return DrawnPage(kept.title, shown(kept))
+    page = kept("drawn_patients", key, draw, DRAWN_PATIENTS)
+    return DrawnPage(page.title, shown(page))
+
+
+class ResultRow(NamedTuple):
+    """A patient as a page of search results shows them, in words."""
+
+    id: int
+    last_name: str
+    first_name: str
+    mrn: str
+    born: str
+    sex: str
+    indication: str
+    active: bool
+
+
+def results_table(patients: list[Patient]) -> Markup:
+    """A page of search results, kept drawn under the rows it shows (the same patients found
+    again, unchanged, are not drawn again)."""
+    rows = tuple(
+        ResultRow(
+            patient.id,
+            patient.last_name,
+            patient.first_name,
+            patient.mrn,
+            patient.date_of_birth.isoformat(),
+            SEXES.get(patient.sex, patient.sex),
+            patient.indication_label,
+            patient.active,
+        )
+        for patient in patients
+    )
+    return drawn(
+        "search_results", rows, lambda: render_template("patients/_results.html", rows=rows)
+    )

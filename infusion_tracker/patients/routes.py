@@ -25,7 +25,7 @@ from ..security import is_safe_next
 from ..timeutil import clinic_today, format_datetime, utcnow
 from . import assessments, history, services
 from .forms import AssessmentForm, PatientEditForm, PatientForm, PatientSearchForm, VoidForm
-from .page import drawn_page
+from .page import drawn_page, results_table
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
@@ -62,7 +62,11 @@ def search():
                 "query": form.q.data, "results": pagination.total,
                 "shown": [patient.id for patient in pagination.items]})
     return render_template(
-        "patients/search.html", form=form, pagination=pagination, problem=problem, sexes=SEXES
+        "patients/search.html",
+        form=form,
+        pagination=pagination,
+        problem=problem,
+        results=results_table(pagination.items) if pagination and pagination.total else None,
     )
 
 

@@ -17,13 +17,14 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from markupsafe import Markup
 
 from .. import audit, unit_of_work
 from ..errors import refusals_on
 from ..infusions.page import render_session_page
 from ..infusions.queries import get_infusion_or_404
 from ..inputs import page_number
-from ..memo import per_view
+from ..memo import drawn, per_view
 from ..models import (
     Addendum,
     InfusionSession,
@@ -47,7 +48,20 @@ def queue():
     page = page_number()
     queue_page = services.review_queue(page, current_app.config["PER_PAGE"])
     audit.record("review_queue.viewed", details={"page": page})
-    return render_template("review/queue.html", queue=queue_page, reasons=services.REASONS)
+    return render_template(
+        "review/queue.html", queue=queue_page, table=queue_table(queue_page.entries)
+    )
+
+
+def queue_table(entries: list[services.QueueEntry]) -> Markup:
+    """A page of the queue, kept drawn under the rows it shows and the clinic's zone (its
+    times): the queue shown again unchanged is not drawn again."""
+    rows = tuple(entries)
+
+    def draw() -> str:
+        return render_template("review/_queue_table.html", rows=rows, reasons=services.REASONS)
+
+    return drawn("review_queues", (rows, current_app.config["CLINIC_TIMEZONE"]), draw)
 
 
 def _hidden_errors_to_summary(form: SignForm) -> None:

@@ -4,13 +4,14 @@ login), and addenda — the only way to add to a signed session (SPEC §3, §5).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app, g
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import aliased
 
 from .. import audit, unit_of_work
 from ..auth.services import count_failed_password
@@ -33,7 +34,7 @@ from ..models import (
     Patient,
     Reading,
     Staff,
-    with_staff,
+    display_name,
 )
 from ..passwords import verify_password
 from ..quality import figures
@@ -124,18 +125,19 @@ def _reason_ids(since: sa.ColumnElement[int]) -> dict[str, list[sa.Select]]:
     }
 
 
-@dataclass
-class QueueEntry:
-    infusion: InfusionSession
-    reasons: list[str] = field(default_factory=list)  # keys of REASONS
+class QueueEntry(NamedTuple):
+    """A session as the review queue lists it, in the values it shows."""
 
-    @property
-    def flagged(self) -> bool:
-        return bool(self.reasons)
-
-    @property
-    def reason_labels(self) -> list[str]:
-        return [REASONS[key] for key in self.reasons]
+    id: int
+    reasons: tuple[str, ...]  # keys of REASONS
+    last_name: str
+    first_name: str
+    mrn: str
+    series_number: int
+    started: datetime  # or, never started, scheduled
+    discharged_at: datetime
+    clinician: str
+    physician: str
 
 
 @dataclass
@@ -150,17 +152,23 @@ class QueuePage:
         return max(1, -(-self.total // self.per_page))
 
 
+_CLINICIAN, _PHYSICIAN = aliased(Staff), aliased(Staff)
+# What a row of the queue shows (review/_queue_table.html), read as values: no session,
+# patient or staff objects to build for a page that shows a few of their columns.
 _QUEUE_COLUMNS = (
     InfusionSession.id,
-    InfusionSession.patient_id,
-    InfusionSession.clinician_id,
-    InfusionSession.physician_id,
+    Patient.last_name,
+    Patient.first_name,
+    Patient.mrn,
     InfusionSession.series_number,
-    InfusionSession.scheduled_for,
     InfusionSession.started_at,
+    InfusionSession.scheduled_for,
     InfusionSession.discharged_at,
+    _CLINICIAN.full_name.label("clinician_name"),
+    _CLINICIAN.credentials.label("clinician_credentials"),
+    _PHYSICIAN.full_name.label("physician_name"),
+    _PHYSICIAN.credentials.label("physician_credentials"),
 )
-_PATIENT_COLUMNS = (Patient.id, Patient.first_name, Patient.last_name, Patient.mrn)
 
 
 @cache
@@ -194,17 +202,11 @@ def _page_statement() -> sa.Select:
     queue = sa.union_all(flagged_all, sa.select(others_first)).subquery("queue")
     has_reason = (InfusionSession.id.in_(sa.union_all(*reason_ids[key])) for key in REASONS)
     return (
-        sa.select(InfusionSession, *has_reason)
+        sa.select(*_QUEUE_COLUMNS, *has_reason)
         .join(queue, queue.c.id == InfusionSession.id)
-        .options(
-            # What a row of the queue shows (review/queue.html), not the session's sixty
-            # columns and its patient's history (a column left out loads on its own query,
-            # which the pinned query count would show).
-            load_only(*_QUEUE_COLUMNS),
-            joinedload(InfusionSession.patient).load_only(*_PATIENT_COLUMNS),
-            with_staff(InfusionSession.clinician),
-            with_staff(InfusionSession.physician),
-        )
+        .join(Patient, Patient.id == InfusionSession.patient_id)
+        .join(_CLINICIAN, _CLINICIAN.id == InfusionSession.clinician_id)
+        .join(_PHYSICIAN, _PHYSICIAN.id == InfusionSession.physician_id)
         .order_by(queue.c.grp, queue.c.discharged_at, queue.c.id)
         .limit(sa.bindparam("per_page", type_=sa.Integer))
         .offset(sa.bindparam("offset", type_=sa.Integer))
@@ -223,8 +225,19 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
         _page_statement(), {"first": offset + per_page, "per_page": per_page, "offset": offset}
     ).all()
     entries = [
-        QueueEntry(infusion, [key for key, has in zip(REASONS, found, strict=True) if has])
-        for infusion, *found in rows
+        QueueEntry(
+            row.id,
+            tuple(key for key, has in zip(REASONS, row[len(_QUEUE_COLUMNS) :], strict=True) if has),
+            row.last_name,
+            row.first_name,
+            row.mrn,
+            row.series_number,
+            row.started_at or row.scheduled_for,
+            row.discharged_at,
+            display_name(row.clinician_name, row.clinician_credentials),
+            display_name(row.physician_name, row.physician_credentials),
+        )
+        for row in rows
     ]
     return QueuePage(entries, total, page, per_page)
 
