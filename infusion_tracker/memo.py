@@ -94,12 +94,13 @@ def drawn(name: str, key: Hashable, draw: Callable[[], str], size: int = 128) ->
     return shown(kept(name, key, lambda: ("", draw()), size))
 
 
-def shown(kept: Kept) -> Markup:
-    """A kept fragment as this view shows it: unpacked, each marker filled in for this view."""
+def shown(fragment: Kept) -> Markup:
+    """A kept fragment as this view shows it: unpacked, each marker filled in for this view
+    (shown inside another drawing being kept, a marker of that drawing: per_view)."""
     # Only ever what `keep` took: HTML Jinja drew, every value in it escaped.
-    html = zlib.decompress(kept.html).decode()
-    for marker, make in kept.fills:
-        html = html.replace(marker, make())
+    html = zlib.decompress(fragment.html).decode()
+    for marker, make in fragment.fills:
+        html = html.replace(marker, per_view(make))
     return Markup(html)  # noqa: S704
 
 

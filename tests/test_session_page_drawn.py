@@ -231,6 +231,28 @@ def test_two_tabs_of_a_kept_page_each_record_their_adverse_event(app, finished):
     assert db.session.scalar(sa.select(sa.func.count(AdverseEvent.id))) == 2
 
 
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_the_readings_table_in_a_kept_page_carries_each_browser_s_token(app, finished):
+    """The readings table is kept on its own and drawn into the kept page: the second browser
+    of the physician voids a reading with the token the page gave it."""
+    physician = finished.physician
+    tabs = [app.test_client(), app.test_client()]
+    for tab in tabs:
+        token = csrf_token_from(tab.get("/login").get_data(as_text=True))
+        data = {"username": physician.username, "password": PASSWORD, "csrf_token": token}
+        assert tab.post("/login", data=data).status_code == 302
+    page_at(tabs[0], url(finished))
+    html = page_at(tabs[1], url(finished))
+    reading = finished.recovery_reading
+    prefix = f"void-reading-{reading.id}"
+    token = re.search(rf'name="{prefix}-csrf_token" type="hidden" value="([^"]*)"', html).group(1)
+    data = {f"{prefix}-csrf_token": token, f"{prefix}-reason": "Charted on the wrong patient"}
+    response = tabs[1].post(f"/readings/{reading.id}/void", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    db.session.refresh(reading)
+    assert reading.voided_at is not None
+
+
 def clock_at(monkeypatch, instant: datetime) -> None:
     """Hold the app's clock (timeutil.utcnow, which every page asks) at `instant`."""
 
