@@ -75,6 +75,16 @@ def finished(make_patient, make_infusion, make_protocol, make_staff):
     return infusion
 
 
+def two_browsers(app, staff) -> list:
+    """Two browsers signed in as `staff` through the login form (CSRF checked)."""
+    browsers = [app.test_client(), app.test_client()]
+    for browser in browsers:
+        token = csrf_token_from(browser.get("/login").get_data(as_text=True))
+        data = {"username": staff.username, "password": PASSWORD, "csrf_token": token}
+        assert browser.post("/login", data=data).status_code == 302
+    return browsers
+
+
 def url(infusion) -> str:
     return f"/infusions/{infusion.id}"
 
@@ -207,12 +217,7 @@ def test_two_tabs_of_a_kept_page_each_record_their_adverse_event(app, finished):
     """Two browsers of one nurse, the second shown the page drawn for the first: each posts an
     adverse event with its own token and key, and both are recorded (one key shared by both
     would take the second for a retry of the first and drop it)."""
-    nurse = finished.clinician
-    tabs = [app.test_client(), app.test_client()]
-    for tab in tabs:
-        token = csrf_token_from(tab.get("/login").get_data(as_text=True))
-        data = {"username": nurse.username, "password": PASSWORD, "csrf_token": token}
-        assert tab.post("/login", data=data).status_code == 302
+    tabs = two_browsers(app, finished.clinician)
     shown = [page_at(tab, url(finished)) for tab in tabs]
     action = f'action="/infusions/{finished.id}/adverse-events"'
     for tab, html in zip(tabs, shown, strict=True):
@@ -235,12 +240,7 @@ def test_two_tabs_of_a_kept_page_each_record_their_adverse_event(app, finished):
 def test_the_readings_table_in_a_kept_page_carries_each_browser_s_token(app, finished):
     """The readings table is kept on its own and drawn into the kept page: the second browser
     of the physician voids a reading with the token the page gave it."""
-    physician = finished.physician
-    tabs = [app.test_client(), app.test_client()]
-    for tab in tabs:
-        token = csrf_token_from(tab.get("/login").get_data(as_text=True))
-        data = {"username": physician.username, "password": PASSWORD, "csrf_token": token}
-        assert tab.post("/login", data=data).status_code == 302
+    tabs = two_browsers(app, finished.physician)
     page_at(tabs[0], url(finished))
     html = page_at(tabs[1], url(finished))
     reading = finished.recovery_reading
