@@ -129,9 +129,8 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
     if found is None:
         abort(404)
     if found.status not in KEPT_STATUSES:
-        return page.session_page(queries.get_infusion_or_404(infusion_id, full=True))[0], (
-            found.patient_id
-        )
+        html, _ = page.session_page(queries.get_infusion_or_404(infusion_id, full=True))
+        return html, found.patient_id
     key = (
         infusion_id,
         found.digest,
