@@ -6,6 +6,8 @@ the drawing reads in its key."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import threading
 import zlib
@@ -35,6 +37,13 @@ def packed(html: str) -> bytes:
     memory (HTML repeats itself), for some 40-80 µs to unpack on each view (bench/RESULTS.md,
     Stop 20: a hundred kept pages had taken worker memory past 150 MB)."""
     return zlib.compress(html.encode(), 6)
+
+
+def digest(rows: list) -> str:
+    """A page's fingerprint rows (what it shows, by what changes it) as one short key, the
+    same whatever order the database returned them in."""
+    text = json.dumps(sorted(tuple(row) for row in rows), separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def per_view(make: Callable[[], str]) -> str:

@@ -10,8 +10,6 @@ next reading due and the observation left, all moving with the clock: it is draw
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -20,7 +18,7 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..inputs import arg_id
-from ..memo import kept, shown
+from ..memo import digest, kept, shown
 from ..models import (
     Addendum,
     AdverseEvent,
@@ -113,9 +111,7 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
     if session is None:
         return None
     patient_id = next(row[1] for row in rows if row[0] == "patient")
-    text = json.dumps(sorted(tuple(row) for row in rows), separators=(",", ":"), default=str)
-    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    return Fingerprint(digest, session[3], patient_id)
+    return Fingerprint(digest(rows), session[3], patient_id)
 
 
 def shown_session_page(infusion_id: int) -> tuple[str, int]:

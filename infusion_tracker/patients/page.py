@@ -6,8 +6,6 @@ kept drawn under the rows it shows."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -19,7 +17,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..memo import drawn, kept, shown
+from ..memo import digest, drawn, kept, shown
 from ..models import SEXES, Assessment, InfusionSession, Patient, Staff
 from ..timeutil import clinic_today
 
@@ -73,8 +71,7 @@ def fingerprint(patient_id: int) -> str | None:
     rows = db.session.execute(_FINGERPRINT, {"patient_id": patient_id}).all()
     if not any(row[0] == "patient" for row in rows):
         return None
-    text = json.dumps(sorted(tuple(row) for row in rows), separators=(",", ":"), default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return digest(rows)
 
 
 @dataclass(frozen=True)
