@@ -556,6 +556,15 @@ class Scenario:
     gad7: list[tuple[datetime, int]]
 
 
+def later_today() -> datetime:
+    """A time later in the clinic's day than now (or its last minute): a session planned then is
+    on today's board whatever hour the suite runs."""
+    from infusion_tracker.timeutil import clinic_day_bounds, utcnow
+
+    end = clinic_day_bounds(clinic_today())[1]
+    return max(utcnow(), min(utcnow() + timedelta(hours=1), end - timedelta(minutes=1)))
+
+
 def local_time(day: date, hhmm: str) -> datetime:
     hour, minute = map(int, hhmm.split(":"))
     return from_clinic(datetime(day.year, day.month, day.day, hour, minute))

@@ -10,7 +10,7 @@ import pytest
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import readings
 from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, format_time, utcnow
-from tests.conftest import add_reading, run_session
+from tests.conftest import add_reading, later_today, run_session
 
 ROOMS = ["Room A", "Room B", "Room C"]
 
@@ -211,7 +211,7 @@ def test_board_query_count_is_fixed(
     nurse = login_as("np")
     first = session_in("Room A")
     add_reading(first, minutes_ago=1)
-    make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
+    make_infusion(protocol=protocol, room="", scheduled_for=later_today())
     client.get("/")
     with count_queries() as shown_again:
         board(client)
@@ -223,7 +223,7 @@ def test_board_query_count_is_fixed(
         for minute in range(10):
             add_reading(infusion, minutes_ago=minute + 1, systolic=185)
     for _ in range(3):
-        make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
+        make_infusion(protocol=protocol, room="", scheduled_for=later_today())
     db.session.commit()
     with count_queries() as many:
         html = board(client)

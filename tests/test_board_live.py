@@ -18,7 +18,7 @@ from infusion_tracker.infusions.board import _FINISHED, drawn_board, stop_prompt
 from infusion_tracker.models import InfusionSession
 from infusion_tracker.patients import services as patients
 from infusion_tracker.timeutil import clinic_day_bounds, clinic_today, format_time, utcnow
-from tests.conftest import add_reading, audit_rows, run_session
+from tests.conftest import add_reading, audit_rows, later_today, run_session
 from tests.test_board import ROOMS, cards, queries
 
 VERSION = "/board/version"
@@ -85,7 +85,7 @@ def test_any_change_the_board_shows_changes_the_version(
     infusion = infusing_in("Room B", minutes_ago=45)
     before = version(client).get_json()["version"]
     if change == "plan":
-        make_infusion(protocol=protocol, room="", scheduled_for=utcnow() + timedelta(hours=1))
+        make_infusion(protocol=protocol, room="", scheduled_for=later_today())
     elif change == "rename":
         patient = infusion.patient
         data = {name: getattr(patient, name) for name in patients.PATIENT_FIELDS}
