@@ -93,8 +93,10 @@ def test_any_change_the_board_shows_changes_the_version(
     elif change == "clinician":
         admin.update_staff(infusion.clinician, "Renamed Nurse", "RN", nurse)
     elif change == "discharge":
+        # Discharged now (40 minutes infused, then the observation): on today's board.
         run = run_session(make_infusion(protocol=protocol, room="Room C"), "discharged",
-                          started_minutes_ago=90, infused_minutes=40)
+                          started_minutes_ago=40 + protocol.min_observation_min,
+                          infused_minutes=40)
         assert run.status == "discharged"
     else:
         lifecycle.pause_infusion(infusion, nurse, "Patient asked for a break")
