@@ -34,6 +34,10 @@ NO_STORE_HEADERS = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 FIXED_NAMES = frozenset(
     name.lower() for name, _ in ALWAYS_HEADERS + HSTS_HEADERS + NO_STORE_HEADERS
 )
+# Activity is noted in the cookie at most this often: a page shown again within it sends no
+# new cookie (signing one costs about a tenth of a light page). The idle limit so counts from
+# at most this long before the last request: it ends early, never late.
+SEEN_AT_STEP_SECONDS = 5
 # What a user with a forced password change may still reach.
 PASSWORD_CHANGE_ENDPOINTS = ("auth.change_password", "auth.logout", "auth.keep_alive")
 
@@ -149,7 +153,8 @@ def enforce_login():
         return None if public else redirect(url_for("auth.login", next=_return_path()))
     if public:
         return None  # the sign-in page, opened by the idle script, is not activity
-    if not getattr(current_app.view_functions[endpoint], PASSIVE_ATTR, False):
+    passive = getattr(current_app.view_functions[endpoint], PASSIVE_ATTR, False)
+    if not passive and now - float(session.get("seen_at", 0)) >= SEEN_AT_STEP_SECONDS:
         session["seen_at"] = now
     if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         flash("Choose a new password before you continue.", "info")
@@ -206,6 +211,8 @@ def init_app(app) -> None:
     login_manager.session_protection = "basic"
     # The cookie itself never outlives the absolute limit enforced above.
     app.permanent_session_lifetime = timedelta(hours=app.config["SESSION_MAX_HOURS"])
+    # The cookie is sent again when it changes (a new seen_at), not on every response.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     app.session_interface = SessionInterface()
     app.before_request(enforce_login)
     app.after_request(set_security_headers)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from infusion_tracker.security import SEEN_AT_STEP_SECONDS
 from infusion_tracker.timeutil import to_clinic, utcnow
 from tests.conftest import PASSWORD, csrf_token_from, login
 
@@ -118,6 +119,19 @@ def test_a_public_page_is_not_activity(client, nurse):
     before = seen_at(client)
     client.get("/login")
     assert seen_at(client) == before
+
+
+def test_activity_is_noted_at_most_every_few_seconds_and_only_then_a_new_cookie(client, nurse):
+    age_session(client, seen_at=60)
+    first = client.get("/account/password")
+    assert "session=" in first.headers.get("Set-Cookie", "")
+    assert time.time() - seen_at(client) < 5
+    again = client.get("/account/password")  # within the step: the same cookie serves
+    assert again.status_code == 200 and "Set-Cookie" not in again.headers
+    age_session(client, seen_at=SEEN_AT_STEP_SECONDS + 1)
+    later = client.get("/account/password")
+    assert "session=" in later.headers.get("Set-Cookie", "")
+    assert time.time() - seen_at(client) < 5
 
 
 # --- Keep-alive -------------------------------------------------------------------------------
