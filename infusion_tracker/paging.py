@@ -36,6 +36,8 @@ class PreparedPagination(Pagination):
             "page_limit": self.per_page,
             "page_offset": self._query_offset,
         }
+        if self._query_args["as_rows"]:
+            return list(db.session.execute(self._query_args["rows"], params))
         return list(db.session.scalars(self._query_args["rows"], params))
 
     def _query_count(self) -> int:
@@ -43,9 +45,16 @@ class PreparedPagination(Pagination):
 
 
 def paginate(
-    rows: sa.Select, counted: sa.Select, params: dict[str, Any], page: int, per_page: int
+    rows: sa.Select,
+    counted: sa.Select,
+    params: dict[str, Any],
+    page: int,
+    per_page: int,
+    *,
+    as_rows: bool = False,
 ) -> Pagination:
-    """Page `page` (from 1; past the last, no rows) of prepared() statements."""
+    """Page `page` (from 1; past the last, no rows) of prepared() statements: its items the
+    first column's values, or with `as_rows` the rows."""
     return PreparedPagination(
         page=page,
         per_page=per_page,
@@ -54,4 +63,5 @@ def paginate(
         rows=rows,
         counted=counted,
         params=params,
+        as_rows=as_rows,
     )

@@ -20,7 +20,6 @@ from ..errors import RuleError, form_status, refusals_flashed, refusals_on, show
 from ..extensions import db
 from ..inputs import page_number
 from ..memo import drawn
-from ..models import AuditEvent
 from ..permissions import admin_required
 from ..timeutil import utcnow
 from . import services
@@ -191,50 +190,36 @@ def _filter_args(form: AuditFilterForm) -> dict[str, str]:
 def audit_log():
     form, filters = _audit_filters(request.args)
     page = None
-    mrns, names = {}, {}
     if filters is not None:
         number = page_number()
         page = services.page_of_events(filters, number, current_app.config["PER_PAGE"])
-        mrns = services.patient_mrns(page.items)
-        names = services.staff_names(page.items)
     return render_template(
         "admin/audit_log.html",
         form=form,
         page=page,
         filter_args=_filter_args(form),
-        table=audit_table(page.items, mrns, names) if page is not None else None,
+        table=audit_table(page.items) if page is not None else None,
     )
 
 
-def audit_table(events: list[AuditEvent], mrns: dict, staff_names: dict) -> Markup:
-    """A page of the log, kept drawn under its entries (never changed once written: each is
-    chained to the last by its hash), the names and MRNs it shows as they are now, and the
-    clinic's zone (its times)."""
-    key = (
-        tuple(
-            (
-                event.id,
-                event.actor.display_name if event.actor else None,
-                staff_names.get(event.entity_id) if event.entity_type == "staff" else None,
-                mrns.get(event.patient_id),
-            )
-            for event in events
-        ),
-        current_app.config["CLINIC_TIMEZONE"],
-    )
+def audit_table(shown: list[services.ShownEntry]) -> Markup:
+    """A page of the log, kept drawn under its entries' ids (an entry never changes once
+    written: each is chained to the last by its hash), the names and MRNs it shows as they
+    are now, and the clinic's zone (its times): the entries themselves are read only to draw
+    it."""
+    rows = tuple(shown)
 
     def draw() -> str:
+        events = services.entries_by_id([row.id for row in rows])
         return render_template(
             "admin/_audit_table.html",
-            events=events,
-            mrns=mrns,
-            staff_names=staff_names,
+            rows=list(zip(events, rows, strict=True)),
             detail_lines=services.detail_lines,
             field_label=services.field_label,
             action_label=services.action_label,
         )
 
-    return drawn("audit_tables", key, draw)
+    return drawn("audit_tables", (rows, current_app.config["CLINIC_TIMEZONE"]), draw)
 
 
 @bp.route("/audit/export", methods=["POST"])

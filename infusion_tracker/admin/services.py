@@ -10,15 +10,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from wtforms import SelectChoice
 
 from .. import audit, paging
 from ..auth.services import STAFF_AUDIT_FIELDS, check_names, create_staff, end_sessions
 from ..errors import RuleError
 from ..extensions import db
-from ..models import ROLES, AuditEvent, Patient, Staff, display_name, with_staff
+from ..models import ROLES, AuditEvent, Patient, Staff, display_name
 from ..passwords import hash_password, temporary_password
 from ..patients.services import normalize_mrn
 from ..timeutil import clinic_day_bounds, format_datetime, to_clinic, utcnow
@@ -280,39 +282,78 @@ def order_keys(shape: LogShape) -> tuple:
     return (AuditEvent.id,)
 
 
-def staff_names(events) -> dict[int, str]:
-    """Names of the staff accounts these rows are about, in one query."""
-    ids = {e.entity_id for e in events if e.entity_type == "staff" and e.entity_id is not None}
-    if not ids:
-        return {}
-    rows = db.session.execute(
-        sa.select(Staff.id, Staff.full_name, Staff.credentials).where(Staff.id.in_(ids))
-    )
-    return {row.id: display_name(row.full_name, row.credentials) for row in rows}
-
-
 def _like_prefix(prefix: str) -> str:
     """A LIKE pattern (escape character \\) for what starts with `prefix`, taken literally."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
 
 
+class ShownEntry(NamedTuple):
+    """What a page of the log shows of an entry that can change after it was written (its
+    actor's name, the name of the account it is about, its patient's MRN: as they are now),
+    with its id. The page's table is kept under these (admin/routes.audit_table)."""
+
+    id: int
+    actor: str | None  # the actor's name and credentials; None for anonymous
+    staff_name: str | None  # an entry about a staff account: that account's name
+    mrn: str | None
+
+
+_ACTOR = aliased(Staff, name="actor")
+_SUBJECT = aliased(Staff, name="subject")
+_SHOWN_COLUMNS = (
+    AuditEvent.id,
+    _ACTOR.full_name.label("actor_name"),
+    _ACTOR.credentials.label("actor_credentials"),
+    _SUBJECT.full_name.label("subject_name"),
+    _SUBJECT.credentials.label("subject_credentials"),
+    Patient.mrn,
+)
+_SHOWN_FROM = (
+    sa.outerjoin(AuditEvent, _ACTOR, _ACTOR.id == AuditEvent.actor_id)
+    .outerjoin(
+        _SUBJECT,
+        sa.and_(AuditEvent.entity_type == "staff", _SUBJECT.id == AuditEvent.entity_id),
+    )
+    .outerjoin(Patient, Patient.id == AuditEvent.patient_id)
+)
+
+
 @lru_cache(maxsize=64)
 def _page_statements(shape: LogShape) -> tuple[sa.Select, sa.Select]:
-    # The actors come joined, with their names only (models.with_staff).
-    rows = log_statement(shape).options(with_staff(AuditEvent.actor))
-    return paging.prepared(rows, capped=True)
+    """A page of the log as the values it shows that may change (ShownEntry's), joined in
+    one statement; the count from the log's own statement, without the joins."""
+    query = log_statement(shape)
+    shown = query.with_only_columns(*_SHOWN_COLUMNS).select_from(_SHOWN_FROM)
+    counted = paging.prepared(query, capped=True)[1]
+    return shown.limit(paging.LIMIT).offset(paging.OFFSET), counted
 
 
 def page_of_events(filters: AuditFilters, page: int, per_page: int):
-    """One page of the log, with its actors. The pager counts at most COUNT_LIMIT entries
-    (counting ten million takes seconds): beyond it `more` is set and `total` is
-    COUNT_LIMIT + 1."""
+    """One page of the log as ShownEntry rows (entries_by_id reads what is drawn of them).
+    The pager counts at most COUNT_LIMIT entries (counting ten million takes seconds):
+    beyond it `more` is set and `total` is COUNT_LIMIT + 1."""
     shape, params = log_filter(filters)
     params["count_cap"] = COUNT_LIMIT + 1
-    result = paging.paginate(*_page_statements(shape), params, page, per_page)
+    result = paging.paginate(*_page_statements(shape), params, page, per_page, as_rows=True)
+    result.items = [
+        ShownEntry(
+            row.id,
+            display_name(row.actor_name, row.actor_credentials) if row.actor_name else None,
+            display_name(row.subject_name, row.subject_credentials) if row.subject_name else None,
+            row.mrn,
+        )
+        for row in result.items
+    ]
     result.more = result.total > COUNT_LIMIT
     return result
+
+
+def entries_by_id(ids: list[int]) -> list[AuditEvent]:
+    """The entries of these ids, in this order (each never changes once written)."""
+    rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(ids)))
+    events = {event.id: event for event in rows}
+    return [events[entry_id] for entry_id in ids]
 
 
 def patient_mrns(events) -> dict[int, str]:
