@@ -48,18 +48,18 @@ def queue():
     page = page_number()
     queue_page = services.review_queue(page, current_app.config["PER_PAGE"])
     audit.record("review_queue.viewed", details={"page": page})
-    return render_template(
-        "review/queue.html", queue=queue_page, table=queue_table(queue_page.entries)
-    )
+    return render_template("review/queue.html", queue=queue_page, table=queue_table(queue_page))
 
 
-def queue_table(entries: list[services.QueueEntry]) -> Markup:
-    """A page of the queue, kept drawn under the rows it shows and the clinic's zone (its
-    times): the queue shown again unchanged is not drawn again."""
-    rows = tuple(entries)
+def queue_table(queue_page: services.QueuePage) -> Markup:
+    """A page of the queue, kept drawn under the rows it shows, as read, and the clinic's
+    zone (its times): the queue shown again unchanged is not drawn again."""
+    rows = tuple(queue_page.rows)
 
     def draw() -> str:
-        return render_template("review/_queue_table.html", rows=rows, reasons=services.REASONS)
+        return render_template(
+            "review/_queue_table.html", rows=queue_page.entries, reasons=services.REASONS
+        )
 
     return drawn("review_queues", (rows, current_app.config["CLINIC_TIMEZONE"]), draw)
 

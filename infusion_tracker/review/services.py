@@ -142,10 +142,15 @@ class QueueEntry(NamedTuple):
 
 @dataclass
 class QueuePage:
-    entries: list[QueueEntry]
+    rows: list[tuple]  # as read (_page_statement): the key its table is kept under
     total: int
     page: int
     per_page: int
+
+    @property
+    def entries(self) -> list[QueueEntry]:
+        """The rows as the table shows them (made when it is drawn)."""
+        return [_queue_entry(row) for row in self.rows]
 
     @property
     def pages(self) -> int:
@@ -223,23 +228,29 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
     offset = (page - 1) * per_page
     rows = db.session.execute(
         _page_statement(), {"first": offset + per_page, "per_page": per_page, "offset": offset}
-    ).all()
-    entries = [
-        QueueEntry(
-            row.id,
-            tuple(key for key, has in zip(REASONS, row[len(_QUEUE_COLUMNS) :], strict=True) if has),
-            row.last_name,
-            row.first_name,
-            row.mrn,
-            row.series_number,
-            row.started_at or row.scheduled_for,
-            row.discharged_at,
-            display_name(row.clinician_name, row.clinician_credentials),
-            display_name(row.physician_name, row.physician_credentials),
-        )
-        for row in rows
-    ]
-    return QueuePage(entries, total, page, per_page)
+    )
+    return QueuePage([tuple(row) for row in rows], total, page, per_page)
+
+
+def _queue_entry(row: tuple) -> QueueEntry:
+    # _QUEUE_COLUMNS, in order, then whether the session has each of REASONS.
+    (
+        infusion_id, last_name, first_name, mrn, series_number, started_at, scheduled_for,
+        discharged_at, clinician_name, clinician_credentials, physician_name,
+        physician_credentials, *has_reason,
+    ) = row
+    return QueueEntry(
+        infusion_id,
+        tuple(key for key, has in zip(REASONS, has_reason, strict=True) if has),
+        last_name,
+        first_name,
+        mrn,
+        series_number,
+        started_at or scheduled_for,
+        discharged_at,
+        display_name(clinician_name, clinician_credentials),
+        display_name(physician_name, physician_credentials),
+    )
 
 
 # --- Signing --------------------------------------------------------------------------
