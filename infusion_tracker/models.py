@@ -245,9 +245,14 @@ class Patient(db.Model):
 
     @property
     def indication_label(self) -> str:
-        if self.indication == "other" and self.indication_other:
-            return self.indication_other
-        return INDICATIONS.get(self.indication, self.indication)
+        return indication_label(self.indication, self.indication_other)
+
+
+def indication_label(indication: str, other: str | None) -> str:
+    """An indication in words: its label, or for "other" what was written."""
+    if indication == "other" and other:
+        return other
+    return INDICATIONS.get(indication, indication)
 
 
 # --- Protocols ----------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..memo import digest, drawn, kept, shown
-from ..models import SEXES, Assessment, InfusionSession, Patient, Staff
+from ..models import SEXES, Assessment, InfusionSession, Patient, Staff, indication_label
 from ..timeutil import clinic_today
 
 # Patients each worker keeps drawn: more than a clinic's day of charts looked at, and more
@@ -114,22 +114,26 @@ class ResultRow(NamedTuple):
     active: bool
 
 
-def results_table(patients: list[Patient]) -> Markup:
-    """A page of search results, kept drawn under the rows it shows (the same patients found
-    again, unchanged, are not drawn again)."""
-    rows = tuple(
-        ResultRow(
-            patient.id,
-            patient.last_name,
-            patient.first_name,
-            patient.mrn,
-            patient.date_of_birth.isoformat(),
-            SEXES.get(patient.sex, patient.sex),
-            patient.indication_label,
-            patient.active,
-        )
-        for patient in patients
-    )
-    return drawn(
-        "search_results", rows, lambda: render_template("patients/_results.html", rows=rows)
-    )
+def results_table(found: list[tuple]) -> Markup:
+    """A page of search results (rows of services.RESULT_COLUMNS), kept drawn under the rows
+    as read: the same patients found again, unchanged, are not drawn again."""
+    rows = tuple(tuple(row) for row in found)
+
+    def draw() -> str:
+        shown_rows = [
+            ResultRow(
+                patient_id,
+                last_name,
+                first_name,
+                mrn,
+                born.isoformat(),
+                SEXES.get(sex, sex),
+                indication_label(indication, other),
+                active,
+            )
+            for patient_id, last_name, first_name, mrn, born, sex, indication, other, active
+            in rows
+        ]
+        return render_template("patients/_results.html", rows=shown_rows)
+
+    return drawn("search_results", rows, draw)

@@ -56,7 +56,12 @@ def search():
             problem = str(error)
         else:
             pagination = paging.paginate(
-                found.rows, found.counted, found.params, page, current_app.config["PER_PAGE"]
+                found.rows,
+                found.counted,
+                found.params,
+                page,
+                current_app.config["PER_PAGE"],
+                as_rows=True,
             )
             audit.record("patient.searched", details={
                 "query": form.q.data, "results": pagination.total,

@@ -276,10 +276,25 @@ def _search(kind: str, words: int, include_archived: bool, params: dict) -> Sear
     return Search(*_search_shape(kind, words, include_archived), params)
 
 
+# What a page of results shows of each patient (patients/page.results_table), read as values.
+RESULT_COLUMNS = (
+    Patient.id,
+    Patient.last_name,
+    Patient.first_name,
+    Patient.mrn,
+    Patient.date_of_birth,
+    Patient.sex,
+    Patient.indication,
+    Patient.indication_other,
+    Patient.active,
+)
+
+
 @lru_cache(maxsize=64)
 def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Select, sa.Select]:
-    """A page of this shape of search and its count (paging.prepared)."""
-    query = sa.select(Patient)
+    """A page of this shape of search (rows of RESULT_COLUMNS) and its count
+    (paging.prepared)."""
+    query = sa.select(*RESULT_COLUMNS)
     if kind == "born":
         query = query.where(Patient.date_of_birth == sa.bindparam("born"))
     elif kind == "mrn":
