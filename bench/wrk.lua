@@ -1,8 +1,9 @@
 -- wrk script for bench/run.py. Arguments (after --): a request file and the expected status.
 -- The file's first line is "COOKIE<TAB>value" (may be empty); every other line is
 -- "METHOD<TAB>path<TAB>body". Each connection cycles through the requests from a random start,
--- sending the session cookie; any status other than the expected one counts as an error (a
--- redirect to the login page is a failure, not a success). done() prints one JSON line.
+-- sending the session cookie (the last one the server sent, as a browser would); any status
+-- other than the expected one counts as an error (a redirect to the login page is a failure,
+-- not a success). done() prints one JSON line.
 
 local threads = {}
 local count = 0
@@ -13,42 +14,47 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local requests = {}
+local lines = {}
 local position = 1
+local cookie = ""
 expected = 200
 unexpected = 0
 
 function init(args)
   expected = tonumber(args[2])
-  local cookie = ""
   for line in io.lines(args[1]) do
     local first, second, third = line:match("^([^\t]*)\t([^\t]*)\t?(.*)$")
     if first == "COOKIE" then
       cookie = second
     elseif first then
-      local headers = {["User-Agent"] = "infusion-bench"}
-      if cookie ~= "" then headers["Cookie"] = cookie end
-      local body = nil
-      if first == "POST" then
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        body = third
-      end
-      table.insert(requests, wrk.format(first, second, headers, body))
+      table.insert(lines, {first, second, third})
     end
   end
   math.randomseed(os.time() * 100 + thread_number)
-  position = math.random(#requests)
+  position = math.random(#lines)
 end
 
+-- Formatted on each request with the thread's cookie as it now is: like a browser, the
+-- thread keeps the session cookie the server last sent.
 function request()
-  position = position % #requests + 1
-  return requests[position]
+  position = position % #lines + 1
+  local method, path, body = lines[position][1], lines[position][2], nil
+  local headers = {["User-Agent"] = "infusion-bench"}
+  if cookie ~= "" then headers["Cookie"] = cookie end
+  if method == "POST" then
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    body = lines[position][3]
+  end
+  return wrk.format(method, path, headers, body)
 end
 
 function response(status, headers, body)
   if status ~= expected then
     unexpected = unexpected + 1
   end
+  local set = headers["Set-Cookie"]
+  local value = set and set:match("^(session=[^;]*)")
+  if value then cookie = value end
 end
 
 function done(summary, latency, requests)
