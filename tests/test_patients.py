@@ -374,6 +374,30 @@ def test_search_paginates(client, login_as, make_patient):
     assert client.get("/patients/?page=99").status_code == 200
 
 
+@pytest.mark.parametrize("app_config", [{"PER_PAGE": 2}])
+def test_search_counts_up_to_its_limit_then_says_more_than(
+    client, login_as, make_patient, monkeypatch
+):
+    login_as("np")
+    monkeypatch.setattr(services, "COUNT_LIMIT", 3)
+    for n in range(3):
+        make_patient(last_name=f"Page{n}")
+    html = client.get("/patients/?q=page").get_data(as_text=True)
+    assert "3 patients matching “page”." in html and "Page 1 of 2" in html
+    for n in range(3, 6):
+        make_patient(last_name=f"Page{n}")
+    html = client.get("/patients/?q=page").get_data(as_text=True)
+    assert "More than 3 patients match “page”, by name." in html
+    assert "Page 1</span>" in html and "Page 1 of" not in html
+    assert "Page0" in html and "Page1" in html and "Page2" not in html
+    assert 'href="/patients/?q=page&amp;page=2">Next</a>' in html
+    third = client.get("/patients/?q=page&page=3").get_data(as_text=True)
+    assert "Page4" in third and "Page5" in third and "Page 3</span>" in third
+    searched = audit_rows("patient.searched")
+    assert searched[-2].details["results"] == "more than 3"
+    assert searched[0].details["results"] == 3
+
+
 def test_admin_sees_no_patient_data(client, login_as, make_patient):
     patient = make_patient()
     login_as("admin")

@@ -63,8 +63,12 @@ def search():
                 current_app.config["PER_PAGE"],
                 as_rows=True,
             )
+            # Counted up to COUNT_LIMIT + 1: beyond it, "more than".
+            pagination.more = pagination.total > services.COUNT_LIMIT
             audit.record("patient.searched", details={
-                "query": form.q.data, "results": pagination.total,
+                "query": form.q.data,
+                "results": f"more than {services.COUNT_LIMIT}" if pagination.more
+                else pagination.total,
                 "shown": [patient.id for patient in pagination.items]})
     return render_template(
         "patients/search.html",

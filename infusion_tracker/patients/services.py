@@ -232,6 +232,11 @@ def prefix_range(name: str, prefix: str) -> dict[str, str]:
     return {f"{name}_from": prefix, f"{name}_to": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
 
 
+# Matches a search counts before it says "more than": a chain's three letters of a name
+# match hundreds, which nobody pages through, and counting them cost a tenth of the page.
+COUNT_LIMIT = 100
+
+
 class SearchProblem(ValueError):
     """The search text looks like a date but is not one."""
 
@@ -273,6 +278,7 @@ def search_statement(text: str, include_archived: bool = False) -> Search:
 
 
 def _search(kind: str, words: int, include_archived: bool, params: dict) -> Search:
+    params["count_cap"] = COUNT_LIMIT + 1
     return Search(*_search_shape(kind, words, include_archived), params)
 
 
@@ -292,8 +298,8 @@ RESULT_COLUMNS = (
 
 @lru_cache(maxsize=64)
 def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Select, sa.Select]:
-    """A page of this shape of search (rows of RESULT_COLUMNS) and its count
-    (paging.prepared)."""
+    """A page of this shape of search (rows of RESULT_COLUMNS) and its count, which stops
+    at the `count_cap` parameter (paging.prepared)."""
     query = sa.select(*RESULT_COLUMNS)
     if kind == "born":
         query = query.where(Patient.date_of_birth == sa.bindparam("born"))
@@ -318,4 +324,6 @@ def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Sel
         query = query.where(Patient.id.in_(candidates), sa.or_(mrn, sa.and_(*names)))
     if not include_archived:
         query = query.where(Patient.active.is_(True))
-    return paging.prepared(query.order_by(Patient.last_name, Patient.first_name, Patient.id))
+    return paging.prepared(
+        query.order_by(Patient.last_name, Patient.first_name, Patient.id), capped=True
+    )
