@@ -84,6 +84,21 @@ def test_connections_run_without_jit(pg_app):
         assert connection.exec_driver_sql("SHOW jit").scalar() == "off"
 
 
+def test_the_review_queue_runs_on_the_plan_kept_for_any_values(pg_app):
+    """Planning the queue's statement afresh took three times as long as running it at chain
+    scale (bench/RESULTS.md, Stop 22); only its transaction is switched, not the board's."""
+    from infusion_tracker.review.services import review_queue
+
+    def mode() -> str:
+        return db.session.execute(sa.text("SHOW plan_cache_mode")).scalar()
+
+    assert mode() == "auto"
+    review_queue()
+    assert mode() == "force_generic_plan"
+    db.session.commit()
+    assert mode() == "auto"
+
+
 @pytest.mark.parametrize(
     "statement",
     [
