@@ -460,6 +460,8 @@ REASONED_STOP = "kind = 'stop' AND reason <> ''"
 EVENT_OVERRIDDEN = sa.text("infusion_event.override_reason <> ''")
 EVENT_REASONED_STOP = sa.text("infusion_event.kind = 'stop' AND infusion_event.reason <> ''")
 CRITICAL = "severity = 'critical'"
+# A session's baselines still standing (readings.latest_baseline; its partial index).
+BASELINE = "phase = 'baseline' AND voided_at IS NULL"
 READING_CRITICAL = sa.text("reading.severity = 'critical'")
 
 
@@ -543,6 +545,15 @@ class Reading(VoidableMixin, db.Model):
     __table_args__ = (
         # Ends with the id: the newest reading (queries.NEWEST_FIRST) from the index alone.
         sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at", "id"),
+        # The newest standing baseline of a session, however many readings followed it.
+        sa.Index(
+            "ix_reading_baseline",
+            "infusion_id",
+            "taken_at",
+            "id",
+            sqlite_where=sa.text(BASELINE),
+            postgresql_where=sa.text(BASELINE),
+        ),
         # The quality report's critical readings of a period: a handful among millions.
         sa.Index(
             "ix_reading_critical",

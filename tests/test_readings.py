@@ -319,6 +319,20 @@ def test_the_latest_baseline_that_was_not_voided_is_the_reference(infusing, nurs
     assert reading_services.latest_baseline(infusing).id == first.id
 
 
+def test_the_latest_baseline_is_read_from_its_own_index(app):
+    """Not by walking back over every later reading of a long session (SQLite's plan; the
+    partial index is PostgreSQL's too)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    # Compiled as the app sends it: its values bound, as parameters (not written in).
+    compiled = reading_services.LATEST_BASELINE.compile(db.engine)
+    values = compiled.construct_params({"infusion_id": 1})
+    plan = [row[-1] for row in db.session.connection().exec_driver_sql(
+        f"EXPLAIN QUERY PLAN {compiled}", tuple(values[name] for name in compiled.positiontup)
+    )]
+    assert plan == ["SEARCH reading USING INDEX ix_reading_baseline (infusion_id=?)"], plan
+
+
 def test_new_atrial_fibrillation_is_critical(client, infusing, nurse):
     chart(infusing, nurse, minutes_ago=20, phase="baseline", heart_rate=70, rhythm="nsr")
     assert post_reading(client, infusing, heart_rate=96, rhythm="af").status_code == 302

@@ -59,18 +59,23 @@ def ensure_first_post(model, infusion: InfusionSession, key: str | None) -> None
         raise RuleError("This form belongs to another session; reload the page.")
 
 
+# The phase a literal, as in models.BASELINE: PostgreSQL's plan kept for any values then
+# matches the partial index (SQLite's matches a bound value too).
+LATEST_BASELINE = (
+    sa.select(Reading)
+    .where(
+        Reading.infusion_id == sa.bindparam("infusion_id"),
+        Reading.phase == sa.literal_column("'baseline'"),
+        Reading.voided_at.is_(None),
+    )
+    .order_by(Reading.taken_at.desc(), Reading.id.desc())
+    .limit(1)
+)
+
+
 def latest_baseline(infusion: InfusionSession) -> Reading | None:
     """The newest baseline-phase reading not voided: the reference for deltas and the gate."""
-    return db.session.scalar(
-        sa.select(Reading)
-        .where(
-            Reading.infusion_id == infusion.id,
-            Reading.phase == "baseline",
-            Reading.voided_at.is_(None),
-        )
-        .order_by(Reading.taken_at.desc(), Reading.id.desc())
-        .limit(1)
-    )
+    return db.session.scalar(LATEST_BASELINE, {"infusion_id": infusion.id})
 
 
 def chart_refusal(infusion: InfusionSession) -> str | None:
