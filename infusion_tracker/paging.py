@@ -43,6 +43,18 @@ class PreparedPagination(Pagination):
     def _query_count(self) -> int:
         return db.session.scalar(self._query_args["counted"], self._query_args["params"])
 
+    @property
+    def more(self) -> bool:
+        """Counted up to paginate's `count_limit`, and there were more: `total` is the limit
+        + 1, and the pager shows the page without the number of pages."""
+        limit = self._query_args["count_limit"]
+        return limit is not None and self.total > limit
+
+    @property
+    def next_shown(self) -> bool:
+        """Whether the pager offers the next page (past a limited count: while pages are full)."""
+        return self.has_next or (self.more and len(self.items) == self.per_page)
+
 
 def paginate(
     rows: sa.Select,
@@ -52,9 +64,13 @@ def paginate(
     per_page: int,
     *,
     as_rows: bool = False,
-) -> Pagination:
+    count_limit: int | None = None,
+) -> PreparedPagination:
     """Page `page` (from 1; past the last, no rows) of prepared() statements: its items the
-    first column's values, or with `as_rows` the rows."""
+    first column's values, or with `as_rows` the rows. `count_limit`: the count (of a
+    prepared(capped=True) statement) stops past it, and `more` says so."""
+    if count_limit is not None:
+        params = {**params, "count_cap": count_limit + 1}
     return PreparedPagination(
         page=page,
         per_page=per_page,
@@ -64,4 +80,5 @@ def paginate(
         counted=counted,
         params=params,
         as_rows=as_rows,
+        count_limit=count_limit,
     )

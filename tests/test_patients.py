@@ -393,6 +393,8 @@ def test_search_counts_up_to_its_limit_then_says_more_than(
     assert 'href="/patients/?q=page&amp;page=2">Next</a>' in html
     third = client.get("/patients/?q=page&page=3").get_data(as_text=True)
     assert "Page4" in third and "Page5" in third and "Page 3</span>" in third
+    # Past the count the pager cannot tell the last page: a full page offers the next one.
+    assert 'href="/patients/?q=page&amp;page=4">Next</a>' in third
     searched = audit_rows("patient.searched")
     assert searched[-2].details["results"] == "more than 3"
     assert searched[0].details["results"] == 3

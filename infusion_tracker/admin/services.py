@@ -334,10 +334,11 @@ def _page_statements(shape: LogShape) -> tuple[sa.Select, sa.Select]:
 def page_of_events(filters: AuditFilters, page: int, per_page: int):
     """One page of the log as ShownEntry rows (entries_by_id reads what is drawn of them).
     The pager counts at most COUNT_LIMIT entries (counting ten million takes seconds):
-    beyond it `more` is set and `total` is COUNT_LIMIT + 1."""
+    beyond it `more` is true and `total` is COUNT_LIMIT + 1."""
     shape, params = log_filter(filters)
-    params["count_cap"] = COUNT_LIMIT + 1
-    result = paging.paginate(*_page_statements(shape), params, page, per_page, as_rows=True)
+    result = paging.paginate(
+        *_page_statements(shape), params, page, per_page, as_rows=True, count_limit=COUNT_LIMIT
+    )
     result.items = [
         ShownEntry(
             row.id,
@@ -347,7 +348,6 @@ def page_of_events(filters: AuditFilters, page: int, per_page: int):
         )
         for row in result.items
     ]
-    result.more = result.total > COUNT_LIMIT
     return result
 
 

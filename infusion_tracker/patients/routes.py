@@ -62,9 +62,8 @@ def search():
                 page,
                 current_app.config["PER_PAGE"],
                 as_rows=True,
+                count_limit=services.COUNT_LIMIT,
             )
-            # Counted up to COUNT_LIMIT + 1: beyond it, "more than".
-            pagination.more = pagination.total > services.COUNT_LIMIT
             audit.record("patient.searched", details={
                 "query": form.q.data,
                 "results": f"more than {services.COUNT_LIMIT}" if pagination.more

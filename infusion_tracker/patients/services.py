@@ -278,7 +278,6 @@ def search_statement(text: str, include_archived: bool = False) -> Search:
 
 
 def _search(kind: str, words: int, include_archived: bool, params: dict) -> Search:
-    params["count_cap"] = COUNT_LIMIT + 1
     return Search(*_search_shape(kind, words, include_archived), params)
 
 
@@ -299,7 +298,7 @@ RESULT_COLUMNS = (
 @lru_cache(maxsize=64)
 def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Select, sa.Select]:
     """A page of this shape of search (rows of RESULT_COLUMNS) and its count, which stops
-    at the `count_cap` parameter (paging.prepared)."""
+    at paginate's `count_limit` (paging.prepared)."""
     query = sa.select(*RESULT_COLUMNS)
     if kind == "born":
         query = query.where(Patient.date_of_birth == sa.bindparam("born"))
