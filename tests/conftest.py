@@ -561,8 +561,8 @@ def later_today() -> datetime:
     on today's board whatever hour the suite runs."""
     from infusion_tracker.timeutil import clinic_day_bounds, utcnow
 
-    end = clinic_day_bounds(clinic_today())[1]
-    return max(utcnow(), min(utcnow() + timedelta(hours=1), end - timedelta(minutes=1)))
+    now, end = utcnow(), clinic_day_bounds(clinic_today())[1]
+    return max(now, min(now + timedelta(hours=1), end - timedelta(minutes=1)))
 
 
 def local_time(day: date, hhmm: str) -> datetime:
