@@ -107,11 +107,14 @@ def row_hash(prev_hash: str, event: Any) -> str:
 
 
 def lock_chain() -> None:
-    """SQLite writers already hold the database lock (BEGIN IMMEDIATE); PostgreSQL writers
-    take a transaction-scoped advisory lock so two rows never share a parent. The ledger takes
-    it before its entry (ledger.services._add), so its entries' ids follow commit order."""
+    """So that two rows never share a parent: PostgreSQL writers take a transaction-scoped
+    advisory lock, SQLite writers the database's write lock (if they do not hold it yet). The
+    ledger takes it before its entry (ledger.services._add), so its entries' ids follow commit
+    order."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(_LOCK_LAZILY if unit_of_work.lazy_commit() else _LOCK)
+    else:
+        database.take_write_lock(db.session)
 
 
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(7201001)")

@@ -1,9 +1,12 @@
 """SQLite connection settings: WAL, busy timeout, foreign keys, full sync, and write
-transactions that take the write lock up front (BEGIN IMMEDIATE) so concurrent writers wait
-instead of failing with "database is locked". Page views begin a plain (deferred) read
-transaction, read-only, so they neither block each other nor wait for the writers (WAL); what
-they write (their audit row) waits for unit_of_work.finish. The database files are readable by
-their owner only.
+transactions that take the write lock before they write (BEGIN IMMEDIATE) so concurrent
+writers wait instead of failing with "database is locked". Page views begin a plain (deferred)
+read transaction, read-only, so they neither block each other nor wait for the writers (WAL);
+what they write (their audit row) waits for unit_of_work.finish. A write request reads as a
+page view does until its first write, or until it reads what PostgreSQL would lock (SELECT …
+FOR UPDATE): only then does it take the lock, in a new transaction, so it holds the lock for
+its writes, not for signing in and checking its form (bench/RESULTS.md, Stop 23). Commands
+outside a request take it at once. The database files are readable by their owner only.
 
 Writers wait in a queue (QueuedWrites): SQLite's own busy handler polls, sleeping up to
 100 ms between tries, so a writer that finds the lock taken sleeps on long after it is free;
@@ -52,6 +55,9 @@ TRANSACTION_CONTROL = (
 # With the checkpoint thread on, SQLite's own checkpoint stays as a backstop this far out,
 # should the thread not keep up (or not run: a command outside any request).
 BACKSTOP_PAGES = 10_000
+# On a SQLite write transaction's connection: it has read, and will take the write lock at
+# its first write.
+LOCK_PENDING = "write_lock_pending"
 
 
 def make_private(database_path: str) -> None:
@@ -224,7 +230,9 @@ def _sqlite_begin(conn):
     checkpoint_path = getattr(dbapi_connection, "checkpoint_path", None)
     if checkpoint_path and has_request_context():
         _ensure_checkpointer(checkpoint_path)
+    info = conn.connection.info
     if unit_of_work.is_read_request():
+        info[LOCK_PENDING] = False
         # Read-only as well: a write here could not take the write lock once another
         # connection had committed ("database is locked" at once, whatever the busy timeout),
         # so a page view's writes wait for unit_of_work.finish, and one that does not fails
@@ -234,12 +242,60 @@ def _sqlite_begin(conn):
         return
     dbapi_connection.execute("PRAGMA query_only = OFF")
     synchronous = "NORMAL" if unit_of_work.lazy_commit() else "FULL"
-    if conn.connection.info.get("synchronous", "FULL") != synchronous:
+    if info.get("synchronous", "FULL") != synchronous:
         dbapi_connection.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.connection.info["synchronous"] = synchronous
+        info["synchronous"] = synchronous
+    if has_request_context():
+        # A write request reads first (who is signed in, the form's session) and takes the
+        # lock at its first write (_lock_at_first_write), so writers wait for each other only
+        # for their writes.
+        dbapi_connection.execute("BEGIN")
+        info[LOCK_PENDING] = True
+        return
+    info[LOCK_PENDING] = False
     if isinstance(dbapi_connection, QueuedWrites):
         dbapi_connection.wait_turn_to_write()
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _takes_write_lock(statement: str, context) -> bool:
+    """Whatever is not a plain read: a write, a savepoint (which the lock must not end), or a
+    read that locks its rows on PostgreSQL (SELECT … FOR UPDATE, not written for SQLite)."""
+    if statement.lstrip()[:6].upper() not in ("SELECT", "PRAGMA"):
+        return True
+    compiled = getattr(context, "compiled", None)
+    return getattr(getattr(compiled, "statement", None), "_for_update_arg", None) is not None
+
+
+@sa.event.listens_for(Engine, "before_cursor_execute")
+def _lock_at_first_write(conn, cursor, statement, parameters, context, executemany):
+    if conn.info.get(LOCK_PENDING) and _takes_write_lock(statement, context):
+        _take_write_lock(conn)
+
+
+def _take_write_lock(conn) -> None:
+    """End the transaction's reads and begin again holding the write lock: SQLite refuses a
+    write from a snapshot older than the last commit ("database is locked", at once). What was
+    read before is then as PostgreSQL's READ COMMITTED would have it: the rows a write depends
+    on are read again under the lock (guards.lock, SELECT … FOR UPDATE, audit.lock_chain)."""
+    conn.info[LOCK_PENDING] = False
+    dbapi_connection = conn.connection.dbapi_connection
+    try:
+        dbapi_connection.execute("COMMIT")
+        if isinstance(dbapi_connection, QueuedWrites):
+            dbapi_connection.wait_turn_to_write()
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        # As SQLAlchemy's own error, which the unit of work and the error pages answer.
+        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
+
+
+def take_write_lock(session) -> None:
+    """Where PostgreSQL takes a lock of its own (an advisory lock), a SQLite write transaction
+    takes the database's write lock now, if it does not hold it yet."""
+    connection = session.connection()
+    if connection.info.get(LOCK_PENDING):
+        _take_write_lock(connection)
 
 
 @sa.event.listens_for(Engine, "begin")

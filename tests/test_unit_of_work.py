@@ -178,6 +178,106 @@ def test_a_page_views_audit_row_is_written_once_the_lock_is_free(app, client, in
     assert len(audit_rows("patient.viewed")) == viewed_before + 1
 
 
+def post_in_thread(app, client, url: str, data: dict) -> tuple[threading.Thread, dict]:
+    answer: dict = {}
+
+    def run():
+        with app.app_context():
+            answer["response"] = client.post(url, data=data)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, answer
+
+
+def reading_form(**values) -> dict:
+    data = {
+        "reading-taken_at": to_clinic(utcnow()).strftime("%Y-%m-%dT%H:%M"),
+        "reading-phase": "infusion",
+        "reading-systolic": "128",
+        "reading-diastolic": "80",
+        "reading-heart_rate": "72",
+        "reading-resp_rate": "14",
+        "reading-spo2": "98",
+        "reading-o2_room_air": "y",
+    }
+    data.update({f"reading-{name}": value for name, value in values.items()})
+    return data
+
+
+@sqlite_only
+def test_a_write_request_takes_the_write_lock_only_to_write(app, client, infusing, write_lock):
+    """A write request signs in, reads its session and checks its form before it takes
+    SQLite's write lock (database.py): a reading with a mistake in it is refused while another
+    connection holds the lock; a good one waits for the lock and then lands."""
+    url = f"/infusions/{infusing.id}/readings"
+    readings_before = count(Reading)
+    writer = write_lock()
+    thread, answer = post_in_thread(app, client, url, reading_form(systolic="400"))
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "a refused form waited for the write lock"
+    assert answer["response"].status_code == 422
+
+    thread, answer = post_in_thread(app, client, url, reading_form())
+    time.sleep(0.5)
+    assert thread.is_alive(), "the reading was written while another connection held the lock"
+    writer.execute("COMMIT")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert answer["response"].status_code == 302
+    db.session.rollback()
+    assert count(Reading) == readings_before + 1
+
+
+@sqlite_only
+def test_a_write_request_reads_its_session_again_under_the_write_lock(
+    app, client, infusing, write_lock
+):
+    """What was read before the lock may be out of date by the time it is held: the session
+    is read again under it (guards.lock), so a reading posted to a session another connection
+    signs meanwhile is refused, as it is on PostgreSQL (SELECT … FOR UPDATE waits)."""
+    infusion_id = infusing.id
+    url = f"/infusions/{infusion_id}/readings"
+    before = state_of(infusion_id)
+    writer = write_lock()
+    thread, answer = post_in_thread(app, client, url, reading_form())
+    time.sleep(0.5)  # read the session (not signed), checked the form; waiting to write
+    assert thread.is_alive()
+    writer.execute(
+        "UPDATE infusion_session SET signed_at = CURRENT_TIMESTAMP, version = version + 1 "
+        "WHERE id = ?",
+        (infusion_id,),
+    )
+    writer.execute("COMMIT")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    response = answer["response"]
+    assert response.status_code == 422
+    assert "This session was signed and is locked." in response.get_data(as_text=True)
+    readings, audit, version, _ = state_of(infusion_id)
+    assert (readings, audit, version) == (before[0], before[1], before[2] + 1)
+
+
+@pytest.fixture
+def with_read_route(app):
+    app.add_url_rule(
+        "/test/with-read",
+        "test_with_read",
+        lambda: str(db.session.scalar(sa.text("WITH one AS (SELECT 1 AS n) SELECT n FROM one"))),
+    )
+
+
+def test_a_page_view_after_a_write_request_that_never_wrote_reads_freely(
+    client, with_read_route, infusing
+):
+    """A write request that only read (a refused form) leaves its connection as any other: the
+    page view that uses it next takes no lock, whatever its statements begin with (a WITH)."""
+    refused = client.post(f"/infusions/{infusing.id}/readings", data=reading_form(systolic="400"))
+    assert refused.status_code == 422
+    response = client.get("/test/with-read")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "1")
+
+
 @pytest.fixture
 def writing_page_views(app):
     """Test-only GET routes that add a row: straight away, or deferred to after the page."""

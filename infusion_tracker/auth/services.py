@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import audit
+from .. import audit, database
 from ..errors import RuleError
 from ..extensions import db
 from ..models import ROLE_ADMIN, ROLES, Staff, new_session_token
@@ -104,9 +104,11 @@ def create_first_admin(
     username: str, full_name: str, password: str, credentials: str = ""
 ) -> Staff:
     """The /setup page: an administrator, only while no account exists at all (SPEC §1)."""
+    # Two setup forms submitted at once must not both create an administrator.
     if db.session.get_bind().dialect.name == "postgresql":
-        # Two setup forms submitted at once must not both create an administrator.
         db.session.execute(sa.text(f"SELECT pg_advisory_xact_lock({SETUP_LOCK})"))
+    else:
+        database.take_write_lock(db.session)
     if any_staff_exists():
         raise RuleError("An account already exists; setup is closed. Sign in instead.")
     return create_staff(

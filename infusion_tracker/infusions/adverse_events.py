@@ -150,6 +150,7 @@ def record_adverse_event(
 ) -> AdverseEvent:
     """Record an adverse event; "paused"/"stopped" also pause or stop (early) the infusion, and
     an unanswered critical reading it names is answered by it."""
+    guards.lock(infusion.id)
     readings.ensure_first_post(AdverseEvent, infusion, data.get("submission_key"))
     guards.begin_row_change(infusion, actor.id)
     if infusion.status not in RECORDABLE_STATUSES:

@@ -30,12 +30,21 @@ def check_version(infusion: InfusionSession, form_version: int | None) -> None:
 CHILD_ROWS = ("readings", "events", "adverse_events", "assessments", "addenda")
 
 
+# In the session's info: (the transaction, the ids of the sessions it has locked).
+_LOCKED = "locked_infusions"
+
+
 def lock(infusion_id: int) -> InfusionSession | None:
-    """The session row, locked for this transaction and read afresh.
+    """The session row, locked for this transaction and read afresh (once: a route and the
+    service it calls both lock).
 
     PostgreSQL: SELECT … FOR UPDATE, so a reading and a signature on the same session take
-    turns. SQLite: the write transaction already holds the database's write lock (BEGIN
-    IMMEDIATE, database.py), so the row cannot change under us either."""
+    turns. SQLite: the same statement takes the database's write lock (database.py), so the
+    row cannot change under us either."""
+    transaction = db.session().get_transaction()
+    held = db.session.info.get(_LOCKED)
+    if held and held[0] is transaction and infusion_id in held[1]:
+        return db.session.get(InfusionSession, infusion_id)
     infusion = db.session.scalar(
         sa.select(InfusionSession)
         .where(InfusionSession.id == infusion_id)
@@ -45,6 +54,9 @@ def lock(infusion_id: int) -> InfusionSession | None:
     if infusion is not None:
         # Rows another writer added before we held the lock load afresh when next read.
         db.session.expire(infusion, [*CHILD_ROWS, "updated_by"])
+        if not held or held[0] is not transaction:
+            held = db.session.info[_LOCKED] = (transaction, set())
+        held[1].add(infusion_id)
     return infusion
 
 

@@ -47,9 +47,9 @@ class AlreadyRecorded(Exception):
 def ensure_first_post(model, infusion: InfusionSession, key: str | None) -> None:
     """Raise AlreadyRecorded if a row of `model` was stored from the form with this key.
 
-    Called before any write (a repeat changes nothing, not even the session's version); the
-    route holds the session's lock (guards.infusion_for_write), so of two posts of one form
-    the second finds the first."""
+    Called before any write (a repeat changes nothing, not even the session's version) and
+    under the session's lock (guards.lock), so of two posts of one form the second finds the
+    first."""
     if not key:
         return
     earlier = db.session.scalar(sa.select(model).where(model.submission_key == key))
@@ -230,6 +230,7 @@ def record_reading(
     """Chart one reading (SPEC §4): tier 1 refused (ReadingRefused), tiers 2–3 flagged and
     stored with NEWS2, deltas against the latest baseline."""
     key = data.get("submission_key")
+    guards.lock(infusion.id)
     ensure_first_post(Reading, infusion, key)
     guards.begin_row_change(infusion, actor.id)
     ensure_chartable(infusion)

@@ -315,7 +315,9 @@ def _flash_recorded(reading: Reading) -> None:
 @bp.route("/infusions/<int:infusion_id>/readings", methods=["POST"])
 @clinician_required
 def record_reading(infusion_id: int):
-    infusion = guards.infusion_for_write(infusion_id)
+    # Read, not locked: the service locks the session for its write and checks again, so a
+    # form with a mistake in it never waits for another writer (nor holds SQLite's lock).
+    infusion = db.get_or_404(InfusionSession, infusion_id)
     reading_services.ensure_chartable(infusion)
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=current_app.config["UNITS"])
     if form.validate():
