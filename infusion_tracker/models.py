@@ -255,6 +255,50 @@ def indication_label(indication: str, other: str | None) -> str:
     return INDICATIONS.get(indication, indication)
 
 
+class PatientListVersion(db.Model):
+    """One row: a number the database itself moves on every write to `patient` (triggers:
+    PATIENT_LIST_TRIGGERS), under which a worker keeps pages of search results
+    (patients/page.search_results). It moves to the time of the write in microseconds when
+    that is later than one more, so it never repeats, even after a restore from a backup."""
+
+    __tablename__ = "patient_list_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+# Written out as SQL, for the migration too (0018).
+_NEXT_SQLITE = (
+    "UPDATE patient_list_version SET version = max(version + 1, "
+    "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"
+)
+PATIENT_LIST_TRIGGERS = {
+    "sqlite": [
+        f"CREATE TRIGGER patient_list_{event.lower()} AFTER {event} ON patient "
+        f"BEGIN {_NEXT_SQLITE}; END"
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ],
+    "postgresql": [
+        """CREATE OR REPLACE FUNCTION patient_list_changed() RETURNS trigger AS $$
+           BEGIN
+             UPDATE patient_list_version SET version = greatest(version + 1,
+               (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+             RETURN NULL;
+           END $$ LANGUAGE plpgsql""",
+        """CREATE TRIGGER patient_list_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+           ON patient FOR EACH STATEMENT EXECUTE FUNCTION patient_list_changed()""",
+    ],
+}
+
+
+@sa.event.listens_for(db.metadata, "after_create")
+def _patient_list_triggers(target, connection, **kw):
+    """For a schema built with create_all (the tests); the migration runs the same."""
+    connection.execute(sa.insert(PatientListVersion.__table__).values(id=1, version=0))
+    for statement in PATIENT_LIST_TRIGGERS.get(connection.dialect.name, []):
+        connection.exec_driver_sql(statement)
+
+
 # --- Protocols ----------------------------------------------------------------
 
 

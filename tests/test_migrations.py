@@ -61,6 +61,28 @@ def test_migrated_audit_table_refuses_update_and_delete(migrated_app):
     assert audit.verify_chain().ok
 
 
+def test_migrated_patient_list_version_moves_with_every_write_to_a_patient(migrated_app):
+    """0018's triggers, as models.PATIENT_LIST_TRIGGERS builds them for the tests."""
+    import importlib
+
+    from infusion_tracker.models import PATIENT_LIST_TRIGGERS
+    from tests.test_search_kept import INSERT, elsewhere, list_version
+
+    migration = importlib.import_module(
+        "infusion_tracker.migrations.versions.0018_patient_list_version"
+    )
+    assert migration.TRIGGERS == PATIENT_LIST_TRIGGERS
+    versions = [list_version()]
+    elsewhere(INSERT, mrn="M-1", first="Ann", last="Marsh", first_key="ann", last_key="marsh",
+              born="1970-01-02", active=True, now="2026-01-01 00:00:00")
+    versions.append(list_version())
+    elsewhere("UPDATE patient SET notes = 'x'")
+    versions.append(list_version())
+    elsewhere("DELETE FROM patient")
+    versions.append(list_version())
+    assert versions == sorted(set(versions)), versions
+
+
 # --- 0002: vocabulary CHECK constraints --------------------------------------------------
 
 

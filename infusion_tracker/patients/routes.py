@@ -14,7 +14,7 @@ from flask import (
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from .. import audit, paging
+from .. import audit
 from ..errors import form_status, refusals_flashed, refusals_on
 from ..extensions import db
 from ..infusions.guards import ensure_editable
@@ -55,15 +55,7 @@ def search():
         except services.SearchProblem as error:
             problem = str(error)
         else:
-            pagination = paging.paginate(
-                found.rows,
-                found.counted,
-                found.params,
-                page,
-                current_app.config["PER_PAGE"],
-                as_rows=True,
-                count_limit=services.COUNT_LIMIT,
-            )
+            pagination = services.search_page(found, page, current_app.config["PER_PAGE"])
             audit.record("patient.searched", details={
                 "query": form.q.data,
                 "results": f"more than {services.COUNT_LIMIT}" if pagination.more

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit, paging
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
-from ..models import Patient, Staff, name_key
+from ..memo import Memo, app_kept
+from ..models import Patient, PatientListVersion, Staff, name_key
 from ..timeutil import utcnow
 
 # Generated MRNs look like "IT-000123"; a typed MRN may be anything unique.
@@ -249,6 +250,7 @@ class Search:
     rows: sa.Select
     counted: sa.Select
     params: dict[str, Any]
+    shape: tuple  # what built the statements: (kind, words, include_archived)
 
 
 def search_statement(text: str, include_archived: bool = False) -> Search:
@@ -278,7 +280,38 @@ def search_statement(text: str, include_archived: bool = False) -> Search:
 
 
 def _search(kind: str, words: int, include_archived: bool, params: dict) -> Search:
-    return Search(*_search_shape(kind, words, include_archived), params)
+    shape = (kind, words, include_archived)
+    return Search(*_search_shape(*shape), params, shape)
+
+
+# Pages of results each worker keeps (their rows and count), by the patient list's version.
+SEARCH_PAGES = 256
+_LIST_VERSION = sa.select(PatientListVersion.version).where(PatientListVersion.id == 1)
+
+
+def search_page(found: Search, page: int, per_page: int) -> paging.PreparedPagination:
+    """A page of a search's results and their count, kept under the patient list's version.
+    The database moves it on any write to a patient, in the transaction that writes
+    (models.PatientListVersion), so a page kept under the version this view reads is the page
+    this view would read: the same search again reads one number, not its hundreds of
+    matches."""
+    key = (
+        db.session.scalar(_LIST_VERSION),
+        found.shape,
+        tuple(sorted(found.params.items())),
+        page,
+        per_page,
+    )
+    pages = app_kept("search_pages", lambda: Memo[paging.PreparedPagination](SEARCH_PAGES))
+    return pages.get(key, lambda: paging.paginate(
+        found.rows,
+        found.counted,
+        found.params,
+        page,
+        per_page,
+        as_rows=True,
+        count_limit=COUNT_LIMIT,
+    ))
 
 
 # What a page of results shows of each patient (patients/page.results_table), read as values.
