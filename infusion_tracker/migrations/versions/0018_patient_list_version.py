@@ -1,5 +1,5 @@
 """The patient list's version: one row the database moves (triggers) on every write to
-`patient`, under which a worker keeps pages of search results (patients/page.search_results;
+`patient`, under which a worker keeps pages of search results (patients/services.search_page;
 issue 8: a name prefix at chain scale matches hundreds of patients, sorted on every search;
 timings in bench/RESULTS.md, Stop 23).
 
