@@ -233,9 +233,10 @@ def test_a_write_request_takes_the_write_lock_only_to_write(app, client, infusin
 def test_a_write_request_reads_its_session_again_under_the_write_lock(
     app, client, infusing, write_lock
 ):
-    """What was read before the lock may be out of date by the time it is held: the session
-    is read again under it (guards.lock), so a reading posted to a session another connection
-    signs meanwhile is refused, as it is on PostgreSQL (SELECT … FOR UPDATE waits)."""
+    """What another connection commits while a write request waits for the lock is what the
+    request checks: it reads the session under the lock (guards.lock's SELECT … FOR UPDATE
+    takes it), so a reading posted to a session another connection signs meanwhile is refused,
+    as it is on PostgreSQL (where that SELECT waits)."""
     infusion_id = infusing.id
     url = f"/infusions/{infusion_id}/readings"
     before = state_of(infusion_id)
@@ -252,7 +253,7 @@ def test_a_write_request_reads_its_session_again_under_the_write_lock(
     thread.join(timeout=10)
     assert not thread.is_alive()
     response = answer["response"]
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "This session was signed and is locked." in response.get_data(as_text=True)
     readings, audit, version, _ = state_of(infusion_id)
     assert (readings, audit, version) == (before[0], before[1], before[2] + 1)

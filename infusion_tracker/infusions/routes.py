@@ -315,28 +315,30 @@ def _flash_recorded(reading: Reading) -> None:
 @bp.route("/infusions/<int:infusion_id>/readings", methods=["POST"])
 @clinician_required
 def record_reading(infusion_id: int):
-    # Read, not locked: the service locks the session for its write and checks again, so a
-    # form with a mistake in it never waits for another writer (nor holds SQLite's lock).
-    infusion = db.get_or_404(InfusionSession, infusion_id)
-    reading_services.ensure_chartable(infusion)
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=current_app.config["UNITS"])
-    if form.validate():
-        with refusals_on(form):
-            try:
-                reading = reading_services.record_reading(infusion, form.to_values(), _actor())
-            except reading_services.AlreadyRecorded as repeat:
-                when = format_time(repeat.row.taken_at)  # as the readings table lists it
-                flash(f"This reading was already recorded at {when}.", "warning")
-                return _detail(infusion_id, "readings")
-            _flash_recorded(reading)
-            # Back to the form, not the top, with the new row highlighted: the address names
-            # Systolic, which the browser focuses and scrolls to (its scroll margin keeps the
-            # form's head in view). A critical value lands on its banner, above the form.
-            anchor = "critical-actions" if reading.severity == "critical" else "reading-systolic"
-            return redirect(
-                url_for("infusions.detail", infusion_id=infusion_id, saved=reading.id,
-                        _anchor=anchor)
-            )
+    if not form.validate():
+        # Read, not locked: a form with a mistake in it never waits for another writer (nor
+        # holds SQLite's lock).
+        reading_services.ensure_chartable(db.get_or_404(InfusionSession, infusion_id))
+        return page.render_session_page(infusion_id, 422, reading_form=form)
+    infusion = guards.infusion_for_write(infusion_id)
+    reading_services.ensure_chartable(infusion)
+    with refusals_on(form):
+        try:
+            reading = reading_services.record_reading(infusion, form.to_values(), _actor())
+        except reading_services.AlreadyRecorded as repeat:
+            when = format_time(repeat.row.taken_at)  # as the readings table lists it
+            flash(f"This reading was already recorded at {when}.", "warning")
+            return _detail(infusion_id, "readings")
+        _flash_recorded(reading)
+        # Back to the form, not the top, with the new row highlighted: the address names
+        # Systolic, which the browser focuses and scrolls to (its scroll margin keeps the
+        # form's head in view). A critical value lands on its banner, above the form.
+        anchor = "critical-actions" if reading.severity == "critical" else "reading-systolic"
+        return redirect(
+            url_for("infusions.detail", infusion_id=infusion_id, saved=reading.id,
+                    _anchor=anchor)
+        )
     return page.render_session_page(infusion_id, 422, reading_form=form)
 
 
