@@ -199,9 +199,14 @@ _COLUMNS = tuple(column.key for column in _TABLE.columns if column.key != "id")
 
 
 def _append(entry: AuditEntry) -> None:
-    """Chain the row to the last one and insert it, under the chain's lock."""
+    """Chain the row to the last one and insert it, under the chain's lock.
+
+    The lock is taken before this transaction's changes are written, not after: a change to a
+    unique column (signing out's session token) locks its row against foreign key checks, and
+    the lock's holder may be appending a row that names it (PostgreSQL: a deadlock)."""
+    with db.session.no_autoflush:
+        lock_chain()
     db.session.flush()  # the change the row records goes first (its new version, its id)
-    lock_chain()
     # Stamped under the lock, so time order and chain order agree.
     entry.occurred_at = entry.created_at = utcnow()
     entry.prev_hash = db.session.execute(_LAST_HASH).scalar() or GENESIS

@@ -27,10 +27,12 @@ def normalize_username(username: str) -> str:
 
 
 def find_staff(username: str, for_update: bool = False) -> Staff | None:
-    """The account with this username, compared case-insensitively."""
+    """The account with this username, compared case-insensitively. `for_update`: locked
+    against another sign-in's count (FOR NO KEY UPDATE on PostgreSQL: an audit row naming the
+    account, appended meanwhile, does not wait for the password check)."""
     query = sa.select(Staff).where(Staff.username == normalize_username(username))
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     return db.session.scalar(query)
 
 

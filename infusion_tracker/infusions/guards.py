@@ -38,8 +38,9 @@ def lock(infusion_id: int) -> InfusionSession | None:
     """The session row, locked for this transaction and read afresh (once: a route and the
     service it calls both lock).
 
-    PostgreSQL: SELECT … FOR UPDATE, so a reading and a signature on the same session take
-    turns. SQLite: the same statement takes the database's write lock (database.py), so the
+    PostgreSQL: SELECT … FOR NO KEY UPDATE, so a reading and a signature on the same session
+    take turns, while a row that only refers to the session (its foreign key's KEY SHARE) does
+    not wait. SQLite: the same statement takes the database's write lock (database.py), so the
     row cannot change under us either."""
     transaction = db.session().get_transaction()
     held = db.session.info.get(_LOCKED)
@@ -48,7 +49,7 @@ def lock(infusion_id: int) -> InfusionSession | None:
     infusion = db.session.scalar(
         sa.select(InfusionSession)
         .where(InfusionSession.id == infusion_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     if infusion is not None:
