@@ -223,16 +223,14 @@ def _sqlite_begin(conn):
     if conn.dialect.name != "sqlite":
         return
     # Straight to the driver: these run at every transaction's start, where SQLAlchemy's own
-    # execute (its events, its context) cost more than SQLite's work (issue 8). All but
-    # BEGIN IMMEDIATE, which can fail ("database is locked") and must fail as SQLAlchemy's
-    # error, which the unit of work and the error pages answer.
+    # execute (its events, its context) cost more than SQLite's work (issue 8).
     dbapi_connection = conn.connection.dbapi_connection
     checkpoint_path = getattr(dbapi_connection, "checkpoint_path", None)
     if checkpoint_path and has_request_context():
         _ensure_checkpointer(checkpoint_path)
     info = conn.connection.info
+    info[LOCK_PENDING] = False
     if unit_of_work.is_read_request():
-        info[LOCK_PENDING] = False
         # Read-only as well: a write here could not take the write lock once another
         # connection had committed ("database is locked" at once, whatever the busy timeout),
         # so a page view's writes wait for unit_of_work.finish, and one that does not fails
@@ -252,10 +250,21 @@ def _sqlite_begin(conn):
         dbapi_connection.execute("BEGIN")
         info[LOCK_PENDING] = True
         return
-    info[LOCK_PENDING] = False
-    if isinstance(dbapi_connection, QueuedWrites):
-        dbapi_connection.wait_turn_to_write()
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    _begin_immediate(dbapi_connection)
+
+
+def _begin_immediate(dbapi_connection, end_reads: bool = False) -> None:
+    """Begin holding the write lock, in the writers' queue (`end_reads`: after ending the read
+    transaction begun before). A failure ("database is locked") is raised as SQLAlchemy's
+    error, which the unit of work and the error pages answer."""
+    try:
+        if end_reads:
+            dbapi_connection.execute("COMMIT")
+        if isinstance(dbapi_connection, QueuedWrites):
+            dbapi_connection.wait_turn_to_write()
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:
+        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
 
 
 def _takes_write_lock(statement: str, context) -> bool:
@@ -279,15 +288,7 @@ def _take_write_lock(conn) -> None:
     read before is then as PostgreSQL's READ COMMITTED would have it: the rows a write depends
     on are read again under the lock (guards.lock, SELECT … FOR UPDATE, audit.lock_chain)."""
     conn.info[LOCK_PENDING] = False
-    dbapi_connection = conn.connection.dbapi_connection
-    try:
-        dbapi_connection.execute("COMMIT")
-        if isinstance(dbapi_connection, QueuedWrites):
-            dbapi_connection.wait_turn_to_write()
-        dbapi_connection.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as error:
-        # As SQLAlchemy's own error, which the unit of work and the error pages answer.
-        raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
+    _begin_immediate(conn.connection.dbapi_connection, end_reads=True)
 
 
 def take_write_lock(session) -> None:
