@@ -33,10 +33,12 @@ def app_kept(name: str, make: Callable[[], T]) -> T:
 
 
 def packed(html: str) -> bytes:
-    """A drawn page or table as a worker keeps it: compressed, a tenth to a twentieth of the
+    """A drawn page or table as a worker keeps it: compressed, a sixth to a fifteenth of the
     memory (HTML repeats itself), for some 40-80 µs to unpack on each view (bench/RESULTS.md,
-    Stop 20: a hundred kept pages had taken worker memory past 150 MB)."""
-    return zlib.compress(html.encode(), 6)
+    Stop 20: a hundred kept pages had taken worker memory past 150 MB). Zlib's fastest level:
+    its default took a millisecond of each session page's first view, for a third less
+    memory (Stop 24)."""
+    return zlib.compress(html.encode(), 1)
 
 
 def digest(rows: list) -> str:
