@@ -169,7 +169,7 @@ class TableLine:
     pain: int | None
     news2: int | None
     news2_risk: str | None
-    levels: tuple[tuple[str, str], ...]  # (field, worst flag level) of the flagged fields
+    levels: dict[str, str | None]  # {field: worst flag level, None when not flagged}
     bp_level: str | None
     systolic_delta: int | None
     heart_rate_delta: int | None
@@ -188,9 +188,6 @@ class TableLine:
     void_reason: str
     needs_action: bool
     can_void: bool
-
-    def level(self, name: str) -> str | None:
-        return dict(self.levels).get(name)
 
 
 def _name(staff) -> str:
@@ -222,7 +219,7 @@ def table_line(row: ReadingRow) -> TableLine:
         pain=r.pain,
         news2=r.news2,
         news2_risk=row.news2_risk,
-        levels=tuple(sorted(field_levels(r).items())),
+        levels=dict.fromkeys(clinical.VITAL_FIELDS) | field_levels(r),
         bp_level=row.bp_level,
         systolic_delta=row.deltas.get("systolic"),
         heart_rate_delta=row.deltas.get("heart_rate"),
