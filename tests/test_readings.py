@@ -624,6 +624,33 @@ def test_the_session_page_costs_the_same_with_many_readings(client, infusing, nu
     assert many.count == few.count
 
 
+def test_recording_a_reading_costs_the_same_few_statements_with_many_readings(
+    client, infusing, nurse, count_queries
+):
+    """Who is signed in, the session (locked), whether its form was posted before, the new
+    version, the latest baseline, the protocol's limits, the reading with its form's key, the
+    audit chain's last hash and the audit row: nine, with 3 readings charted or 23 (issue 8:
+    the key was written by an UPDATE of its own)."""
+    for n in range(3):
+        chart(infusing, nurse, minutes_ago=9 - n, heart_rate=70 + n)
+    address = f"/infusions/{infusing.id}/readings"
+
+    def record(key: str, heart_rate: int):
+        data = reading_data(**{**NORMAL, "heart_rate": heart_rate})
+        with count_queries() as counted:
+            response = client.post(address, data={**data, "reading-submission_key": key})
+        assert response.status_code == 302
+        return counted
+
+    few = record("first-form", 80)
+    for n in range(20):
+        chart(infusing, nurse, minutes_ago=5, heart_rate=60 + n)
+    many = record("second-form", 81)
+    assert few.count == many.count == 9, "\n".join(s[:70] for s in few.statements)
+    stored = {r.heart_rate: r.submission_key for r in readings_of(infusing)}
+    assert (stored[80], stored[81]) == ("first-form", "second-form")
+
+
 @pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
 def test_the_forms_carry_their_csrf_token(app, make_staff, make_infusion):
     nurse = make_staff("np")

@@ -180,7 +180,13 @@ def _typed(values: dict) -> dict:
     return typed
 
 
-def _new_reading(infusion: InfusionSession, data: dict, actor: Staff, now: datetime) -> Reading:
+def _new_reading(
+    infusion: InfusionSession,
+    data: dict,
+    actor: Staff,
+    now: datetime,
+    submission_key: str | None = None,
+) -> Reading:
     """Validate (tier 1), assess (tiers 2–3, NEWS2) and add a reading; no audit row."""
     problems = _problems(infusion, data, now)
     if problems:
@@ -209,6 +215,7 @@ def _new_reading(infusion: InfusionSession, data: dict, actor: Staff, now: datet
         news2=clinical.news2(values),
         recorded_by_id=actor.id,
         created_at=now,
+        submission_key=submission_key,
     )
     db.session.add(reading)
     db.session.flush()
@@ -247,8 +254,7 @@ def record_reading(
             }
         )
     data, carried = carry_over(infusion, data)
-    reading = _new_reading(infusion, data, actor, now)
-    reading.submission_key = key or None
+    reading = _new_reading(infusion, data, actor, now, key or None)
     details = _summary(reading)
     if carried:
         details["carried_from"] = {"reading": data["carry_from"], "fields": sorted(carried)}
