@@ -94,3 +94,32 @@ def test_signing_out_while_another_request_appends_a_row_naming_the_user_is_no_d
     thread.join(timeout=10)
     assert inserted < 0.5, f"the row naming the user waited {inserted:.1f} s"
     assert answer == {"result": 302}
+
+
+def test_locking_a_session_does_not_hold_up_another_session_on_the_same_protocol(
+    app, make_infusion, make_protocol
+):
+    """guards.lock reads the session with its protocol (whose limits a reading is checked
+    against) but locks the session's row alone: a writer on another session of the protocol
+    goes on."""
+    from infusion_tracker.infusions import guards
+
+    protocol = make_protocol()
+    first, second = make_infusion(protocol=protocol), make_infusion(protocol=protocol)
+    first_id, second_id = first.id, second.id
+    db.session.commit()
+    assert guards.lock(first_id).protocol is not None  # held, uncommitted
+
+    def lock_second():
+        infusion = guards.lock(second_id)
+        limits = infusion.protocol.limits
+        db.session.rollback()
+        return limits is not None
+
+    thread, answer = in_thread(app, lock_second)
+    thread.join(timeout=5)
+    waited = thread.is_alive()
+    db.session.rollback()
+    thread.join(timeout=10)
+    assert not waited, "locking one session waited for another on the same protocol"
+    assert answer == {"result": True}

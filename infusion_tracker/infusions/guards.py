@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import abort
+from sqlalchemy.orm import joinedload
 
 from ..errors import RuleError, StaleRecord
 from ..extensions import db
@@ -38,10 +39,12 @@ def lock(infusion_id: int) -> InfusionSession | None:
     """The session row, locked for this transaction and read afresh (once: a route and the
     service it calls both lock).
 
-    PostgreSQL: SELECT … FOR NO KEY UPDATE, so a reading and a signature on the same session
-    take turns, while a row that only refers to the session (its foreign key's KEY SHARE) does
-    not wait. SQLite: the same statement takes the database's write lock (database.py), so the
-    row cannot change under us either."""
+    PostgreSQL: SELECT … FOR NO KEY UPDATE OF the session alone, so a reading and a signature
+    on the same session take turns, while a row that only refers to the session (its foreign
+    key's KEY SHARE) does not wait, nor does a session on the same protocol. SQLite: the same
+    statement takes the database's write lock (database.py), so the row cannot change under us
+    either. With its protocol, whose limits every reading is checked against (a statement
+    fewer)."""
     transaction = db.session().get_transaction()
     held = db.session.info.get(_LOCKED)
     if held and held[0] is transaction and infusion_id in held[1]:
@@ -49,7 +52,8 @@ def lock(infusion_id: int) -> InfusionSession | None:
     infusion = db.session.scalar(
         sa.select(InfusionSession)
         .where(InfusionSession.id == infusion_id)
-        .with_for_update(key_share=True)
+        .options(joinedload(InfusionSession.protocol, innerjoin=True))
+        .with_for_update(key_share=True, of=InfusionSession)
         .execution_options(populate_existing=True)
     )
     if infusion is not None:
