@@ -8,16 +8,10 @@ import gc
 
 from . import create_app
 
-# A page drawn afresh makes tens of thousands of objects (rows, markup, strings) that live
-# until its answer is sent, so the collector's default (a pass every 700 more, and every tenth
-# and hundredth pass a deeper one, the deepest walking every object the app is built from)
-# cost the session page's first view 3.2 ms in all, a fifth of it (bench/RESULTS.md,
-# Stop 24). Cycles are still collected, only less often.
-GC_THRESHOLDS = (20_000, 20, 20)
-
 app = create_app(commands=False)
-# What the app is built from lives as long as the process: out of the collector's sight, and,
-# under gunicorn --preload, left shared between the workers forked from here (a collection
-# touching an object copies its memory page into the worker).
+# What the app is built from lives as long as the process: frozen, the collector never walks
+# it again. Its full passes (in one first view of a session page in 20 to 100) had walked
+# all of it, 44-72 ms each, a pause in the tail of every page's response times; 0.5 ms now
+# (bench/RESULTS.md, Stop 24). Under gunicorn --preload it also stays shared between the
+# workers forked from here (a pass touching an object copies its memory page into a worker).
 gc.freeze()
-gc.set_threshold(*GC_THRESHOLDS)

@@ -44,22 +44,18 @@ def test_the_served_app_does_not_import_the_cli_or_rarely_used_libraries(tmp_pat
 
 
 def test_the_served_app_is_out_of_the_collectors_sight(tmp_path):
-    """What the app is built from is frozen (shared by the forked workers, never walked by the
-    collector), and a page's objects are collected less often than Python's default."""
+    """What the app is built from is frozen: the collector's full passes never walk it (nor,
+    under gunicorn --preload, copy it into each worker)."""
     probe = (
         "import gc\n"
-        "before = gc.get_threshold()\n"
-        "from infusion_tracker.wsgi import app, GC_THRESHOLDS\n"
-        "print(before, gc.get_threshold() == GC_THRESHOLDS, gc.get_threshold()[0] > before[0])\n"
+        "from infusion_tracker.wsgi import app\n"
         "print(gc.get_freeze_count())\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=ROOT, env=server_env(tmp_path), capture_output=True, text=True, check=True,
     )
-    thresholds, frozen = result.stdout.splitlines()
-    assert thresholds == "(700, 10, 10) True True"
-    assert int(frozen) > 100_000  # modules, mappers, forms
+    assert int(result.stdout) > 100_000  # modules, mappers, forms
 
 
 def test_the_full_app_keeps_its_commands(app):
