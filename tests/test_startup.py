@@ -23,21 +23,25 @@ def server_env(tmp_path) -> dict:
     return {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "SECRET_KEY": "t"}
 
 
+def served_app_says(tmp_path, probe: str) -> list[str]:
+    """The lines `probe` prints in a new interpreter that has imported the served app."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from infusion_tracker.wsgi import app\n" + probe],
+        cwd=ROOT, env=server_env(tmp_path), capture_output=True, text=True, check=True,
+    )
+    return result.stdout.splitlines()
+
+
 def test_the_served_app_does_not_import_the_cli_or_rarely_used_libraries(tmp_path):
     probe = (
         "import sys\n"
         "from infusion_tracker.extensions import db\n"
-        "from infusion_tracker.wsgi import app\n"
         f"print(sorted(m for m in {NOT_AT_START!r} if m in sys.modules))\n"
         "print(sorted(app.cli.commands))\n"
         "with app.app_context():\n"
         "    print(db.engine.pool.checkedin() + db.engine.pool.checkedout())\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT, env=server_env(tmp_path), capture_output=True, text=True, check=True,
-    )
-    loaded, commands, connections = result.stdout.splitlines()
+    loaded, commands, connections = served_app_says(tmp_path, probe)
     assert loaded == "[]"
     assert commands == "[]"
     assert connections == "0"  # nothing for a forked worker to inherit
@@ -46,16 +50,8 @@ def test_the_served_app_does_not_import_the_cli_or_rarely_used_libraries(tmp_pat
 def test_the_served_app_is_out_of_the_collectors_sight(tmp_path):
     """What the app is built from is frozen: the collector's full passes never walk it (nor,
     under gunicorn --preload, copy it into each worker)."""
-    probe = (
-        "import gc\n"
-        "from infusion_tracker.wsgi import app\n"
-        "print(gc.get_freeze_count())\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT, env=server_env(tmp_path), capture_output=True, text=True, check=True,
-    )
-    assert int(result.stdout) > 100_000  # modules, mappers, forms
+    [frozen] = served_app_says(tmp_path, "import gc\nprint(gc.get_freeze_count())\n")
+    assert int(frozen) > 100_000  # modules, mappers, forms
 
 
 def test_the_full_app_keeps_its_commands(app):
