@@ -1,8 +1,11 @@
-"""memo.keep and memo.shown: what each view fills in of a kept fragment (issue 8)."""
+"""memo.keep and memo.shown: what each view fills in of a kept fragment; memo.packed_cache:
+a chart drawn once for its values, kept packed (issue 8)."""
 
 from itertools import count
 
-from infusion_tracker.memo import keep, per_view, shown
+from markupsafe import Markup
+
+from infusion_tracker.memo import keep, packed_cache, per_view, shown
 
 
 def test_each_view_fills_in_its_own_values(app):
@@ -20,3 +23,23 @@ def test_a_fragment_kept_inside_another_keeps_each_view_s_values(app):
         inner = keep(lambda: ("", f"<i>{per_view(lambda: str(next(values)))}</i>"))
         outer = keep(lambda: ("", f"<b>{shown(inner)}</b>"))
         assert [str(shown(outer)) for _ in range(2)] == ["<b><i>0</i></b>", "<b><i>1</i></b>"]
+
+
+def test_a_packed_cache_draws_once_for_the_same_values_and_gives_back_the_same_markup():
+    drawings = count(1)
+
+    @packed_cache(2)
+    def chart(value: int, name: str) -> Markup:
+        return Markup("<svg><title>{} ({})</title>{}</svg>").format(
+            name, next(drawings), Markup("<g/>") * value
+        )
+
+    first = chart(3, "Ana")
+    assert isinstance(first, Markup)
+    assert first == "<svg><title>Ana (1)</title><g/><g/><g/></svg>"
+    assert chart(3, "Ana") == first  # kept, not drawn again
+    assert chart(3, "Bo") == "<svg><title>Bo (2)</title><g/><g/><g/></svg>"
+    chart(4, "Cy")  # a third: the least recently shown (Ana's) goes
+    assert chart(3, "Ana") == "<svg><title>Ana (4)</title><g/><g/><g/></svg>"
+    chart.cache_clear()
+    assert chart(3, "Bo") == "<svg><title>Bo (5)</title><g/><g/><g/></svg>"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from flask import current_app, render_template
 from flask_login import current_user
@@ -20,7 +19,7 @@ from wtforms.validators import Length
 
 from .. import charts, clinical, units
 from ..inputs import arg_id
-from ..memo import drawn
+from ..memo import drawn, packed_cache
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
 from ..timeutil import format_time, plausible, utcnow
@@ -590,7 +589,7 @@ def vitals_chart(infusion: InfusionSession, height: int = 320):
 # from the config: hence `zone` in the key). Memoised, a page shown again before anything on
 # the chart changed is not drawn again (a sixth of the page's CPU, bench/RESULTS.md); a new,
 # changed or voided reading or a new event is a new key, so a stale chart cannot be served.
-@lru_cache(maxsize=MEMO_SESSIONS)
+@packed_cache(MEMO_SESSIONS)
 def _vitals_svg(points: tuple, marks: tuple, height: int, zone: str) -> Markup:
     return charts.vitals_chart(
         [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import sqlalchemy as sa
 from flask import current_app
@@ -20,6 +20,7 @@ from sqlalchemy.orm import joinedload, load_only
 from .. import charts, clinical
 from ..extensions import db
 from ..infusions.queries import NEWEST_FIRST
+from ..memo import packed_cache
 from ..models import (
     AdverseEvent,
     Assessment,
@@ -295,7 +296,7 @@ def patient_history(patient: Patient) -> PatientHistory:
 # date labels are written in: hence `zone` in the key). Memoised, a patient page shown again
 # before a score or a session's surge changed is not drawn again (a fifth of the page's CPU,
 # bench/RESULTS.md); any change is a new key, so a stale chart cannot be served.
-@lru_cache(maxsize=128)
+@packed_cache(128)
 def _outcome_svg(series: tuple, baseline_score: int | None, name: str, zone: str) -> Markup:
     return charts.outcome_chart(
         {label: list(values) for label, values in series},
@@ -311,7 +312,7 @@ def _outcome_svg(series: tuple, baseline_score: int | None, name: str, zone: str
     )
 
 
-@lru_cache(maxsize=128)
+@packed_cache(128)
 def _peak_svg(surges: tuple, name: str) -> Markup:
     return charts.peak_rise_chart(
         list(surges), title=f"Peak rise in systolic BP and heart rate per infusion for {name}"
