@@ -53,12 +53,12 @@ def packed_cache(size: int) -> Callable[[Callable[..., Markup]], Callable[..., M
         kept = lru_cache(maxsize=size)(lambda *args: packed(draw(*args)))
 
         @wraps(draw)
-        def drawn(*args) -> Markup:
+        def unpacked(*args) -> Markup:
             # Only ever what `draw` returned: markup, every value in it escaped.
             return Markup(zlib.decompress(kept(*args)).decode())  # noqa: S704
 
-        drawn.cache_clear = kept.cache_clear  # type: ignore[attr-defined]
-        return drawn
+        unpacked.cache_clear = kept.cache_clear  # type: ignore[attr-defined]
+        return unpacked
 
     return decorate
 
