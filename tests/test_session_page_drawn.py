@@ -5,7 +5,6 @@ token, submission keys and opening time. A running session's page moves with the
 drawn on each view."""
 
 import re
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -89,18 +88,10 @@ def url(infusion) -> str:
     return f"/infusions/{infusion.id}"
 
 
-def within_one_minute() -> None:
-    """The clinic's minute is in the key (the blank forms' time): views that must find the
-    same page are made well inside one minute."""
-    if timeutil.utcnow().second >= 55:
-        time.sleep(60 - timeutil.utcnow().second)
-
-
 def test_shown_again_it_is_the_same_page_for_one_small_query(
     client, login_as, finished, count_queries
 ):
     login_as("np")
-    within_one_minute()
     address = url(finished)
     first = page_at(client, address)
     with count_queries() as again:
@@ -269,7 +260,7 @@ def test_no_clock_changes_a_kept_page_but_its_forms_time(
     app, client, login_as, make_infusion, monkeypatch, status
 ):
     """What makes a page safe to keep: drawn hours later it is the same page, but the time
-    its blank forms offer (the minute is in the key)."""
+    its blank forms offer (each view's own)."""
     login_as("physician")
     infusion = make_infusion()
     if status == "cancelled":
@@ -282,9 +273,30 @@ def test_no_clock_changes_a_kept_page_but_its_forms_time(
     then = page_at(client, url(infusion))
     assert without_per_view(then) == without_per_view(now)
     if status == "discharged":  # a cancelled session takes no adverse event
-        # The minute is in the key: the later view's adverse event form offers the later time.
+        # The later view's adverse event form offers the later time.
         onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
         assert onset.search(then).group(1) > onset.search(now).group(1)
+
+
+def test_a_later_minute_of_the_day_finds_the_kept_page_with_its_own_time(
+    client, login_as, finished, monkeypatch, count_queries
+):
+    """The blank adverse-event form's time is each view's own, so the page is kept all day,
+    not for the minute (a busy morning would draw every finished session again each minute)."""
+    login_as("np")
+    end_of_day = timeutil.clinic_day_bounds(timeutil.clinic_today())[1]
+    first_at = min(timeutil.utcnow(), end_of_day - timedelta(minutes=10))
+    address = url(finished)
+    clock_at(monkeypatch, first_at)
+    first = page_at(client, address)
+    clock_at(monkeypatch, first_at + timedelta(minutes=7))
+    with count_queries() as later:
+        second = page_at(client, address)
+    assert later.count == 4, "\n".join(s[:300] for s in later.statements)  # as shown again
+    onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
+    offered = [datetime.fromisoformat(onset.search(html).group(1)) for html in (first, second)]
+    assert offered[1] - offered[0] == timedelta(minutes=7)
+    assert without_per_view(second) == without_per_view(first)
 
 
 def test_a_running_session_moves_with_the_clock_and_is_drawn_on_each_view(

@@ -31,8 +31,8 @@ from ..models import (
     Staff,
 )
 from ..review.routes import reauth_needed_now
+from ..timeutil import clinic_today
 from . import page, queries
-from .reading_forms import clinic_now
 
 # Statuses whose page no clock changes (but the minute the blank forms offer as their time).
 KEPT_STATUSES = ("discharged", "cancelled")
@@ -117,8 +117,9 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
 def shown_session_page(infusion_id: int) -> tuple[str, int]:
     """The session page and its patient's id; 404 when there is no such session. A finished
     session's body is kept under its fingerprint and what else the page reads: who views
-    (role and own rows decide Void, Correct, signing and the ledger's forms), the minute (the
-    time the blank reading and adverse-event forms offer), the row named in the address (the
+    (role and own rows decide Void, Correct, signing and the ledger's forms), the clinic's day
+    (a time box's hint on a day with a repeated hour; the time the blank adverse-event form
+    offers is each view's own, reading_forms.offer_now), the row named in the address (the
     reading just saved, the critical reading an adverse event answers), whether signing asks
     for the password again, and the clinic's zone and units."""
     found = fingerprint(infusion_id)
@@ -132,7 +133,7 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
         found.digest,
         current_user.id,
         current_user.role,
-        clinic_now(),
+        clinic_today(),
         arg_id("saved"),
         arg_id("ae_reading"),
         current_user.is_physician and reauth_needed_now(),

@@ -46,6 +46,7 @@ from .reading_forms import (
     ReasonForm,
     ReviewForm,
     clinic_now,
+    offer_now,
     wall_time,
 )
 
@@ -412,7 +413,10 @@ def _offer_carry(form: ReadingForm, previous: Reading | None) -> None:
 
 def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
     form = AdverseEventForm(formdata=None, prefix=AE_PREFIX)
-    form.onset_at.data = wall_time(reading.taken_at) if reading else clinic_now()
+    if reading:
+        form.onset_at.data = wall_time(reading.taken_at)
+    else:
+        offer_now(form.onset_at)
     form.infusion_action.data = "none"
     form.reading_id.data = str(reading.id) if reading else ""
     return form

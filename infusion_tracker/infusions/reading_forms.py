@@ -54,6 +54,13 @@ def clinic_now() -> datetime:
     return to_clinic(utcnow()).replace(tzinfo=None, second=0, microsecond=0)
 
 
+def offer_now(box: ClinicTimeField) -> None:
+    """The box offers now, each view's own minute (memo.per_view), drawn as if typed: a kept
+    page that offers it is kept for the day, not for the minute."""
+    box.data = clinic_now()
+    box.raw_data = [per_view(lambda: clinic_now().strftime(box.format[0]))]
+
+
 def wall_time(value: datetime | None) -> datetime | None:
     """A stored UTC time as naive clinic wall time, for a datetime-local box."""
     local = to_clinic(value)
