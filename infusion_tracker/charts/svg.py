@@ -98,18 +98,31 @@ def fmt(value) -> str:
     return str(value)
 
 
+_ESCAPED = frozenset("&<>\"'")
+
+
 def el(tag: str, content: str | None = None, **attrs) -> str:
-    """One element; attribute values are escaped (content is built by el/text already)."""
-    parts = [tag]
+    """One element; attribute values are escaped (content is built by el/text already).
+
+    A chart draws hundreds (a session's vitals chart 444): the types are told apart by `type`
+    and a value escaped only when it holds a character to escape, 2.5 times faster than
+    isinstance and markupsafe.escape on every value (bench/RESULTS.md, Stop 25)."""
+    opening = "<" + tag
     for name, value in attrs.items():
-        if value is not None:
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is float or kind is int:
             # A number is written in digits, a point and a sign: nothing to escape.
-            written = fmt(value) if isinstance(value, int | float) else escape(str(value))
-            parts.append(f'{_attr_name(name)}="{written}"')
-    opening = " ".join(parts)
+            written = fmt(value)
+        else:
+            written = str(value)
+            if not _ESCAPED.isdisjoint(written):
+                written = str(escape(written))
+        opening += f' {_attr_name(name)}="{written}"'
     if content is None:
-        return f"<{opening}/>"
-    return f"<{opening}>{content}</{tag}>"
+        return opening + "/>"
+    return f"{opening}>{content}</{tag}>"
 
 
 def text(x, y, words: str, **attrs) -> str:
