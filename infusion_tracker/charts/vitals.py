@@ -199,6 +199,7 @@ def _place_values(
 ) -> tuple[PlacedValue, ...]:
     placed = []
     for p in points:
+        x, at = time.x(p.at), fmt_time(p.at)  # once for the point's four values
         for series in SERIES:
             value = getattr(p, series.name)
             if value is None:
@@ -206,10 +207,10 @@ def _place_values(
             placed.append(
                 PlacedValue(
                     series=series,
-                    x=time.x(p.at),
+                    x=x,
                     y=scales[series.panel].y(value),
                     value=value,
-                    tip=f"{fmt_time(p.at)} {series.short} {value} {series.unit}",
+                    tip=f"{at} {series.short} {value} {series.unit}",
                     level=p.level_of(series.name),
                 )
             )

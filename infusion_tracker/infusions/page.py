@@ -429,10 +429,13 @@ def _answered_reading(all_readings: list[Reading]) -> Reading | None:
 
 
 def _changeable(infusion: InfusionSession):
+    # Asked of every row: the viewer read once (each current_user goes through Flask-Login).
+    viewer_id, is_physician = current_user.id, current_user.is_physician
+
     def changeable(row) -> bool:
         """Void and Correct are offered to whoever may use them (readings.ensure_entry_rights)."""
         return not (infusion.is_signed or row.is_voided) and (
-            row.recorded_by_id == current_user.id or current_user.is_physician
+            row.recorded_by_id == viewer_id or is_physician
         )
 
     return changeable
