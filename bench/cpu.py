@@ -5,6 +5,11 @@ Python function calls of one request (test client included), a count no load mov
 
     python bench/cpu.py --scale tiny
     python bench/cpu.py --scale tiny --pages healthz,search_name --repeat 20
+    python bench/cpu.py --scale chain --pages patient,session --first-views
+
+--first-views: each request to an address not yet shown (the first round of a page that goes
+round 100 patients or sessions, as bench/run.py's first-views column): what a view costs
+when nothing it shows is kept yet. Its Python calls are those of the next address's first view.
 
 Reuses the dataset and the page list of bench/run.py (seed it first with run.py).
 """
@@ -24,12 +29,14 @@ sys.path.insert(0, str(BENCH.parent))
 
 from bench.run import (  # noqa: E402
     BY_NAME,
+    FIRST_ROUND_MIN,
     PAGES,
     SECRET_KEY,
     clinic_now_text,
     database_url,
     first_request,
     make_app,
+    requests_for,
     send,
     signed_in_client,
 )
@@ -41,6 +48,16 @@ def cpu_ms(client, page: str, request, repeat: int) -> tuple[float, float]:
     send(client, page, request)  # warm-up
     samples = []
     for _ in range(repeat):
+        started = time.process_time()
+        send(client, page, request)
+        samples.append((time.process_time() - started) * 1000)
+    return statistics.median(samples), min(samples)
+
+
+def first_views_cpu_ms(client, page: str, requests: list) -> tuple[float, float]:
+    """(median, minimum) CPU ms of one request to each address: all first views."""
+    samples = []
+    for request in requests:
         started = time.process_time()
         send(client, page, request)
         samples.append((time.process_time() - started) * 1000)
@@ -71,6 +88,11 @@ def main() -> None:
     default = [p.name for p in PAGES if p.name not in ("hello", "record_reading")]
     parser.add_argument("--pages", default=",".join(default))
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument(
+        "--first-views",
+        action="store_true",
+        help="one request to each address, none shown before (pages going round >= 20)",
+    )
     args = parser.parse_args()
     os.environ["SECRET_KEY"] = SECRET_KEY
     url = database_url(args.db, args.scale, args.data_dir.resolve(), args.pg_database)
@@ -81,9 +103,20 @@ def main() -> None:
     for page in [p.strip() for p in args.pages.split(",") if p.strip()]:
         role = BY_NAME[page].role
         client = clients.get(role) or clients.setdefault(role, signed_in_client(app, role))
-        request = first_request(client, page, manifest)
-        median, least = cpu_ms(client, page, request, args.repeat)
-        calls = python_calls(client, page, request)
+        if args.first_views:
+            addresses = requests_for(page, manifest)
+            if len(addresses) < FIRST_ROUND_MIN:
+                print(f"{page:15} goes round {len(addresses)} address(es): no first views")
+                continue
+            # The first address warms the process (templates compiled, statements cached).
+            send(client, page, addresses[0])
+            count = min(args.repeat, len(addresses) - 2)
+            median, least = first_views_cpu_ms(client, page, addresses[1 : 1 + count])
+            calls = python_calls(client, page, addresses[1 + count])
+        else:
+            request = first_request(client, page, manifest)
+            median, least = cpu_ms(client, page, request, args.repeat)
+            calls = python_calls(client, page, request)
         print(f"{page:15} {median:8.2f} ms CPU (min {least:.2f}) {calls:8,} Python calls",
               flush=True)
 
