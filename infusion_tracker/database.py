@@ -35,7 +35,6 @@ import weakref
 
 import sqlalchemy as sa
 from flask import Flask, has_request_context
-from psycopg import IsolationLevel
 from sqlalchemy.engine import Engine
 
 from . import unit_of_work
@@ -311,6 +310,9 @@ def _postgresql_begin(conn):
     which begins a transaction of its own."""
     if conn.dialect.name != "postgresql":
         return
+    # Imported here: an app on SQLite never loads psycopg (a tenth of a second of start-up).
+    from psycopg import IsolationLevel
+
     reading = unit_of_work.is_read_request()
     if conn.connection.info.get("snapshot_reads", False) != reading:
         dbapi_connection = conn.connection.dbapi_connection

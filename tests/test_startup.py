@@ -14,9 +14,10 @@ from pathlib import Path
 from infusion_tracker.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-# Imported only by the CLI (Alembic, via Flask-Migrate), at enrolment (segno) or when a
-# password is set (zxcvbn): none belongs in a worker's start-up.
-NOT_AT_START = ("alembic", "flask_migrate", "mako", "segno", "zxcvbn")
+# Imported only by the CLI (Alembic, via Flask-Migrate), at enrolment (segno), when a
+# password is set (zxcvbn) or on PostgreSQL (psycopg; these servers run on SQLite): none
+# belongs in their start-up.
+NOT_AT_START = ("alembic", "flask_migrate", "mako", "segno", "zxcvbn", "psycopg")
 
 
 def server_env(tmp_path) -> dict:
@@ -50,8 +51,11 @@ def test_the_served_app_does_not_import_the_cli_or_rarely_used_libraries(tmp_pat
 def test_the_served_app_is_out_of_the_collectors_sight(tmp_path):
     """What the app is built from is frozen: the collector's full passes never walk it (nor,
     under gunicorn --preload, copy it into each worker)."""
-    [frozen] = served_app_says(tmp_path, "import gc\nprint(gc.get_freeze_count())\n")
+    frozen, collecting = served_app_says(
+        tmp_path, "import gc\nprint(gc.get_freeze_count())\nprint(gc.isenabled())\n"
+    )
     assert int(frozen) > 100_000  # modules, mappers, forms
+    assert collecting == "True"  # resting only while the app was built
 
 
 def test_the_full_app_keeps_its_commands(app):
