@@ -315,6 +315,31 @@ def test_a_running_session_moves_with_the_clock_and_is_drawn_on_each_view(
     assert shown[0] != shown[1], shown
 
 
+def test_every_page_s_blank_adverse_event_form_offers_its_own_view_s_time(
+    client, login_as, make_infusion, make_protocol, make_staff, monkeypatch
+):
+    """The blank form's fields are drawn once and shown on every session's page (running ones,
+    drawn on each view, and finished ones): the time they offer is still each view's own."""
+    login_as("np")
+    shared = {"protocol": make_protocol(), "clinician": make_staff("np")}
+    running = run_session(make_infusion(room="Room 2", **shared), "infusing",
+                          started_minutes_ago=10)
+    done = run_session(make_infusion(room="Room 3", **shared),
+                       "discharged", started_minutes_ago=120, infused_minutes=40)
+    db.session.commit()
+    end_of_day = timeutil.clinic_day_bounds(timeutil.clinic_today())[1]
+    first_at = min(timeutil.utcnow(), end_of_day - timedelta(minutes=10))
+    onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
+    offered = []
+    for minutes in (0, 7):
+        clock_at(monkeypatch, first_at + timedelta(minutes=minutes))
+        for infusion in (running, done):
+            shown = onset.search(page_at(client, url(infusion))).group(1)
+            offered.append(datetime.fromisoformat(shown))
+    first_minute = offered[0]
+    assert offered == [first_minute] * 2 + [first_minute + timedelta(minutes=7)] * 2
+
+
 def test_each_viewer_sees_what_they_may_do(app, finished, make_staff):
     """The recorder may void her reading until the signature, another nurse may not; the
     supervising physician is offered the signature."""

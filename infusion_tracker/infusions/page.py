@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template
+from flask import current_app, get_template_attribute, render_template
 from flask_login import current_user
 from markupsafe import Markup
 from wtforms.validators import Length
@@ -22,7 +22,7 @@ from ..inputs import arg_id
 from ..memo import drawn, packed_cache
 from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
 from ..templating import format_mg
-from ..timeutil import format_time, plausible, utcnow
+from ..timeutil import clinic_today, format_time, plausible, utcnow
 from ..vocab import AVPU, RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
 from . import queries
@@ -88,6 +88,7 @@ class NotDrawn:
 # memo never find theirs in it).
 MEMO_SESSIONS = 128
 READINGS_TABLES = "readings_tables"  # the app's drawn tables (memo.drawn)
+BLANK_AE_FIELDS = "blank_ae_fields"  # the blank adverse-event form's fields (memo.drawn)
 # Typed this long after the clinical time, a reading shows when it was entered.
 LATE_ENTRY = timedelta(minutes=10)
 READING_PREFIX = "reading"
@@ -422,6 +423,22 @@ def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
     return form
 
 
+def blank_ae_fields(reading: Reading | None) -> Markup:
+    """The blank adverse-event form's fields (the page draws its token and key), the same on
+    every session's page but for the critical reading it answers: drawn once a day by each
+    worker (a time box's hint names the day's repeated hour), not on every page (1.0-1.4 ms
+    a page, bench/RESULTS.md, Stop 25). Its time is each view's own: the form is built while
+    the fields are being kept, so offer_now leaves a marker each view fills in."""
+    key = (
+        reading.id if reading else None,
+        reading.taken_at if reading else None,
+        clinic_today(),
+        current_app.config["CLINIC_TIMEZONE"],  # the reading's time as the box shows it
+    )
+    fields = get_template_attribute("infusions/_charting_macros.html", "adverse_event_fields")
+    return drawn(BLANK_AE_FIELDS, key, lambda: fields(new_adverse_event_form(reading)))
+
+
 def _answered_reading(all_readings: list[Reading]) -> Reading | None:
     """The critical reading named by ?ae_reading= ("Record adverse event" on that row)."""
     wanted = arg_id("ae_reading")
@@ -529,8 +546,10 @@ def charting_context(
         _offer_carry(reading_form, previous)
     ae_refused = ae_refusal(infusion)
     ae_reading = _answered_reading(all_readings)
+    ae_fields = None
     if ae_form is None and ae_refused is None:
         ae_form = new_adverse_event_form(ae_reading)
+        ae_fields = blank_ae_fields(ae_reading)
 
     return {
         "reading_form": reading_form,
@@ -549,6 +568,7 @@ def charting_context(
             for reading in open_criticals
         },
         "ae_form": ae_form,
+        "ae_fields": ae_fields,  # drawn already for a blank form, else from ae_form
         "ae_refusal": ae_refused,
         "ae_reading": ae_reading,
         "ae_rows": _ae_rows(infusion, changeable),
