@@ -426,9 +426,9 @@ def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
 def blank_ae_fields(reading: Reading | None) -> Markup:
     """The blank adverse-event form's fields (the page draws its token and key), the same on
     every session's page but for the critical reading it answers: drawn once a day by each
-    worker (a time box's hint names the day's repeated hour), not on every page (1.0-1.4 ms
-    a page, bench/RESULTS.md, Stop 25). Its time is each view's own: the form is built while
-    the fields are being kept, so offer_now leaves a marker each view fills in."""
+    worker (a time box's hint names the day's repeated hour), not on every page (3,100 Python
+    calls a page, bench/RESULTS.md, Stop 25). Its time is each view's own: the form is built
+    while the fields are being kept, so offer_now leaves a marker each view fills in."""
     key = (
         reading.id if reading else None,
         reading.taken_at if reading else None,
