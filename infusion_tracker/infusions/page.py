@@ -435,8 +435,12 @@ def blank_ae_fields(reading: Reading | None) -> Markup:
         clinic_today(),
         current_app.config["CLINIC_TIMEZONE"],  # the reading's time as the box shows it
     )
-    fields = get_template_attribute("infusions/_charting_macros.html", "adverse_event_fields")
-    return drawn(BLANK_AE_FIELDS, key, lambda: fields(new_adverse_event_form(reading)))
+
+    def draw() -> str:
+        fields = get_template_attribute("infusions/_charting_macros.html", "adverse_event_fields")
+        return fields(new_adverse_event_form(reading))
+
+    return drawn(BLANK_AE_FIELDS, key, draw)
 
 
 def _answered_reading(all_readings: list[Reading]) -> Reading | None:
