@@ -42,20 +42,10 @@ from bench.run import (  # noqa: E402
 )
 
 
-def cpu_ms(client, page: str, request, repeat: int) -> tuple[float, float]:
-    """(median, minimum) CPU ms of `repeat` requests: on a loaded machine the minimum moves
-    least (other processes' load only ever adds cache misses and frequency drops)."""
-    send(client, page, request)  # warm-up
-    samples = []
-    for _ in range(repeat):
-        started = time.process_time()
-        send(client, page, request)
-        samples.append((time.process_time() - started) * 1000)
-    return statistics.median(samples), min(samples)
-
-
-def first_views_cpu_ms(client, page: str, requests: list) -> tuple[float, float]:
-    """(median, minimum) CPU ms of one request to each address: all first views."""
+def cpu_ms(client, page: str, requests: list) -> tuple[float, float]:
+    """(median, minimum) CPU ms of `requests`, one after another: on a loaded machine the
+    minimum moves least (other processes' load only ever adds cache misses and frequency
+    drops)."""
     samples = []
     for request in requests:
         started = time.process_time()
@@ -111,11 +101,12 @@ def main() -> None:
             # The first address warms the process (templates compiled, statements cached).
             send(client, page, addresses[0])
             count = min(args.repeat, len(addresses) - 2)
-            median, least = first_views_cpu_ms(client, page, addresses[1 : 1 + count])
+            median, least = cpu_ms(client, page, addresses[1 : 1 + count])
             calls = python_calls(client, page, addresses[1 + count])
         else:
             request = first_request(client, page, manifest)
-            median, least = cpu_ms(client, page, request, args.repeat)
+            send(client, page, request)  # warm-up
+            median, least = cpu_ms(client, page, [request] * args.repeat)
             calls = python_calls(client, page, request)
         print(f"{page:15} {median:8.2f} ms CPU (min {least:.2f}) {calls:8,} Python calls",
               flush=True)
