@@ -255,6 +255,20 @@ def clock_at(monkeypatch, instant: datetime) -> None:
     monkeypatch.setattr(timeutil, "datetime", Held)
 
 
+def offered_onset(html: str) -> datetime:
+    """The time the page's adverse event form offers."""
+    return datetime.fromisoformat(
+        re.search(r'name="ae-onset_at"[^>]*? value="([^"]*)"', html).group(1)
+    )
+
+
+def ten_minutes_before_the_day_ends_at_latest() -> datetime:
+    """Now, or ten minutes before the clinic's day ends: views moved 7 minutes on stay in
+    the day (the kept page's key holds it)."""
+    end_of_day = timeutil.clinic_day_bounds(timeutil.clinic_today())[1]
+    return min(timeutil.utcnow(), end_of_day - timedelta(minutes=10))
+
+
 @pytest.mark.parametrize("status", ["discharged", "cancelled"])
 def test_no_clock_changes_a_kept_page_but_its_forms_time(
     app, client, login_as, make_infusion, monkeypatch, status
@@ -274,8 +288,7 @@ def test_no_clock_changes_a_kept_page_but_its_forms_time(
     assert without_per_view(then) == without_per_view(now)
     if status == "discharged":  # a cancelled session takes no adverse event
         # The later view's adverse event form offers the later time.
-        onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
-        assert onset.search(then).group(1) > onset.search(now).group(1)
+        assert offered_onset(then) > offered_onset(now)
 
 
 def test_a_later_minute_of_the_day_finds_the_kept_page_with_its_own_time(
@@ -284,8 +297,7 @@ def test_a_later_minute_of_the_day_finds_the_kept_page_with_its_own_time(
     """The blank adverse-event form's time is each view's own, so the page is kept all day,
     not for the minute (a busy morning would draw every finished session again each minute)."""
     login_as("np")
-    end_of_day = timeutil.clinic_day_bounds(timeutil.clinic_today())[1]
-    first_at = min(timeutil.utcnow(), end_of_day - timedelta(minutes=10))
+    first_at = ten_minutes_before_the_day_ends_at_latest()
     address = url(finished)
     clock_at(monkeypatch, first_at)
     first = page_at(client, address)
@@ -293,9 +305,7 @@ def test_a_later_minute_of_the_day_finds_the_kept_page_with_its_own_time(
     with count_queries() as later:
         second = page_at(client, address)
     assert later.count == 4, "\n".join(s[:300] for s in later.statements)  # as shown again
-    onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
-    offered = [datetime.fromisoformat(onset.search(html).group(1)) for html in (first, second)]
-    assert offered[1] - offered[0] == timedelta(minutes=7)
+    assert offered_onset(second) - offered_onset(first) == timedelta(minutes=7)
     assert without_per_view(second) == without_per_view(first)
 
 
@@ -327,15 +337,11 @@ def test_every_page_s_blank_adverse_event_form_offers_its_own_view_s_time(
     done = run_session(make_infusion(room="Room 3", **shared),
                        "discharged", started_minutes_ago=120, infused_minutes=40)
     db.session.commit()
-    end_of_day = timeutil.clinic_day_bounds(timeutil.clinic_today())[1]
-    first_at = min(timeutil.utcnow(), end_of_day - timedelta(minutes=10))
-    onset = re.compile(r'name="ae-onset_at"[^>]*? value="([^"]*)"')
+    first_at = ten_minutes_before_the_day_ends_at_latest()
     offered = []
     for minutes in (0, 7):
         clock_at(monkeypatch, first_at + timedelta(minutes=minutes))
-        for infusion in (running, done):
-            shown = onset.search(page_at(client, url(infusion))).group(1)
-            offered.append(datetime.fromisoformat(shown))
+        offered += [offered_onset(page_at(client, url(i))) for i in (running, done)]
     first_minute = offered[0]
     assert offered == [first_minute] * 2 + [first_minute + timedelta(minutes=7)] * 2
 
