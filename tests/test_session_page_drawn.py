@@ -22,6 +22,7 @@ from infusion_tracker.models import AdverseEvent
 from infusion_tracker.patients import assessments
 from infusion_tracker.patients import services as patients
 from infusion_tracker.review import services as review
+from infusion_tracker.vocab import AVPU
 from tests.conftest import (
     ALDRETE,
     PASSWORD,
@@ -344,6 +345,57 @@ def test_every_page_s_blank_adverse_event_form_offers_its_own_view_s_time(
         offered += [offered_onset(page_at(client, url(i))) for i in (running, done)]
     first_minute = offered[0]
     assert offered == [first_minute] * 2 + [first_minute + timedelta(minutes=7)] * 2
+
+
+def offered_reading_time(html: str) -> tuple[str, str]:
+    """The time the page's reading form offers, and the one it was drawn with (a form left as
+    it is records the time it is saved)."""
+    return tuple(
+        re.search(rf'name="reading-{name}"[^>]*? value="([^"]*)"', html).group(1)
+        for name in ("taken_at", "taken_at_default")
+    )
+
+
+def test_a_running_session_s_reading_form_offers_each_view_s_minute(
+    client, login_as, make_infusion, monkeypatch
+):
+    """The blank reading form's boxes are kept (page.blank_reading_fields): the time they offer
+    and the time a form left as it is is compared with are still each view's own."""
+    login_as("np")
+    infusion = run_session(make_infusion(), "infusing", started_minutes_ago=10)
+    db.session.commit()
+    first_at = ten_minutes_before_the_day_ends_at_latest()
+    offered = []
+    for minutes in (0, 7):
+        clock_at(monkeypatch, first_at + timedelta(minutes=minutes))
+        box, drawn_with = offered_reading_time(page_at(client, url(infusion)))
+        assert box == drawn_with
+        offered.append(datetime.fromisoformat(box))
+    assert offered[1] - offered[0] == timedelta(minutes=7)
+
+
+def test_the_reading_form_offers_what_the_last_reading_was(
+    client, login_as, make_infusion, make_staff
+):
+    """Each box's "last …" hint and the "unchanged since" box follow the last reading: a new
+    reading, or the last one voided, draws them again."""
+    login_as("np")
+    infusion = run_session(make_infusion(), "infusing", started_minutes_ago=10)
+    nurse = make_staff("np")
+    first = add_reading(infusion, nurse, minutes_ago=4, systolic=151, spo2=97, avpu="A")
+    before = page_at(client, url(infusion))
+    second = add_reading(infusion, nurse, minutes_ago=1, systolic=139, spo2=95, avpu="V")
+    after = page_at(client, url(infusion))
+    reading_services.void_reading(second, nurse, "Charted on the wrong patient")
+    db.session.commit()
+    voided = page_at(client, url(infusion))
+    for html, reading, systolic, avpu in (
+        (before, first, 151, "A"), (after, second, 139, "V"), (voided, first, 151, "A")
+    ):
+        assert re.search(rf'id="reading-systolic-hint">last {systolic}<', html)
+        assert f'AVPU <strong>{AVPU[avpu]}</strong>' in html  # "unchanged" would chart it
+        assert values(html, "carry_from") == [str(reading.id)]
+        assert f"Unchanged since {timeutil.format_time(reading.taken_at)}" in html
 
 
 def test_each_viewer_sees_what_they_may_do(app, finished, make_staff):

@@ -45,7 +45,6 @@ from .reading_forms import (
     ReadingForm,
     ReasonForm,
     ReviewForm,
-    clinic_now,
     offer_now,
     wall_time,
 )
@@ -89,6 +88,7 @@ class NotDrawn:
 MEMO_SESSIONS = 128
 READINGS_TABLES = "readings_tables"  # the app's drawn tables (memo.drawn)
 BLANK_AE_FIELDS = "blank_ae_fields"  # the blank adverse-event form's fields (memo.drawn)
+BLANK_READING_FIELDS = "blank_reading_fields"  # the blank reading form's fields (memo.drawn)
 # Typed this long after the clinical time, a reading shows when it was entered.
 LATE_ENTRY = timedelta(minutes=10)
 READING_PREFIX = "reading"
@@ -395,12 +395,47 @@ def new_reading_form(infusion: InfusionSession, previous: Reading | None) -> Rea
     form = ReadingForm(
         formdata=None, prefix=READING_PREFIX, units_system=current_app.config["UNITS"]
     )
-    form.taken_at.data = clinic_now()
-    form.taken_at_default.data = form.taken_at._value()
+    offer_now(form.taken_at)
+    form.taken_at_default.data = form.taken_at._value()  # the same minute (or marker)
     form.phase.data = PHASE_FOR_STATUS.get(infusion.status, "baseline")
     # O2 is stated at each reading, never assumed: room air is not pre-ticked, and the last
     # reading's O2, rhythm, AVPU and MOAA/S count only once "unchanged" is ticked.
     return form
+
+
+def blank_reading_fields(
+    infusion: InfusionSession,
+    previous: Reading | None,
+    hints: dict[str, str],
+    carry: CarryOver | None,
+    confirm_baseline: bool,
+    temp_unit: str,
+) -> Markup:
+    """The blank reading form's boxes (the page draws its token and key): a running session's
+    page is drawn on every view, and these were its largest part. Kept by each worker under
+    everything they show: the phase offered, the last reading's hints and values behind
+    "unchanged", the day (a time box's hint names the day's repeated hour). Its time is each
+    view's own, as the adverse-event form's is (blank_ae_fields)."""
+    key = (
+        PHASE_FOR_STATUS.get(infusion.status, "baseline"),
+        confirm_baseline,
+        previous.id if previous else None,  # the reading "unchanged" confirms
+        previous.taken_at if previous else None,  # "Unchanged since 10:05"
+        tuple(hints.items()),
+        (tuple(carry.items), tuple(carry.fields.items())) if carry else None,
+        temp_unit,
+        clinic_today(),
+        current_app.config["CLINIC_TIMEZONE"],
+        current_app.config["UNITS"],
+    )
+
+    def draw() -> str:
+        form = new_reading_form(infusion, previous)
+        _offer_carry(form, previous)
+        fields = get_template_attribute("infusions/_charting_macros.html", "reading_fields")
+        return fields(form, hints, temp_unit, confirm_baseline, bedside=True, carry=carry)
+
+    return drawn(BLANK_READING_FIELDS, key, draw)
 
 
 def _offer_carry(form: ReadingForm, previous: Reading | None) -> None:
@@ -543,9 +578,18 @@ def charting_context(
     open_criticals = [r for r in all_readings if queries.is_open_critical(r)]
     changeable = _changeable(infusion)
 
+    temp_unit = units.temperature_unit(system)
+    hints = previous_hints(previous, system)
+    carry = carry_over(previous)
+    # A baseline after the start moves every change-from-baseline: it asks to be confirmed.
+    confirm_baseline = infusion.started_at is not None
     refusal = reading_services.chart_refusal(infusion)
+    reading_fields = None
     if reading_form is None and refusal is None:
         reading_form = new_reading_form(infusion, previous)
+        reading_fields = blank_reading_fields(
+            infusion, previous, hints, carry, confirm_baseline, temp_unit
+        )
     if reading_form is not None:
         _offer_carry(reading_form, previous)
     ae_refused = ae_refusal(infusion)
@@ -557,13 +601,13 @@ def charting_context(
 
     return {
         "reading_form": reading_form,
+        "reading_fields_html": reading_fields,  # drawn already for a blank form, else from the form
         "reading_refusal": refusal,
-        # A baseline after the start moves every change-from-baseline: it asks to be confirmed.
-        "confirm_baseline": infusion.started_at is not None,
-        "reading_temp_unit": units.temperature_unit(system),
-        "reading_hints": previous_hints(previous, system),
+        "confirm_baseline": confirm_baseline,
+        "reading_temp_unit": temp_unit,
+        "reading_hints": hints,
         "previous_reading": previous,
-        "carry": carry_over(previous),
+        "carry": carry,
         "readings_table": readings_table(infusion, baseline, changeable),
         "next_due": _next_due(infusion, previous, open_criticals, now),
         "open_criticals": open_criticals,
