@@ -64,6 +64,10 @@ PAGES = [
     Page("search_mrn", "patient search, MRN", "nurse"),
     Page("patient", "patient page (30 sessions)", "nurse"),
     Page("session", "session page (40 readings, chart)", "nurse"),
+    # A running session's page, as the bedside sees it between readings: drawn on every view
+    # (what the pump has given moves with the clock). Not by default: the benchmark's
+    # recordings go into these sessions, so their readings grow from run to run.
+    Page("session_running", "session page while infusing", "nurse"),
     Page("record_reading", "record a reading (POST → 302)", "nurse", "POST", 302),
     Page("review", "review queue /review/", "physician"),
     Page("audit_patient", "audit log, by patient", "admin"),
@@ -73,7 +77,7 @@ PAGES = [
     Page("quality", "quality report, one year", "physician"),
 ]
 # Not driven by wrk unless asked for: a report over a year of data, timed with --quality.
-NOT_BY_DEFAULT = ("hello", "quality")
+NOT_BY_DEFAULT = ("hello", "session_running", "quality")
 BY_NAME = {page.name: page for page in PAGES}
 LOGINS = {"nurse": "jroe", "physician": "drpatel", "admin": "office"}
 
@@ -144,6 +148,9 @@ def requests_for(page: str, manifest: dict, token: str = "") -> list[tuple[str, 
         return [("GET", f"/patients/{i}", "") for i in heavy]
     if page == "session":
         return [("GET", f"/infusions/{i}", "") for i in manifest["heavy_sessions"][:ROTATION]]
+    if page == "session_running":
+        return [("GET", f"/infusions/{i}", "") for i, status in manifest["active"]
+                if status == "infusing"]
     if page == "record_reading":
         return [("POST", path, body) for path, body in reading_bodies(manifest, token)]
     if page == "review":
