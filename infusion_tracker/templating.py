@@ -29,19 +29,16 @@ def register(app) -> None:
     app.jinja_env.globals["vocab"] = vocab
     app.jinja_env.globals["status_tag"] = status_tag
     app.jinja_env.filters["level_tag"] = level_tag
-    app.jinja_env.filters["flagged"] = flagged
-    app.jinja_env.filters["news2_tag"] = news2_tag
     app.jinja_env.globals["render_field"] = render_field
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
 
-# Status words as markup. Python functions rather than Jinja macros: the session page's readings
-# table calls them a few hundred times, and a macro call (or Markup.format, a pure-Python
-# formatter) costs several times an f-string of escaped values (bench/RESULTS.md, "Stop 15").
-# The table's are filters: Jinja calls a filter straight, a global through its context's
-# checks, a third of the table's drawing (Stop 24). Every value put into these strings goes
-# through escape() (hence the S704 exemptions).
+# Status words as markup. Python functions rather than Jinja macros: a macro call (or
+# Markup.format, a pure-Python formatter) costs several times an f-string of escaped values
+# (bench/RESULTS.md, "Stop 15"); the readings table's cells, which call them most, are drawn in
+# Python too (infusions/reading_cells). Every value put into these strings goes through
+# escape() (hence the S704 exemptions).
 def status_tag(text, kind: str = "neutral") -> Markup:
     """Status in words and colour together, never colour alone."""
     return Markup(f'<span class="tag tag--{escape(kind)}">{escape(text)}</span>')  # noqa: S704
@@ -56,19 +53,6 @@ _LEVEL_TAGS = {
 def level_tag(level: str | None) -> Markup:
     """A flagged value says so in a word, not by colour alone."""
     return _LEVEL_TAGS.get(level, Markup())
-
-
-def flagged(text, level: str | None) -> Markup:
-    """A value, coloured and worded by its flag level."""
-    css = f"value--{escape(level)}" if level else ""
-    return Markup(f'<span class="{css}">{escape(text)}</span>{level_tag(level)}')  # noqa: S704
-
-
-def news2_tag(score: int | None, risk: str | None) -> Markup:
-    if score is None:
-        return Markup()
-    tag = status_tag(risk, vocab.NEWS2_RISK_KINDS.get(risk, ""))
-    return Markup(f'<span class="news2">{escape(score)}</span> {tag}')  # noqa: S704
 
 
 def nav_items() -> list[tuple[str, str, int | None]]:

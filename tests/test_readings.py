@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
 from infusion_tracker.infusions import readings as reading_services
+from infusion_tracker.infusions.reading_cells import flagged
 from infusion_tracker.models import Reading
 from infusion_tracker.timeutil import to_clinic, utcnow
 from tests.conftest import PASSWORD, audit_rows, login, section
@@ -379,6 +380,47 @@ def test_news2_is_stored_per_reading_with_its_risk(client, infusing):
     assert reading.news2 == 8 and reading.o2_flow_lpm == 2.0
     table = section(client.get(f"/infusions/{infusing.id}").get_data(as_text=True), "readings")
     assert '<span class="news2">8</span>' in table and ">high<" in table
+
+
+def test_each_value_is_under_its_column_with_its_flag_in_words(client, infusing):
+    """The values row (infusions/reading_cells) against the table's headings: what a nurse
+    reads across the row, each flagged value worded as well as coloured."""
+    response = post_reading(
+        client, infusing, resp_rate=22, spo2=94, o2_flow_lpm=2, systolic=105, diastolic=70,
+        heart_rate=95, avpu="V", temperature="38.5", rhythm="af", moaas=3, pain=4,
+    )
+    assert response.status_code == 302
+    (reading,) = readings_of(infusing)
+    table = section(client.get(f"/infusions/{infusing.id}").get_data(as_text=True), "readings")
+    headings = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', table)
+    row = re.search(r'<tr class="reading__values[^"]*">(.*?)</tr>', table, re.S).group(1)
+    cells = [" ".join(re.sub(r"<[^>]+>", " ", cell).split())
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    shown = dict(zip(headings, cells, strict=True))
+    # NEWS2 (RCP): RR 22 → 2, SpO2 94 → 1, oxygen → 2, SBP 105 → 1, HR 95 → 1, voice → 3,
+    # 38.5 °C → 1: 11, high; the default protocol flags RR, SpO2, temperature and AVPU
+    # abnormal, and atrial fibrillation critical.
+    assert shown == {
+        "Time": f"{to_clinic(reading.taken_at):%H:%M} Infusion",
+        "BP": "105 / 70",
+        "HR": "95",
+        "RR": "22 abnormal",
+        "SpO2 / O2": "94 % abnormal 2 L/min",
+        "Temp": "38.5 °C abnormal",
+        "Rhythm": "AF CRITICAL",
+        "AVPU": "V abnormal",
+        "MOAA/S": "3",
+        "Pain": "4",
+        "NEWS2": "11 high",
+    }
+    assert 'class="value--critical">AF</span>' in row
+
+
+def test_a_kept_cell_is_the_value_s_own_text():
+    """The cells' values are kept by value: 98 and 98.0 are equal keys, not the same text."""
+    assert flagged(98, "abnormal").startswith('<span class="value--abnormal">98</span>')
+    assert flagged(98.0, "abnormal").startswith('<span class="value--abnormal">98.0</span>')
+    assert flagged("<b>", None) == '<span class="">&lt;b&gt;</span>'
 
 
 def test_room_air_and_a_flow_together_are_refused(client, infusing):

@@ -40,6 +40,7 @@ from .forms import (
     StopForm,
 )
 from .lifecycle import observation_remaining, start_problems
+from .reading_cells import values_row
 from .reading_forms import (
     AdverseEventForm,
     ReadingForm,
@@ -266,6 +267,7 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
         return render_template(
             "infusions/_readings_table.html",
             lines=[table_line(row) for row in reversed(rows)],
+            values_row=lambda line, row_class: values_row(line, row_class, system),
             baseline_at=baseline.taken_at if baseline else None,
             void_reason_max=VOID_REASON_MAX,
         )
