@@ -145,7 +145,9 @@ class ReadingRow:
         return RHYTHM_SHORT.get(self.reading.rhythm) or rhythm_text(self.reading)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of its 45 fields through object.__setattr__, a
+# quarter of a millisecond of a session page's first view (bench/RESULTS.md, Stop 26).
+@dataclass(slots=True)
 class TableLine:
     """One reading as the readings table draws it, in plain values only."""
 
