@@ -416,10 +416,11 @@ def blank_reading_fields(
     temp_unit: str,
 ) -> Markup:
     """The blank reading form's boxes (the page draws its token and key): a running session's
-    page is drawn on every view, and these were its largest part. Kept by each worker under
-    everything they show: the phase offered, the last reading's hints and values behind
-    "unchanged", the day (a time box's hint names the day's repeated hour). Its time is each
-    view's own, as the adverse-event form's is (blank_ae_fields)."""
+    page is drawn on every view, and drawing them was a sixth of its Python calls
+    (bench/RESULTS.md, Stop 26). Kept by each worker under everything they show: the phase
+    offered, the last reading's hints and values behind "unchanged", the units, the day (a
+    time box's hint names the day's repeated hour). Their time is each view's own, as the
+    adverse-event form's is (blank_ae_fields)."""
     key = (
         PHASE_FOR_STATUS.get(infusion.status, "baseline"),
         confirm_baseline,
@@ -427,10 +428,9 @@ def blank_reading_fields(
         previous.taken_at if previous else None,  # "Unchanged since 10:05"
         tuple(hints.items()),
         (tuple(carry.items), tuple(carry.fields.items())) if carry else None,
-        temp_unit,
         clinic_today(),
         current_app.config["CLINIC_TIMEZONE"],
-        current_app.config["UNITS"],
+        current_app.config["UNITS"],  # the temperature's unit, and its box's
     )
 
     def draw() -> str:

@@ -3,8 +3,8 @@ MOAA/S, pain, NEWS2), one per reading, as templates/infusions/_readings_table.ht
 
 Python rather than the template: a session's first view draws 40 of them, and in Jinja each
 cost 37 µs (an attribute lookup, an escape and a filter call per value), 1.5 ms of the page
-(bench/RESULTS.md, Stop 26). The same HTML byte for byte, whitespace included; every value
-goes through escape() or is markup the templating filters made (hence the S704 exemption).
+(bench/RESULTS.md, Stop 26). The same HTML byte for byte, whitespace included. Every text
+goes through escape() (hence the S704 exemption); numbers are written as digits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..timeutil import format_time
 from ..units import format_temperature
 from ..vocab import NEWS2_RISK_KINDS
 
-# A line of the template: its indentation, then what it drew.
+# A cell's indentation, as the template wrote it.
 CELL = "        "
 
 
@@ -37,6 +37,10 @@ def news2_tag(score: int | None, risk: str | None) -> str:
         return ""
     tag = status_tag(risk, NEWS2_RISK_KINDS.get(risk, ""))
     return f'<span class="news2">{escape(score)}</span> {tag}'
+
+
+def _flagged(value: int | None, level: str | None) -> str:
+    return "" if value is None else flagged(value, level)
 
 
 def _o2_text(flow: float) -> str:
@@ -99,7 +103,3 @@ def values_row(r, row_class: str, units_system: str) -> Markup:
     return Markup(  # noqa: S704
         f'      <tr class="reading__values {escape(row_class)}">\n{"".join(cells)}      </tr>'
     )
-
-
-def _flagged(value: int | None, level: str | None) -> str:
-    return "" if value is None else flagged(value, level)
