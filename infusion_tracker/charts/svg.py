@@ -132,7 +132,7 @@ def text(x, y, words: str, **attrs) -> str:
 
 
 def tooltip(words: str) -> str | None:
-    return el("title", str(escape(words))) if words else None
+    return f"<title>{escape(words)}</title>" if words else None
 
 
 def chart_id(kind: str, title: str) -> str:
@@ -196,9 +196,11 @@ def _path(d: str, tip: str | None, colour: str, cls: str) -> str:
     return _closed(opening, "path", tip)
 
 
-def _circle(x: float, y: float, tip: str | None, fill: str, stroke: str, width: float, cls: str):
+def _circle(
+    x: float, y: float, tip: str | None, fill: str, stroke: str, width: float, cls: str, r=4
+):
     opening = (
-        f'<circle cx="{fmt(round(x, 1))}" cy="{fmt(round(y, 1))}" r="4" fill="{_attr(fill)}" '
+        f'<circle cx="{fmt(round(x, 1))}" cy="{fmt(round(y, 1))}" r="{r}" fill="{_attr(fill)}" '
         f'stroke="{_attr(stroke)}" stroke-width="{fmt(width)}" class="{_attr(cls)}"'
     )
     return _closed(opening, "circle", tip)
@@ -208,7 +210,7 @@ def marker(shape: str, x: float, y: float, colour: str, cls: str, label: str = "
     """A data marker centred on (x, y); `label` becomes its tooltip (<title>).
 
     Every shape's bounding box is centred on the value, triangles included."""
-    tip = f"<title>{escape(label)}</title>" if label else None
+    tip = tooltip(label)
     if shape == "circle":
         return _circle(x, y, tip, colour, INK, 0.75, cls)
     if shape == "hollow":
@@ -235,10 +237,7 @@ def marker(shape: str, x: float, y: float, colour: str, cls: str, label: str = "
 def ring(x: float, y: float, level: str, cls: str = "ring") -> str:
     """Abnormal: thin ring; critical: bold, larger ring (told apart without colour)."""
     r, width = (8, 1.5) if level == "abnormal" else (9, 3)
-    return (
-        f'<circle cx="{fmt(round(x, 1))}" cy="{fmt(round(y, 1))}" r="{r}" fill="none" '
-        f'stroke="{INK}" stroke-width="{fmt(width)}" class="{_attr(f"{cls} {cls}--{level}")}"/>'
-    )
+    return _circle(x, y, None, "none", INK, width, f"{cls} {cls}--{level}", r)
 
 
 def gridlines(

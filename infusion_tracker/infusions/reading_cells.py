@@ -27,8 +27,7 @@ CELL = "        "
 @lru_cache(maxsize=4096, typed=True)
 def flagged(text, level: str | None) -> str:
     """A value, coloured and worded by its flag level."""
-    css = f"value--{escape(level)}" if level else ""
-    return f'<span class="{css}">{escape(text)}</span>{level_tag(level)}'
+    return f'<span class="{_class(level)}">{escape(text)}</span>{level_tag(level)}'
 
 
 @lru_cache(maxsize=256, typed=True)
