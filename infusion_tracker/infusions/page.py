@@ -407,6 +407,21 @@ def new_reading_form(infusion: InfusionSession, previous: Reading | None) -> Rea
     return form
 
 
+def _blank_fields(name: str, macro: str, key: tuple, form, *args, **kwargs) -> Markup:
+    """A blank form's boxes (the page draws its token and key), kept by each worker under
+    `key` (everything they show) and the clinic's day and zone: a time box's hint names the
+    day's repeated hour, and a time is shown in the zone. `form()` builds the form only when
+    they are drawn, so its time, offered with offer_now, is a marker each view fills in."""
+    key = (*key, clinic_today(), current_app.config["CLINIC_TIMEZONE"])
+
+    def draw() -> str:
+        return get_template_attribute("infusions/_charting_macros.html", macro)(
+            form(), *args, **kwargs
+        )
+
+    return drawn(name, key, draw)
+
+
 def blank_reading_fields(
     infusion: InfusionSession,
     previous: Reading | None,
@@ -415,12 +430,16 @@ def blank_reading_fields(
     confirm_baseline: bool,
     temp_unit: str,
 ) -> Markup:
-    """The blank reading form's boxes (the page draws its token and key): a running session's
-    page is drawn on every view, and drawing them was a sixth of its Python calls
-    (bench/RESULTS.md, Stop 26). Kept by each worker under everything they show: the phase
-    offered, the last reading's hints and values behind "unchanged", the units, the day (a
-    time box's hint names the day's repeated hour). Their time is each view's own, as the
-    adverse-event form's is (blank_ae_fields)."""
+    """The blank reading form's boxes: a running session's page is drawn on every view, and
+    drawing them was a sixth of its Python calls (bench/RESULTS.md, Stop 26). Kept under the
+    phase offered, the last reading's hints and the values behind "unchanged", and the
+    units."""
+
+    def form() -> ReadingForm:
+        blank = new_reading_form(infusion, previous)
+        _offer_carry(blank, previous)
+        return blank
+
     key = (
         PHASE_FOR_STATUS.get(infusion.status, "baseline"),
         confirm_baseline,
@@ -428,18 +447,12 @@ def blank_reading_fields(
         previous.taken_at if previous else None,  # "Unchanged since 10:05"
         tuple(hints.items()),
         (tuple(carry.items), tuple(carry.fields.items())) if carry else None,
-        clinic_today(),
-        current_app.config["CLINIC_TIMEZONE"],
         current_app.config["UNITS"],  # the temperature's unit, and its box's
     )
-
-    def draw() -> str:
-        form = new_reading_form(infusion, previous)
-        _offer_carry(form, previous)
-        fields = get_template_attribute("infusions/_charting_macros.html", "reading_fields")
-        return fields(form, hints, temp_unit, confirm_baseline, bedside=True, carry=carry)
-
-    return drawn(BLANK_READING_FIELDS, key, draw)
+    return _blank_fields(
+        BLANK_READING_FIELDS, "reading_fields", key, form,
+        hints, temp_unit, confirm_baseline, bedside=True, carry=carry,
+    )
 
 
 def _offer_carry(form: ReadingForm, previous: Reading | None) -> None:
@@ -463,23 +476,13 @@ def new_adverse_event_form(reading: Reading | None = None) -> AdverseEventForm:
 
 
 def blank_ae_fields(reading: Reading | None) -> Markup:
-    """The blank adverse-event form's fields (the page draws its token and key), the same on
-    every session's page but for the critical reading it answers: drawn once a day by each
-    worker (a time box's hint names the day's repeated hour), not on every page (3,100 Python
-    calls a page, bench/RESULTS.md, Stop 25). Its time is each view's own: the form is built
-    while the fields are being kept, so offer_now leaves a marker each view fills in."""
-    key = (
-        reading.id if reading else None,
-        reading.taken_at if reading else None,
-        clinic_today(),
-        current_app.config["CLINIC_TIMEZONE"],  # the reading's time as the box shows it
+    """The blank adverse-event form's boxes, the same on every session's page but for the
+    critical reading it answers: drawn once a day by each worker, not on every page (3,100
+    Python calls a page, bench/RESULTS.md, Stop 25)."""
+    key = (reading.id if reading else None, reading.taken_at if reading else None)
+    return _blank_fields(
+        BLANK_AE_FIELDS, "adverse_event_fields", key, lambda: new_adverse_event_form(reading)
     )
-
-    def draw() -> str:
-        fields = get_template_attribute("infusions/_charting_macros.html", "adverse_event_fields")
-        return fields(new_adverse_event_form(reading))
-
-    return drawn(BLANK_AE_FIELDS, key, draw)
 
 
 def _answered_reading(all_readings: list[Reading]) -> Reading | None:
