@@ -374,6 +374,26 @@ def test_the_csv_withholds_clinical_contents_too(client, trail):
     assert row["details"] == "Fields: Sbp (clinical contents not shown)"
 
 
+def test_audit_rows_escape_every_text_they_show(client, admin, make_staff):
+    # The rows are written in Python (admin/audit_cells), not by Jinja's autoescape.
+    hostile = make_staff("np", username="hostile", full_name="<i>Nia</i>", credentials="<b>")
+    audit.record(
+        "staff.updated",
+        actor=hostile,
+        entity=hostile,
+        details={"changes": {"full_name": ["<s>old", "<s>new"]}},
+    )
+    audit.record("auth.login_failed", attempted_username="<script>alert(1)</script>")
+    db.session.commit()
+    body = audit_page(client).split("<tbody>", 1)[1]
+    assert not re.search(r"<(i|b|s|script)>", body)
+    nia = "&lt;i&gt;Nia&lt;/i&gt;, &lt;b&gt;"
+    assert f'<td>{nia} <span class="muted">(hostile)</span></td>' in body  # who
+    assert f'Staff #{hostile.id}<br><span class="small">{nia}</span>' in body
+    assert "<li>Full name: &lt;s&gt;old → &lt;s&gt;new</li>" in body
+    assert "<td>anonymous (&lt;script&gt;alert(1)&lt;/script&gt;)</td>" in body  # who, typed
+
+
 def test_audit_sort(client, trail):
     newest = rows(audit_page(client))
     oldest = rows(audit_page(client, sort="oldest"))

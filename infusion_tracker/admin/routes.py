@@ -22,7 +22,7 @@ from ..inputs import page_number
 from ..memo import drawn
 from ..permissions import admin_required
 from ..timeutil import utcnow
-from . import services
+from . import audit_cells, services
 from .forms import AuditFilterForm, StaffCreateForm, StaffEditForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -210,13 +210,9 @@ def audit_table(shown: list[services.ShownEntry]) -> Markup:
     rows = tuple(shown)
 
     def draw() -> str:
-        events = services.entries_by_id([row.id for row in rows])
+        entries = services.entries_by_id([row.id for row in rows])
         return render_template(
-            "admin/_audit_table.html",
-            rows=list(zip(events, rows, strict=True)),
-            detail_lines=services.detail_lines,
-            field_label=services.field_label,
-            action_label=services.action_label,
+            "admin/_audit_table.html", rows=audit_cells.table_rows(entries, rows)
         )
 
     return drawn("audit_tables", (rows, current_app.config["CLINIC_TIMEZONE"]), draw)

@@ -351,11 +351,26 @@ def page_of_events(filters: AuditFilters, page: int, per_page: int):
     return result
 
 
-def entries_by_id(ids: list[int]) -> list[AuditEvent]:
+# What a page of the log draws of an entry: its columns as rows, not ORM objects (a page's
+# first view built 50 entries for about 0.4 ms; nothing here is changed or followed).
+_DRAWN_COLUMNS = sa.select(
+    AuditEvent.id,
+    AuditEvent.occurred_at,
+    AuditEvent.actor_name,
+    AuditEvent.action,
+    AuditEvent.entity_type,
+    AuditEvent.entity_id,
+    AuditEvent.patient_id,
+    AuditEvent.details,
+    AuditEvent.remote_addr,
+)
+
+
+def entries_by_id(ids: list[int]) -> list[sa.Row]:
     """The entries of these ids, in this order (each never changes once written)."""
-    rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(ids)))
-    events = {event.id: event for event in rows}
-    return [events[entry_id] for entry_id in ids]
+    rows = db.session.execute(_DRAWN_COLUMNS.where(AuditEvent.id.in_(ids)))
+    entries = {row.id: row for row in rows}
+    return [entries[entry_id] for entry_id in ids]
 
 
 def patient_mrns(events) -> dict[int, str]:
