@@ -442,6 +442,19 @@ def test_next_reading_due_and_overdue(client, infusing, nurse):
     assert f"<strong>{due.strftime('%H:%M')}</strong>" in form
 
 
+def test_a_note_is_shown_as_typed_never_as_markup(client, infusing, nurse):
+    # The row under the values is written in Python (reading_cells.about_row), not by Jinja.
+    note = '<b>cuff</b> "left" & re-sited'
+    reading = chart(infusing, nurse, minutes_ago=2, systolic=130, diastolic=80, note=note)
+    table = section(client.get(f"/infusions/{infusing.id}").get_data(as_text=True), "readings")
+    assert (
+        f'<span class="muted">#{reading.id}</span> {nurse.display_name}\n'
+        ' · <span class="reading__note">&lt;b&gt;cuff&lt;/b&gt; &#34;left&#34; &amp; re-sited'
+        "</span>"
+    ) in table
+    assert "<b>" not in table
+
+
 # --- Void and correction ----------------------------------------------------------------------
 
 

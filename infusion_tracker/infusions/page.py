@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, get_template_attribute, render_template
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from wtforms.validators import Length
 
@@ -40,7 +41,7 @@ from .forms import (
     StopForm,
 )
 from .lifecycle import observation_remaining, start_problems
-from .reading_cells import values_row
+from .reading_cells import about_row, values_row
 from .reading_forms import (
     AdverseEventForm,
     ReadingForm,
@@ -266,12 +267,13 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
 
     def draw() -> str:
         rows = _reading_rows(infusion, baseline, changeable)
+        csrf = generate_csrf()  # the Void forms' token, as the template's csrf_token()
         return render_template(
             "infusions/_readings_table.html",
             lines=[table_line(row) for row in reversed(rows)],
             values_row=lambda line, row_class: values_row(line, row_class, system),
+            about_row=lambda line, row_class: about_row(line, row_class, csrf, VOID_REASON_MAX),
             baseline_at=baseline.taken_at if baseline else None,
-            void_reason_max=VOID_REASON_MAX,
         )
 
     # Shown again before anything in it changed, a table is not drawn again (a quarter of the

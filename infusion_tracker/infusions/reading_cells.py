@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from flask import url_for
 from markupsafe import Markup, escape
 
 from ..templating import level_tag, status_tag
@@ -101,4 +102,103 @@ def values_row(r, row_class: str, units_system: str) -> Markup:
     )
     return Markup(  # noqa: S704
         f'      <tr class="reading__values {escape(row_class)}">\n{"".join(cells)}      </tr>'
+    )
+
+
+# The about row's indentation: the row, its cell, the inner box, its notes and actions, the
+# void form's parts.
+ABOUT = "          "
+NOTES = "              "
+FORM = "                  "
+
+
+def _answers(r) -> str:
+    """The critical value's answer and the void or correction, each a line of its own."""
+    lines = ""
+    if r.critical_action == "reviewed":
+        lines += (
+            f'{NOTES}<span class="reading__answer">Reviewed, no action — '
+            f"{escape(r.critical_action_by)} at {escape(format_time(r.critical_action_at))}: "
+            f"{escape(r.critical_action_note)}</span>\n"
+        )
+    elif r.critical_action == "adverse_event":
+        links = "".join(
+            f' <a href="#adverse-event-{ae_id}">#{ae_id}</a>' for ae_id in r.answered_by
+        )
+        lines += f'{NOTES}<span class="reading__answer">Answered by adverse event{links}</span>\n'
+    if r.voided:
+        when = escape(format_time(r.voided_at))
+        if r.corrected_by:
+            links = "".join(f'<a href="#reading-{n}">#{n}</a>' for n in r.corrected_by)
+            what = f"Corrected by {links} ({escape(r.voided_by)} at {when})"
+        else:
+            what = f"Voided by {escape(r.voided_by)} at {when}: {escape(r.void_reason)}"
+        lines += f'{NOTES}<span class="reading__answer">\n{NOTES}{what}\n{NOTES}</span>\n'
+    return lines
+
+
+def _void_form(r, csrf: str, void_reason_max: int) -> str:
+    """Correct (a link) and Void (a reason and a button): plain HTML with the same names as
+    ReasonForm(prefix="void-reading-<id>"), one CSRF token for every row (a WTForms form per
+    row was most of this table's cost once)."""
+    p = f"void-reading-{r.id}"
+    correct = url_for("infusions.correct_reading", reading_id=r.id)
+    void = url_for("infusions.void_reading", reading_id=r.id)
+    return (
+        f'{NOTES}<a class="button button--secondary button--small" href="{escape(correct)}">'
+        "Correct</a>\n"
+        f'{NOTES}<details class="row-void">\n'
+        f'{NOTES}  <summary class="button button--secondary button--small">Void</summary>\n'
+        f'{NOTES}  <form method="post" action="{escape(void)}" class="row-void__form">\n'
+        f'{FORM}<input id="{p}-csrf_token" name="{p}-csrf_token" type="hidden" '
+        f'value="{escape(csrf)}">\n'
+        f'{FORM}<div class="field">\n'
+        f'{FORM}  <label class="field__label" for="{p}-reason">Reason</label>\n'
+        f'{FORM}  <div class="field__control"><input class="input" id="{p}-reason" '
+        f'maxlength="{void_reason_max}" name="{p}-reason" required type="text" value="">'
+        "</div>\n"
+        f"{FORM}</div>\n"
+        f'{FORM}<button type="submit" class="button button--warning button--small">'
+        "Void reading</button>\n"
+        f"{NOTES}  </form>\n"
+        f"{NOTES}</details>\n"
+    )
+
+
+def about_row(r, row_class: str, csrf: str, void_reason_max: int) -> Markup:
+    """Who charted the reading, what it corrects, its note and flags, the answer to a
+    critical value, its void or correction, and the actions offered on it. `r`: a
+    page.TableLine; `csrf`: the token of every row's Void form."""
+    notes = f'<span class="muted">#{r.id}</span> {escape(r.recorded_by)}\n'
+    if r.corrects_id:
+        notes += f' · corrects <a href="#reading-{r.corrects_id}">#{r.corrects_id}</a>'
+    if r.note:
+        notes += f' · <span class="reading__note">{escape(r.note)}</span>'
+    if r.flags:
+        notes += " · " + "; ".join(
+            f'<span class="flag flag--{escape(level)}">{escape(message)}</span>'
+            for level, message in r.flags
+        )
+    actions = ""
+    if r.needs_action or r.can_void:
+        needed = (
+            f'<a class="button button--warning button--small" href="#critical-{r.id}">'
+            "Action needed</a>"
+            if r.needs_action
+            else ""
+        )
+        form = _void_form(r, csrf, void_reason_max) if r.can_void else ""
+        actions = f'{ABOUT}  <div class="reading__actions">\n{needed}{form}{ABOUT}  </div>\n'
+    void_note = "void-note" if r.voided else ""
+    return Markup(  # noqa: S704
+        f'      <tr class="reading__about {escape(row_class)}">\n'
+        f'        <td colspan="11" class="{void_note}">\n'
+        f'{ABOUT}<div class="reading__about-inner">\n'
+        f'{ABOUT}  <div class="reading__notes">\n'
+        f"{NOTES}{notes}{_answers(r)}"
+        f"{ABOUT}  </div>\n"
+        f"{actions}"
+        f"{ABOUT}</div>\n"
+        "        </td>\n"
+        "      </tr>"
     )
