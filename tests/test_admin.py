@@ -394,6 +394,30 @@ def test_audit_rows_escape_every_text_they_show(client, admin, make_staff):
     assert "<td>anonymous (&lt;script&gt;alert(1)&lt;/script&gt;)</td>" in body  # who, typed
 
 
+def test_the_filter_boxes_show_each_view_s_own_values_errors_and_actors(
+    client, trail, make_staff, make_patient
+):
+    # The boxes are kept drawn (admin/routes.audit_filter_fields): under what they show.
+    def box(html: str, field: str) -> str:
+        after = html.split(f'<label class="field__label" for="{field}">', 1)[1]
+        return after.split("</div>\n</div>")[0]
+
+    missing = box(audit_page(client, patient="MRN888"), "patient")
+    assert 'value="MRN888"' in missing and 'id="patient-error"' in missing
+    assert 'value="MRN777"' in box(audit_page(client, patient="MRN777"), "patient")
+    make_patient(mrn="MRN888")  # the same box typed the same way, now without its error
+    db.session.commit()
+    found = box(audit_page(client, patient="MRN888"), "patient")
+    assert 'value="MRN888"' in found and "patient-error" not in found
+    nia = trail["nia"]
+    assert f'<option selected value="{nia.id}">' in box(audit_page(client, actor=nia.id), "actor")
+    zed = make_staff("pa", username="zed", full_name="Zed Newcomer")
+    db.session.commit()
+    assert f'<option value="{zed.id}">Zed Newcomer, PA-C (zed)</option>' in box(
+        audit_page(client, actor=nia.id), "actor"
+    )
+
+
 def test_audit_sort(client, trail):
     newest = rows(audit_page(client))
     oldest = rows(audit_page(client, sort="oldest"))

@@ -196,9 +196,24 @@ def audit_log():
     return render_template(
         "admin/audit_log.html",
         form=form,
+        filter_fields=audit_filter_fields(form),
         page=page,
         filter_args=_filter_args(form),
         table=audit_table(page.items) if page is not None else None,
+    )
+
+
+def audit_filter_fields(form: AuditFilterForm) -> Markup:
+    """The filter boxes, kept drawn under what they show: each box's value as typed (or as
+    chosen) with its errors, and the list of actors. Drawing the six was a sixth of a page
+    shown again (bench/RESULTS.md, Stop 27)."""
+    shown = tuple(
+        (field.data if field.type == "SelectField" else field._value(), tuple(field.errors))
+        for field in form
+    )
+    key = (shown, tuple((choice.value, choice.label) for choice in form.actor.choices))
+    return drawn(
+        "audit_filters", key, lambda: render_template("admin/_audit_filter_fields.html", form=form)
     )
 
 
