@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from ..auth import two_factor
 from ..errors import RuleError, form_status, refusals_flashed, refusals_on, show_on_form
 from ..extensions import db
+from ..form_fields import render_field
 from ..inputs import page_number
 from ..memo import drawn
 from ..permissions import admin_required
@@ -153,6 +154,9 @@ def staff_reset_password(staff_id: int):
 
 # --- Audit log -----------------------------------------------------------------------------
 
+# The patient box is drawn narrow (an MRN), as the template asked before it was kept.
+PATIENT_BOX_SIZE = 12
+
 
 def _audit_filters(formdata) -> tuple[AuditFilterForm, services.AuditFilters | None]:
     """The filter form from the query string (or the export POST); None while it has errors."""
@@ -204,17 +208,20 @@ def audit_log():
 
 
 def audit_filter_fields(form: AuditFilterForm) -> Markup:
-    """The filter boxes, kept drawn under what they show: each box's value as typed (or as
-    chosen) with its errors, and the list of actors. Drawing the six was a sixth of a page
-    shown again (bench/RESULTS.md, Stop 27)."""
-    shown = tuple(
-        (field.data if field.type == "SelectField" else field._value(), tuple(field.errors))
-        for field in form
-    )
-    key = (shown, tuple((choice.value, choice.label) for choice in form.actor.choices))
-    return drawn(
-        "audit_filters", key, lambda: render_template("admin/_audit_filter_fields.html", form=form)
-    )
+    """The filter boxes, each kept drawn under what it shows: its value as typed (or as
+    chosen), its errors and its choices (the list of actors). Drawing the six was a sixth of
+    a page shown again, the two lists most of it (bench/RESULTS.md, Stop 27)."""
+    boxes = []
+    for field in form:
+        select = field.type == "SelectField"
+        choices = tuple((choice.value, choice.label) for choice in field.choices) if select else ()
+        key = (field.name, field.data if select else field._value(), tuple(field.errors), choices)
+        size = PATIENT_BOX_SIZE if field.name == "patient" else None
+        boxes.append(
+            drawn("audit_filter_boxes", key, lambda f=field, s=size: render_field(f, size=s))
+        )
+    # Each box on a line of its own, as the template's {{ render_field(…) }} lines wrote them.
+    return Markup("\n").join(Markup("    ") + box for box in boxes)
 
 
 def audit_table(shown: list[services.ShownEntry]) -> Markup:
