@@ -1,10 +1,13 @@
-"""The readings table's values row (time, BP, HR, RR, SpO2 and O2, temperature, rhythm, AVPU,
-MOAA/S, pain, NEWS2), one per reading, as templates/infusions/_readings_table.html drew it.
+"""The readings table's two rows per reading, as templates/infusions/_readings_table.html
+drew them: its values (time, BP, HR, RR, SpO2 and O2, temperature, rhythm, AVPU, MOAA/S, pain,
+NEWS2: values_row), then who charted it, its note, flags, answer, void and actions
+(about_row).
 
-Python rather than the template: a session's first view draws 40 of them, and in Jinja each
-cost 37 µs (an attribute lookup, an escape and a filter call per value), 1.5 ms of the page
-(bench/RESULTS.md, Stop 26). The same HTML byte for byte, whitespace included. Every text
-goes through escape() (hence the S704 exemption); numbers are written as digits.
+Python rather than the template: a session's first view draws 40 of each. In Jinja a values
+row cost 37 µs (an attribute lookup, an escape and a filter call per value), 1.5 ms of the
+page (bench/RESULTS.md, Stop 26); the table's first draw went 2.90 -> 2.47 ms again with the
+second row here (Stop 27). The same HTML byte for byte, whitespace included. Every text goes
+through escape() (hence the S704 exemption); numbers are written as digits.
 """
 
 from __future__ import annotations
