@@ -22,6 +22,7 @@ def register(app) -> None:
         kg, current_app.config["UNITS"]
     )
     app.jinja_env.filters["mg"] = format_mg
+    app.jinja_env.filters["o2"] = units.format_o2
     app.jinja_env.globals["units_system"] = lambda: current_app.config["UNITS"]
     app.jinja_env.globals["clinic_name"] = lambda: current_app.config["CLINIC_NAME"]
     app.jinja_env.globals["nav_items"] = nav_items

@@ -56,6 +56,13 @@ def format_temperature(celsius: float | None, system: str) -> str:
     return "" if value is None else f"{value:.1f} {temperature_unit(system)}"
 
 
+def format_o2(flow_lpm: float | None) -> str:
+    """Supplemental oxygen as charted: "Room air" (0), "2 L/min"; "" when not charted."""
+    if flow_lpm is None:
+        return ""
+    return "Room air" if flow_lpm == 0 else f"{flow_lpm:g} L/min"
+
+
 def format_weight(kg: float | None, system: str) -> str:
     value = weight_to_display(kg, system)
     return "" if value is None else f"{value:.1f} {weight_unit(system)}"

@@ -529,6 +529,14 @@ def test_a_correction_is_a_new_reading_pointing_at_the_old(client, infusing, nur
     assert client.get(f"/readings/{old.id}/correct").status_code == 409
 
 
+def test_the_correction_page_says_the_reading_it_corrects_o2_included(client, infusing, nurse):
+    on_air = chart(infusing, nurse, minutes_ago=4, systolic=128, spo2=97, o2_flow_lpm=0)
+    on_flow = chart(infusing, nurse, minutes_ago=2, systolic=126, spo2=95, o2_flow_lpm=2.5)
+    for reading, said in ((on_air, "SpO2 97 % · Room air"), (on_flow, "SpO2 95 % · 2.5 L/min")):
+        html = client.get(f"/readings/{reading.id}/correct").get_data(as_text=True)
+        assert re.search(rf"<strong>BP {reading.systolic}/– · {re.escape(said)}\s*</strong>", html)
+
+
 def test_a_refused_correction_keeps_the_typing(client, infusing, nurse):
     old = chart(infusing, nurse, minutes_ago=3, heart_rate=70)
     response = client.post(f"/readings/{old.id}/correct", data=reading_data(3, heart_rate=300))

@@ -316,7 +316,7 @@ def carry_over(previous: Reading | None) -> CarryOver | None:
     items, fields = [], {}
     if "o2_flow_lpm" in values:
         flow = values["o2_flow_lpm"]
-        items.append(("O2", "Room air" if flow == 0 else f"{flow:g} L/min"))
+        items.append(("O2", units.format_o2(flow)))
         fields.update({"o2_room_air": "y"} if flow == 0 else {"o2_flow_lpm": f"{flow:g}"})
     if "rhythm" in values:
         items.append(("Rhythm", rhythm_text(previous)))

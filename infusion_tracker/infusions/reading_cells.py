@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 
 from ..templating import level_tag, status_tag
 from ..timeutil import format_time
-from ..units import format_temperature
+from ..units import format_o2, format_temperature
 from ..vocab import NEWS2_RISK_KINDS
 
 # A cell's indentation, as the template wrote it.
@@ -44,10 +44,6 @@ def news2_tag(score: int | None, risk: str | None) -> str:
 
 def _flagged(value: int | None, level: str | None) -> str:
     return "" if value is None else flagged(value, level)
-
-
-def _o2_text(flow: float) -> str:
-    return "Room air" if flow == 0 else f"{flow:g} L/min"
 
 
 def _delta(change: int | None) -> str:
@@ -85,7 +81,7 @@ def values_row(r, row_class: str, units_system: str) -> Markup:
     heart_rate = _flagged(r.heart_rate, levels["heart_rate"])
     spo2 = "" if r.spo2 is None else flagged(f"{r.spo2} %", levels["spo2"])
     if r.o2_flow_lpm is not None:
-        spo2 = f'{spo2}<span class="reading__sub">{_o2_text(r.o2_flow_lpm)}</span>'
+        spo2 = f'{spo2}<span class="reading__sub">{format_o2(r.o2_flow_lpm)}</span>'
     temperature = "" if r.temperature_c is None else flagged(
         format_temperature(r.temperature_c, units_system), levels["temperature_c"]
     )
