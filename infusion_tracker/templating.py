@@ -1,10 +1,12 @@
 """Jinja filters and globals: clinic time, display units, status words."""
 
-from flask import current_app
+from flask import current_app, render_template, request
+from flask_login import current_user
 from markupsafe import Markup, escape
 
 from . import clinical, timeutil, units, vocab
 from .form_fields import render_field
+from .memo import drawn
 
 
 def format_mg(mg: float | None) -> str:
@@ -25,7 +27,7 @@ def register(app) -> None:
     app.jinja_env.filters["o2"] = units.format_o2
     app.jinja_env.globals["units_system"] = lambda: current_app.config["UNITS"]
     app.jinja_env.globals["clinic_name"] = lambda: current_app.config["CLINIC_NAME"]
-    app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["site_header"] = site_header
     # Code -> words and code -> status_tag kind, for templates (e.g. vocab.STATUS_KINDS).
     app.jinja_env.globals["vocab"] = vocab
     app.jinja_env.globals["status_tag"] = status_tag
@@ -58,9 +60,6 @@ def level_tag(level: str | None) -> Markup:
 
 def nav_items() -> list[tuple[str, str, int | None]]:
     """Role-aware navigation: (endpoint, label, badge count)."""
-    from flask import current_app
-    from flask_login import current_user
-
     from .models import ROLE_ADMIN, ROLE_PHYSICIAN
 
     if current_user.role == ROLE_ADMIN:
@@ -85,3 +84,26 @@ def nav_items() -> list[tuple[str, str, int | None]]:
             badge = awaiting_count() or None
         result.append((endpoint, label, badge))
     return result
+
+
+def site_header() -> Markup:
+    """The header every page opens with (the clinic's name, the navigation with the review
+    queue's count, who is signed in and Sign out), kept drawn under what it shows: each page
+    view drew its dozen links again (bench/RESULTS.md, Stop 28). Sign out's CSRF token is
+    filled in on each view (memo.keep)."""
+    nav: tuple = ()
+    current = None
+    if current_user.is_authenticated:
+        nav = tuple(nav_items())
+        # The page's own entry is marked as the current one; any other page marks none.
+        current = next((item[0] for item in nav if item[0] == request.endpoint), None)
+        who = (current_user.display_name, current_user.role_label)
+    else:
+        who = None
+    key = (who, nav, current, current_app.config["CLINIC_NAME"], request.script_root)
+    return drawn(
+        "site_headers",
+        key,
+        lambda: render_template("_site_header.html", nav=nav, current=current),
+        size=256,
+    )
