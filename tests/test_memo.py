@@ -3,6 +3,7 @@ a chart drawn once for its values, kept packed (issue 8)."""
 
 from itertools import count
 
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from infusion_tracker.memo import keep, packed_cache, per_view, shown
@@ -13,6 +14,26 @@ def test_each_view_fills_in_its_own_values(app):
     with app.test_request_context():
         fragment = keep(lambda: ("", f"<p>{per_view(lambda: str(next(values)))}</p>"))
         assert [str(shown(fragment)) for _ in range(2)] == ["<p>0</p>", "<p>1</p>"]
+
+
+def test_a_value_is_filled_in_wherever_it_was_drawn_among_any_text(app):
+    """A value drawn twice (the CSRF token of every form on a page) is the same in both
+    places, and each is put where it was drawn after text of any script (°, —, µ: more than
+    a byte each)."""
+    values = count()
+    with app.test_request_context():
+
+        def draw():
+            key = per_view(lambda: f"k{next(values)}")
+            token = generate_csrf()  # a marker while kept
+            return "", f"<p>37.5 °C — {key} µg {token}</p><p>{key} · {token}</p>"
+
+        fragment = keep(draw)
+        token = generate_csrf()
+        assert [str(shown(fragment)) for _ in range(2)] == [
+            f"<p>37.5 °C — k0 µg {token}</p><p>k0 · {token}</p>",
+            f"<p>37.5 °C — k1 µg {token}</p><p>k1 · {token}</p>",
+        ]
 
 
 def test_a_fragment_kept_inside_another_keeps_each_view_s_values(app):
