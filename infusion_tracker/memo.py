@@ -76,6 +76,18 @@ def digest(rows: list) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+# A marker: this worker's own random prefix, then a random part of the same length, so that one
+# pattern built once finds every marker of a drawing (a pattern of the drawing's markers
+# themselves, built each time, cost more than the drawing's search).
+_MARKER_PREFIX = secrets.token_hex(8)
+MARKER_BYTES = 32
+_MARKERS = re.compile(re.escape(_MARKER_PREFIX.encode()) + rb"[0-9a-f]{16}")
+
+
+def new_marker() -> str:
+    return _MARKER_PREFIX + secrets.token_hex(8)
+
+
 def per_view(make: Callable[[], str]) -> str:
     """A value every view has its own of (a form's submission key, the time the page was
     opened): `make()`; while a fragment is drawn to be kept (`keep`), a marker that each view
@@ -83,12 +95,9 @@ def per_view(make: Callable[[], str]) -> str:
     fills = g.get("kept_fills")
     if fills is None:
         return make()
-    marker = secrets.token_hex(16)
+    marker = new_marker()
     fills.append((marker, make))
     return marker
-
-
-MARKER_BYTES = 32  # secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def keep(draw: Callable[[], tuple[str, str]]) -> Kept:
     each `per_view` value. The markers are random and never leave the server, so no text on a
     page can spell one."""
     field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    csrf = secrets.token_hex(16)
+    csrf = new_marker()
     fills = [(csrf, generate_csrf)]
     # A kept fragment may be drawn inside another (the readings table in the session page):
     # the outer drawing's token and markers are put back after the inner one.
@@ -123,10 +132,9 @@ def keep(draw: Callable[[], tuple[str, str]]) -> Kept:
     # searching the whole page for each marker (three searches of a session page at `chain`
     # took 130 µs). Only the markers drawn: a fragment without a form leaves its token to the
     # page's layout.
-    data = html.encode()
     index = {marker.encode(): n for n, (marker, _) in enumerate(fills)}
-    found = re.finditer(b"|".join(map(re.escape, index)), data)
-    cuts = tuple((match.start(), index[match.group()]) for match in found)
+    found = _MARKERS.finditer(html.encode())
+    cuts = tuple((match.start(), index[match[0]]) for match in found if match[0] in index)
     return Kept(title, packed(html), tuple(make for _, make in fills), cuts)
 
 

@@ -6,7 +6,7 @@ from itertools import count
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from infusion_tracker.memo import keep, packed_cache, per_view, shown
+from infusion_tracker.memo import keep, new_marker, packed_cache, per_view, shown
 
 
 def test_each_view_fills_in_its_own_values(app):
@@ -34,6 +34,13 @@ def test_a_value_is_filled_in_wherever_it_was_drawn_among_any_text(app):
             f"<p>37.5 °C — k0 µg {token}</p><p>k0 · {token}</p>",
             f"<p>37.5 °C — k1 µg {token}</p><p>k1 · {token}</p>",
         ]
+
+
+def test_a_marker_not_of_this_drawing_is_left_as_it_was_drawn(app):
+    stray = new_marker()
+    with app.test_request_context():
+        fragment = keep(lambda: ("", f"<p>{stray} {per_view(lambda: 'v')}</p>"))
+        assert str(shown(fragment)) == f"<p>{stray} v</p>"
 
 
 def test_a_fragment_kept_inside_another_keeps_each_view_s_values(app):
