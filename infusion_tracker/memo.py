@@ -85,6 +85,7 @@ _MARKERS = re.compile(re.escape(_MARKER_PREFIX.encode()) + rb"[0-9a-f]{16}")
 
 
 def new_marker() -> str:
+    """A place in a drawing being kept that each view fills in with its own value."""
     return _MARKER_PREFIX + secrets.token_hex(8)
 
 

@@ -1,4 +1,4 @@
-"""Jinja filters and globals: clinic time, display units, status words."""
+"""Jinja filters and globals: clinic time, display units, status words, the page's header."""
 
 from flask import current_app, render_template, request
 from flask_login import current_user
