@@ -59,12 +59,12 @@ def packed_cache(size: int) -> Callable[[Callable[..., Markup]], Callable[..., M
         kept = lru_cache(maxsize=size)(lambda *args: packed(draw(*args)))
 
         @wraps(draw)
-        def shown(*args) -> Markup:
+        def drawn_once(*args) -> Markup:
             # Only ever what `draw` returned: markup, every value in it escaped.
             return Markup(unpacked(kept(*args)).decode())  # noqa: S704
 
-        shown.cache_clear = kept.cache_clear  # type: ignore[attr-defined]
-        return shown
+        drawn_once.cache_clear = kept.cache_clear  # type: ignore[attr-defined]
+        return drawn_once
 
     return decorate
 
