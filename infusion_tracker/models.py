@@ -339,7 +339,12 @@ class Protocol(db.Model):
 
     @property
     def label(self) -> str:
-        return f"{self.name} (v{self.version})"
+        return protocol_label(self.name, self.version)
+
+
+def protocol_label(name: str, version: int) -> str:
+    """A protocol as every page names it: "Ketamine 0.5 mg/kg over 40 min (v2)"."""
+    return f"{name} (v{version})"
 
 
 # --- Infusion sessions -----------------------------------------------------------

@@ -286,7 +286,7 @@ def test_void_keeps_the_score_visible_struck_through(client, login_as, make_pati
     assert score.voided_by_id == nurse.id and score.void_reason == "Wrong patient's form"
     page = page_text(client.get(f"/patients/{patient.id}"))
     assert f'<tr id="assessment-{score.id}" class="voided">' in page
-    assert "Wrong patient's form" in page
+    assert f"by {nurse.display_name}: Wrong patient's form" in page
     [row] = db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "assessment.voided")
     )

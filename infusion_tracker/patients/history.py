@@ -11,11 +11,12 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
 from markupsafe import Markup
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy.orm import aliased
 
 from .. import charts, clinical
 from ..extensions import db
@@ -28,10 +29,12 @@ from ..models import (
     Patient,
     Protocol,
     Reading,
-    with_staff,
+    Staff,
+    display_name,
+    protocol_label,
 )
 from ..timeutil import clinic_zone, format_datetime, plausible
-from ..vocab import FLAG_RANK, INSTRUMENTS
+from ..vocab import FLAG_RANK, INSTRUMENTS, STATUSES
 
 SEVERITY_RANK = FLAG_RANK
 RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
@@ -41,12 +44,64 @@ PHQ9_BEFORE_WINDOW = timedelta(days=1)
 CHART_SERIES = {code: INSTRUMENTS[code][0] for code in ("phq9", "gad7", "pain_nrs")}
 
 
+class SessionLine(NamedTuple):
+    """A session as the series table and the PHQ-9 pairing read it: values, not an ORM
+    object with its protocol and staff (a patient page's first view read thirty of those in
+    1.4 ms at `chain`; bench/RESULTS.md, Stop 28)."""
+
+    id: int
+    series_number: int
+    scheduled_for: datetime
+    started_at: datetime | None
+    protocol_label: str
+    total_mg: float | None
+    clinician: str  # display name
+    status: str
+    signed_at: datetime | None
+    signed_by: str | None  # display name
+
+    @property
+    def status_label(self) -> str:
+        return STATUSES.get(self.status, self.status)
+
+    @property
+    def is_signed(self) -> bool:
+        return self.signed_at is not None
+
+
+class ScoreLine(NamedTuple):
+    """An outcome score as the patient page lists it, and the PHQ-9 pairing and the outcome
+    chart read it (values, as SessionLine)."""
+
+    id: int
+    infusion_id: int | None
+    corrects_id: int | None
+    taken_at: datetime
+    instrument: str
+    score: int
+    items: list[int] | None
+    flag_physician: bool
+    recorded_by_id: int
+    recorded_by: str  # display name
+    voided_at: datetime | None
+    voided_by: str | None  # display name
+    void_reason: str
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None
+
+    @property
+    def instrument_label(self) -> str:
+        return INSTRUMENTS[self.instrument][0]
+
+
 @dataclass
 class SeriesRow:
-    infusion: InfusionSession
+    infusion: SessionLine
     worst: str | None = None  # max severity of non-voided readings; None without readings
     adverse_events: list[str] = field(default_factory=list)
-    phq9_before: Assessment | None = None
+    phq9_before: ScoreLine | None = None
     sbp_rise: int | None = None
     hr_rise: int | None = None
 
@@ -54,13 +109,13 @@ class SeriesRow:
 @dataclass
 class PatientHistory:
     rows: list[SeriesRow]
-    assessments: list[Assessment]  # every score, voided ones too, oldest first
-    baseline_phq9: Assessment | None
+    assessments: list[ScoreLine]  # every score, voided ones too, oldest first
+    baseline_phq9: ScoreLine | None
     status: str  # PHQ-9 course in words, e.g. "response since infusion 4 (…)"
     status_kind: str  # remission / response / none / unknown
     outcome_chart: Markup | None
     peak_rise_chart: Markup | None
-    flagged_phq9: Assessment | None  # the latest PHQ-9 when its item 9 is above 0
+    flagged_phq9: ScoreLine | None  # the latest PHQ-9 when its item 9 is above 0
 
     # Cached: the template asks once per assessment row.
     @cached_property
@@ -77,34 +132,30 @@ class PatientHistory:
 # options, CASE and window expressions, and the cache keys SQLAlchemy derives from them) cost
 # more than running them (bench/RESULTS.md, Stop 17).
 PATIENT = sa.bindparam("patient_id")
-# What the series table and the PHQ-9 pairing read of each session and its protocol (the
-# label): not the checklist, discharge and signature texts, nor the protocol's limits (some
-# sixty columns and a JSON document per row; with them the list took twice as long).
-_SESSION_COLUMNS = (
-    InfusionSession.id,
-    InfusionSession.patient_id,
-    InfusionSession.series_number,
-    InfusionSession.protocol_id,
-    InfusionSession.status,
-    InfusionSession.scheduled_for,
-    InfusionSession.started_at,
-    InfusionSession.total_mg,
-    InfusionSession.clinician_id,
-    InfusionSession.signed_by_id,
-    InfusionSession.signed_at,
-    InfusionSession.version,
-)
+_CLINICIAN, _SIGNER, _RECORDER, _VOIDER = (aliased(Staff) for _ in range(4))
+# What the series table and the PHQ-9 pairing read of each session, its protocol's name and
+# version, and who gave and signed it: not the checklist, discharge and signature texts, nor
+# the protocol's limits (some sixty columns and a JSON document per row).
 _SESSIONS = (
-    sa.select(InfusionSession)
-    .where(InfusionSession.patient_id == PATIENT)
-    .options(
-        load_only(*_SESSION_COLUMNS),
-        joinedload(InfusionSession.protocol).load_only(
-            Protocol.id, Protocol.name, Protocol.version
-        ),
-        with_staff(InfusionSession.clinician),
-        with_staff(InfusionSession.signed_by),
+    sa.select(
+        InfusionSession.id,
+        InfusionSession.series_number,
+        InfusionSession.scheduled_for,
+        InfusionSession.started_at,
+        Protocol.name,
+        Protocol.version,
+        InfusionSession.total_mg,
+        _CLINICIAN.full_name,
+        _CLINICIAN.credentials,
+        InfusionSession.status,
+        InfusionSession.signed_at,
+        _SIGNER.full_name,
+        _SIGNER.credentials,
     )
+    .join(Protocol, Protocol.id == InfusionSession.protocol_id)
+    .join(_CLINICIAN, _CLINICIAN.id == InfusionSession.clinician_id)
+    .outerjoin(_SIGNER, _SIGNER.id == InfusionSession.signed_by_id)
+    .where(InfusionSession.patient_id == PATIENT)
     .order_by(InfusionSession.series_number)
 )
 # Non-voided readings of the patient's sessions (a WHERE clause, not a query).
@@ -153,15 +204,43 @@ _ADVERSE_EVENTS = (
     .order_by(AdverseEvent.onset_at, AdverseEvent.id)
 )
 _ASSESSMENTS = (
-    sa.select(Assessment)
+    sa.select(
+        Assessment.id,
+        Assessment.infusion_id,
+        Assessment.corrects_id,
+        Assessment.taken_at,
+        Assessment.instrument,
+        Assessment.score,
+        Assessment.items,
+        Assessment.flag_physician,
+        Assessment.recorded_by_id,
+        _RECORDER.full_name,
+        _RECORDER.credentials,
+        Assessment.voided_at,
+        _VOIDER.full_name,
+        _VOIDER.credentials,
+        Assessment.void_reason,
+    )
+    .join(_RECORDER, _RECORDER.id == Assessment.recorded_by_id)
+    .outerjoin(_VOIDER, _VOIDER.id == Assessment.voided_by_id)
     .where(Assessment.patient_id == PATIENT)
-    .options(with_staff(Assessment.recorded_by), with_staff(Assessment.voided_by))
     .order_by(Assessment.taken_at, Assessment.id)
 )
 
 
-def _sessions(patient_id: int) -> list[InfusionSession]:
-    return list(db.session.scalars(_SESSIONS, {"patient_id": patient_id}))
+def _name(full_name: str | None, credentials: str | None) -> str | None:
+    return None if full_name is None else display_name(full_name, credentials or "")
+
+
+def _sessions(patient_id: int) -> list[SessionLine]:
+    # The columns of _SESSIONS, in order.
+    return [
+        SessionLine(
+            *row[:4], protocol_label(*row[4:6]), row[6], _name(*row[7:9]), row[9], row[10],
+            _name(*row[11:13]),
+        )
+        for row in db.session.execute(_SESSIONS, {"patient_id": patient_id})
+    ]
 
 
 def reading_stats(patient_id: int) -> dict[int, tuple[str, int | None, int | None]]:
@@ -184,8 +263,12 @@ def adverse_event_labels(patient_id: int) -> dict[int, list[str]]:
     return labels
 
 
-def _assessments(patient_id: int) -> list[Assessment]:
-    return list(db.session.scalars(_ASSESSMENTS, {"patient_id": patient_id}))
+def _assessments(patient_id: int) -> list[ScoreLine]:
+    # The columns of _ASSESSMENTS, in order.
+    return [
+        ScoreLine(*row[:9], _name(*row[9:11]), row[11], _name(*row[12:14]), row[14])
+        for row in db.session.execute(_ASSESSMENTS, {"patient_id": patient_id})
+    ]
 
 
 def _rise(peak: int | None, base: int | None) -> int | None:
