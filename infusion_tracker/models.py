@@ -483,11 +483,16 @@ class InfusionSession(db.Model):
 
     @property
     def status_label(self) -> str:
-        return STATUSES.get(self.status, self.status)
+        return status_label(self.status)
 
     @property
     def is_signed(self) -> bool:
         return self.signed_at is not None
+
+
+def status_label(status: str) -> str:
+    """A session's status in words: "Infusing", "Discharged"."""
+    return STATUSES.get(status, status)
 
 
 # --- Clinical rows: appended, voided, corrected; never edited ------------------

@@ -32,9 +32,10 @@ from ..models import (
     Staff,
     display_name,
     protocol_label,
+    status_label,
 )
 from ..timeutil import clinic_zone, format_datetime, plausible
-from ..vocab import FLAG_RANK, INSTRUMENTS, STATUSES
+from ..vocab import FLAG_RANK, INSTRUMENTS
 
 SEVERITY_RANK = FLAG_RANK
 RANK_SEVERITY = {rank: name for name, rank in SEVERITY_RANK.items()}
@@ -62,7 +63,7 @@ class SessionLine(NamedTuple):
 
     @property
     def status_label(self) -> str:
-        return STATUSES.get(self.status, self.status)
+        return status_label(self.status)
 
     @property
     def is_signed(self) -> bool:
@@ -275,7 +276,7 @@ def _rise(peak: int | None, base: int | None) -> int | None:
     return peak - base if peak is not None and base is not None else None
 
 
-def session_start(infusion: InfusionSession) -> datetime:
+def session_start(infusion: SessionLine) -> datetime:
     return infusion.started_at or infusion.scheduled_for
 
 
@@ -285,9 +286,9 @@ class Phq9Pairing:
     (non-voided, oldest first). Built once, then a lookup and a binary search per session
     rather than a pass over every score for every session."""
 
-    def __init__(self, phq9s: list[Assessment]):
-        self.linked: dict[int, tuple[int, Assessment]] = {}
-        self.unlinked: list[tuple[int, Assessment]] = []
+    def __init__(self, phq9s: list[ScoreLine]):
+        self.linked: dict[int, tuple[int, ScoreLine]] = {}
+        self.unlinked: list[tuple[int, ScoreLine]] = []
         for position, score in enumerate(phq9s):
             if score.infusion_id is None:
                 self.unlinked.append((position, score))
@@ -295,7 +296,7 @@ class Phq9Pairing:
                 self.linked[score.infusion_id] = (position, score)
         self.unlinked_times = [score.taken_at for _, score in self.unlinked]
 
-    def before(self, infusion: InfusionSession) -> Assessment | None:
+    def before(self, infusion: SessionLine) -> ScoreLine | None:
         start = session_start(infusion)
         candidates = [self.linked[infusion.id]] if infusion.id in self.linked else []
         taken_by_start = bisect_right(self.unlinked_times, start)
