@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from infusion_tracker.extensions import db
+from infusion_tracker.infusions import guards
 from infusion_tracker.infusions import readings as reading_services
 from infusion_tracker.infusions.reading_cells import flagged
-from infusion_tracker.models import Reading
+from infusion_tracker.models import InfusionSession, Reading, Staff
 from infusion_tracker.timeutil import to_clinic, utcnow
 from tests.conftest import PASSWORD, audit_rows, login, section
 
@@ -673,6 +674,77 @@ def test_two_clinicians_charting_at_once_both_land(app, infusing, nurse, make_st
     assert infusing.version == version + 2
 
 
+def charted_meanwhile(app, infusion_id: int, staff_id: int, **data) -> None:
+    """Another clinician's reading, committed on a connection of its own while this test's
+    request has read the session and not yet written."""
+    with app.app_context():
+        infusion = db.session.get(InfusionSession, infusion_id)
+        reading_services.record_reading(
+            infusion, {"taken_at": utcnow(), **data}, db.session.get(Staff, staff_id)
+        )
+        db.session.commit()
+
+
+def chart_from_the_page(app, infusion_id: int, staff_id: int, write_between, **data):
+    """What the session page's POST does (readings.chart_reading), with `write_between()`
+    committed after the session was read and before the reading is written."""
+    db.session.commit()  # this thread's own transaction ended (the scene's, outside a request)
+    with app.test_request_context(method="POST"):
+        infusion = guards.read(infusion_id)
+        version = infusion.version
+        write_between()
+        try:
+            reading = reading_services.chart_reading(
+                infusion, {"taken_at": utcnow(), **data}, db.session.get(Staff, staff_id)
+            )
+            db.session.commit()
+        finally:
+            db.session.rollback()
+    return reading, version
+
+
+def test_a_reading_is_checked_against_a_baseline_charted_after_its_session_was_read(
+    app, infusing, nurse, make_staff
+):
+    """A new baseline (heart rate 100) lands between the page's read of the session and its
+    write: the reading (heart rate 100) is compared with it, not with the one read before (60),
+    and the session's version names both readings."""
+    chart(infusing, nurse, minutes_ago=3, phase="baseline", heart_rate=60)
+    colleague = make_staff("pa")
+    ids = infusing.id, nurse.id, colleague.id
+    reading, version = chart_from_the_page(
+        app,
+        ids[0],
+        ids[1],
+        lambda: charted_meanwhile(
+            app, ids[0], ids[2], phase="baseline", heart_rate=100, confirm_baseline=True
+        ),
+        phase="infusion",
+        heart_rate=100,
+    )
+    db.session.expire_all()
+    stored = db.session.get(Reading, reading.id)
+    assert [flag["message"] for flag in stored.flags if "baseline" in flag["message"]] == []
+    assert [r.heart_rate for r in readings_of(infusing)][-2:] == [100, 100]
+    assert db.session.get(InfusionSession, ids[0]).version == version + 2
+
+
+def test_a_form_posted_twice_at_once_is_recorded_once(app, infusing, nurse):
+    """The same form (its key) stored by another request after this one read the session:
+    this one finds it when it writes, and records nothing more."""
+    ids = infusing.id, nurse.id
+    before = len(readings_of(infusing))
+    form = {"phase": "infusion", "heart_rate": 77, "submission_key": "one-form"}
+    with pytest.raises(reading_services.AlreadyRecorded):
+        chart_from_the_page(
+            app, *ids, lambda: charted_meanwhile(app, *ids, **form), **form
+        )
+    db.session.expire_all()
+    rows = readings_of(infusing)
+    assert len(rows) == before + 1
+    assert rows[-1].submission_key == "one-form"
+
+
 def test_the_session_page_costs_the_same_with_many_readings(client, infusing, nurse, count_queries):
     for n in range(3):
         chart(infusing, nurse, minutes_ago=9 - n, heart_rate=70 + n)
@@ -690,8 +762,8 @@ def test_the_session_page_costs_the_same_with_many_readings(client, infusing, nu
 def test_recording_a_reading_costs_the_same_few_statements_with_many_readings(
     client, infusing, nurse, count_queries
 ):
-    """Who is signed in, the session (locked, with its protocol's limits), whether its form
-    was posted before, the new version, the latest baseline, the reading with its form's key,
+    """Who is signed in, the session (with its protocol's limits), whether its form was
+    posted before, the new version, the latest baseline, the reading with its form's key,
     the audit chain's last hash and the audit row: eight, with 3 readings charted or 23
     (issue 8: the key was written by an UPDATE of its own, the protocol read by another)."""
     for n in range(3):

@@ -234,9 +234,10 @@ def test_a_write_request_reads_its_session_again_under_the_write_lock(
     app, client, infusing, write_lock
 ):
     """What another connection commits while a write request waits for the lock is what the
-    request checks: it reads the session under the lock (guards.lock's SELECT … FOR UPDATE
-    takes it), so a reading posted to a session another connection signs meanwhile is refused,
-    as it is on PostgreSQL (where that SELECT waits)."""
+    request checks: the reading is written only if the session is still at the version the
+    request read (readings.chart_reading), else it is checked again under the lock (guards.lock),
+    so a reading posted to a session another connection signs meanwhile is refused, as it is on
+    PostgreSQL (where the UPDATE waits). The session page says why, at the top."""
     infusion_id = infusing.id
     url = f"/infusions/{infusion_id}/readings"
     before = state_of(infusion_id)
@@ -253,8 +254,10 @@ def test_a_write_request_reads_its_session_again_under_the_write_lock(
     thread.join(timeout=10)
     assert not thread.is_alive()
     response = answer["response"]
-    assert response.status_code == 409
-    assert "This session was signed and is locked." in response.get_data(as_text=True)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    summary = html[html.index('class="error-summary"') :].split("</div>")[0]
+    assert "This session was signed and is locked." in summary
     readings, audit, version, _ = state_of(infusion_id)
     assert (readings, audit, version) == (before[0], before[1], before[2] + 1)
 

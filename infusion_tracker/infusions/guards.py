@@ -65,6 +65,19 @@ def lock(infusion_id: int) -> InfusionSession | None:
     return infusion
 
 
+def read(infusion_id: int) -> InfusionSession:
+    """The session with its protocol, read but not locked (404 if there is none): for a write
+    that names the version it read as it writes (readings.chart_reading)."""
+    infusion = db.session.get(
+        InfusionSession,
+        infusion_id,
+        options=[joinedload(InfusionSession.protocol, innerjoin=True)],
+    )
+    if infusion is None:
+        abort(404)
+    return infusion
+
+
 def infusion_for_write(infusion_id: int, version: int | None = None) -> InfusionSession:
     """Lock, then refuse a signed session or a form drawn from an older version."""
     infusion = lock(infusion_id)
