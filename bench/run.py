@@ -100,12 +100,15 @@ PHASE_FOR = {"checked_in": "baseline", "infusing": "infusion", "paused": "infusi
 
 
 def reading_bodies(manifest: dict, token: str) -> list[tuple[str, str]]:
-    """POST paths and form bodies: a plausible reading for each open session on the board."""
+    """POST paths and form bodies: a plausible reading for each open session on the board,
+    eight rounds of the sessions. Round by round, as clinicians at different bedsides chart:
+    one session's eight in a row had the writers charting the same session at once, most of
+    the time (Stop 29: 60-65 % of readings found the session's version moved meanwhile)."""
     taken_at = manifest["taken_at"]
     rng = random.Random(1)
     lines = []
-    for infusion_id, status in manifest["active"]:
-        for _ in range(8):
+    for _ in range(8):
+        for infusion_id, status in manifest["active"]:
             form = {
                 "reading-csrf_token": token,
                 "reading-taken_at": taken_at,

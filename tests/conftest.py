@@ -179,6 +179,18 @@ def every_change_to_a_sessions_rows_makes_a_new_version(request):
             elif isinstance(obj, session_rows) and obj.infusion_id and written(session, obj):
                 changed.add(obj.infusion_id)
 
+    def executed(state):
+        """The same for a row or a version written by a statement of its own (as a reading
+        charted from the session page is: guards.new_version, readings._added)."""
+        if not has_request_context() or not (state.is_insert or state.is_update):
+            return
+        changed, versioned = seen(state.session)
+        table, values = state.statement.table, state.parameters or {}
+        if state.is_update and table is InfusionSession.__table__:
+            versioned.add(values["infusion_id"])
+        elif state.is_insert and table in session_tables:
+            changed.add(values["infusion_id"])
+
     def before_commit(session):
         changed, versioned = seen(session)
         if changed - versioned:
@@ -189,8 +201,10 @@ def every_change_to_a_sessions_rows_makes_a_new_version(request):
             session.info.pop("rows_changed", None)
             session.info.pop("versioned", None)
 
+    session_tables = tuple(model.__table__ for model in session_rows)
     hooks = (
         ("after_flush", after_flush),
+        ("do_orm_execute", executed),
         ("before_commit", before_commit),
         ("after_transaction_end", after_transaction_end),
     )

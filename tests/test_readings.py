@@ -763,7 +763,7 @@ def test_recording_a_reading_costs_the_same_few_statements_with_many_readings(
     client, infusing, nurse, count_queries
 ):
     """Who is signed in, the session (with its protocol's limits), whether its form was
-    posted before, the new version, the latest baseline, the reading with its form's key,
+    posted before, the latest baseline, the new version, the reading with its form's key,
     the audit chain's last hash and the audit row: eight, with 3 readings charted or 23
     (issue 8: the key was written by an UPDATE of its own, the protocol read by another)."""
     for n in range(3):

@@ -2,8 +2,8 @@
 
 Readings are appends: no form version is checked, so two clinicians charting the same session
 at once both land (SPEC §3); each still makes a new version of the session, under its lock or
-only if the session is still at the version read (chart_reading), so a signature cannot go
-through over a reading it never saw.
+on the version it was checked against (chart_reading), so a signature cannot go through over a
+reading it never saw.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit, clinical
@@ -236,39 +237,46 @@ def record_reading(
 ) -> Reading:
     """Chart one reading (SPEC §4): tier 1 refused (ReadingRefused), tiers 2–3 flagged and
     stored with NEWS2, deltas against the latest baseline. The session is locked first."""
-    return _record(guards.lock(infusion.id), data, actor, now)
+    infusion = guards.lock(infusion.id)
+    checked = _checked(infusion, data, actor, now or utcnow())
+    _new_version_locked(infusion, actor)
+    return _added(infusion, *checked, actor)
 
 
 def chart_reading(infusion: InfusionSession, data: dict, actor: Staff) -> Reading:
     """Chart the reading a clinician posted from the session page, as record_reading does,
-    but holding the write lock (SQLite's; the session's row on PostgreSQL) for its writes
-    alone. `infusion` was read in this request, which has written nothing yet.
+    but holding the write lock (SQLite's; the session's row on PostgreSQL) for its writes.
 
-    What the reading is checked against (the session, its latest baseline and reading, the
-    form's key) is read without the lock, and the reading is written only if the session is
-    still at the version read: the UPDATE that makes its new version names the one read
-    (InfusionSession's version_id_col), and every change to a session's rows makes a new
-    version (guards.begin_row_change; tests/conftest.py checks it), so nothing read can have
-    changed unseen. If another write came first (StaleDataError), the request's transaction
-    is rolled back and the reading charted under the lock, against what that write left.
-    SQLite's lock held 2.6 -> 1.3 ms a reading (bench/RESULTS.md, Stop 29)."""
-    infusion_id = infusion.id
-    try:
-        return _record(infusion, data, actor)
-    except StaleDataError:
-        db.session.rollback()
-    return _record(guards.lock(infusion_id), data, actor)
+    What the reading is checked against (the session, `infusion` as this request read it;
+    its latest baseline and reading; the form's key) is read and checked without the lock.
+    Then the session's new version is written, naming the version read
+    (guards.new_version). Every change to a session or its rows makes a new version
+    (guards.begin_row_change; tests/conftest.py checks it), so if that lands, nothing the
+    reading was checked against has changed. If it does not, another write came first:
+    holding the lock now, all is read and checked again. SQLite's lock held 2.6 -> 1.1 ms a
+    reading, one client (bench/RESULTS.md, Stop 29)."""
+    checked = _checked(infusion, data, actor, utcnow())
+    if not guards.new_version(infusion, actor.id):
+        infusion = guards.lock(infusion.id)
+        checked = _checked(infusion, data, actor, utcnow())
+        _new_version_locked(infusion, actor)
+    return _added(infusion, *checked, actor)
 
 
-def _record(
-    infusion: InfusionSession, data: dict, actor: Staff, now: datetime | None = None
-) -> Reading:
-    """Read and check everything first, then write: the session's new version, the reading
-    (one flush, the transaction's first write) and its audit row."""
+def _new_version_locked(infusion: InfusionSession, actor: Staff) -> None:
+    if not guards.new_version(infusion, actor.id):  # no other write can come first
+        raise StaleDataError(f"Session {infusion.id} changed under its lock.")
+
+
+def _checked(
+    infusion: InfusionSession, data: dict, actor: Staff, now: datetime
+) -> tuple[Reading, dict | None]:
+    """The reading `data` makes on this session, checked and assessed but not yet added
+    (refused: ReadingRefused, RuleError; posted before: AlreadyRecorded), and what it
+    carried over from the last reading, if anything."""
     key = data.get("submission_key")
     ensure_first_post(Reading, infusion, key)
     ensure_chartable(infusion)
-    now = now or utcnow()
     # No time given: the reading is stamped the moment it is saved.
     data = {**data, "taken_at": data.get("taken_at") or now}
     if data.get("phase") == "baseline" and infusion.started_at and not data.get(
@@ -282,12 +290,31 @@ def _record(
         )
     data, carried = carry_over(infusion, data)
     reading = _new_reading(infusion, data, actor, now, key or None)
-    guards.touch(infusion, actor.id)
+    carried_from = (
+        {"reading": data["carry_from"], "fields": sorted(carried)} if carried else None
+    )
+    return reading, carried_from
+
+
+_INSERT_READING = sa.insert(Reading.__table__)
+
+
+def _added(
+    infusion: InfusionSession, reading: Reading, carried_from: dict | None, actor: Staff
+) -> Reading:
+    """The reading inserted, by one statement rather than the ORM's unit of work (shorter
+    under the lock), then in the session as if loaded; and its audit row."""
+    values = {
+        column.key: reading.__dict__[column.key]
+        for column in Reading.__table__.columns
+        if column.key in reading.__dict__
+    }
+    reading.id = db.session.execute(_INSERT_READING, values).inserted_primary_key[0]
+    make_transient_to_detached(reading)
     db.session.add(reading)
-    db.session.flush()
     details = _summary(reading)
-    if carried:
-        details["carried_from"] = {"reading": data["carry_from"], "fields": sorted(carried)}
+    if carried_from:
+        details["carried_from"] = carried_from
     audit.record(
         "reading.recorded",
         entity=reading,
