@@ -36,6 +36,18 @@ CHILD_ROWS = ("readings", "events", "adverse_events", "assessments", "addenda")
 _LOCKED = "locked_infusions"
 
 
+# The session with its protocol (lock, read). Built once: building the statement and its
+# options on each call cost as much as the read itself.
+_WITH_PROTOCOL = (
+    sa.select(InfusionSession)
+    .where(InfusionSession.id == sa.bindparam("infusion_id"))
+    .options(joinedload(InfusionSession.protocol, innerjoin=True))
+)
+_LOCK = _WITH_PROTOCOL.with_for_update(key_share=True, of=InfusionSession).execution_options(
+    populate_existing=True
+)
+
+
 def lock(infusion_id: int) -> InfusionSession | None:
     """The session row, locked for this transaction and read afresh (once: a route and the
     service it calls both lock).
@@ -50,13 +62,7 @@ def lock(infusion_id: int) -> InfusionSession | None:
     held = db.session.info.get(_LOCKED)
     if held and held[0] is transaction and infusion_id in held[1]:
         return db.session.get(InfusionSession, infusion_id)
-    infusion = db.session.scalar(
-        sa.select(InfusionSession)
-        .where(InfusionSession.id == infusion_id)
-        .options(joinedload(InfusionSession.protocol, innerjoin=True))
-        .with_for_update(key_share=True, of=InfusionSession)
-        .execution_options(populate_existing=True)
-    )
+    infusion = db.session.scalar(_LOCK, {"infusion_id": infusion_id})
     if infusion is not None:
         # Rows another writer added before we held the lock load afresh when next read.
         db.session.expire(infusion, [*CHILD_ROWS, "updated_by"])
@@ -69,11 +75,7 @@ def lock(infusion_id: int) -> InfusionSession | None:
 def read(infusion_id: int) -> InfusionSession:
     """The session with its protocol, read but not locked (404 if there is none): for a write
     that lands only on the version read (new_version, readings.chart_reading)."""
-    infusion = db.session.get(
-        InfusionSession,
-        infusion_id,
-        options=[joinedload(InfusionSession.protocol, innerjoin=True)],
-    )
+    infusion = db.session.scalar(_WITH_PROTOCOL, {"infusion_id": infusion_id})
     if infusion is None:
         abort(404)
     return infusion
