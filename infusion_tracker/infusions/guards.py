@@ -1,5 +1,6 @@
 """The one door to a write on a session: lock its row, then check the signature lock and the
-form's version (SPEC §3: signing locks, no lost updates)."""
+form's version (SPEC §3: signing locks, no lost updates). A reading from the session page
+goes through it only when the session changed after it was checked (new_version)."""
 
 from __future__ import annotations
 
