@@ -324,6 +324,32 @@ def test_a_page_view_cannot_write_in_its_read_transaction(
     assert client.get("/test/writes-after").status_code == 200
 
 
+@sqlite_only
+def test_sqlite_keeps_its_prepared_statements_from_one_transaction_to_the_next(
+    client, infusing
+):
+    """No transaction sets a flag pragma (query_only, foreign_keys…): setting one expires every
+    prepared statement of the connection, and each page view then prepared all of its
+    statements again (the review queue's own 0.17 -> 0.76 ms of SQLite's time)."""
+    sent: list[str] = []
+
+    def trace(conn):
+        conn.connection.dbapi_connection.set_trace_callback(sent.append)
+
+    sa.event.listen(db.engine, "begin", trace)
+    try:
+        for _ in range(2):
+            assert client.get(f"/patients/{infusing.patient_id}").status_code == 200
+            assert client.get(f"/infusions/{infusing.id}").status_code == 200
+            posted = client.post(f"/infusions/{infusing.id}/readings", data=reading_form())
+            assert posted.status_code == 302
+    finally:
+        sa.event.remove(db.engine, "begin", trace)
+    assert any(statement.startswith("INSERT INTO reading") for statement in sent)
+    pragmas = {s.split("=")[0].strip() for s in sent if s.lstrip().upper().startswith("PRAGMA")}
+    assert pragmas <= {"PRAGMA synchronous"}
+
+
 def test_a_page_view_reads_one_snapshot(app, client, login_as, make_patient):
     """What another connection commits while a page is being built is not in it: the page is
     drawn from the state its first statement read (which is what a page kept under a
