@@ -37,6 +37,7 @@ from ..models import (
     display_name,
 )
 from ..passwords import verify_password
+from ..prepared import PreparedRead
 from ..quality import figures
 from ..timeutil import format_datetime, utcnow
 
@@ -150,7 +151,7 @@ class QueuePage:
     @property
     def entries(self) -> list[QueueEntry]:
         """The rows as the table shows them (made when it is drawn)."""
-        return [_queue_entry(row) for row in self.rows]
+        return [_queue_entry(_page_statement().typed(row)) for row in self.rows]
 
     @property
     def pages(self) -> int:
@@ -177,10 +178,11 @@ _QUEUE_COLUMNS = (
 
 
 @cache
-def _page_statement() -> sa.Select:
+def _page_statement() -> PreparedRead:
     """Built once, as the session page's statements are (infusions/queries.py): building this
-    one and its cache key cost about as much as running it. Parameters: `first` (how many of
-    each part this page needs), `per_page`, `offset`.
+    one and its cache key cost about as much as running it; and sent as compiled, its rows as
+    read the key its table is kept under. Parameters: `first` (how many of each part this page
+    needs), `per_page`, `offset`.
 
     The page costs what the page is, not the backlog: the flagged sessions are found from the
     reasons' rows, of sessions no older than the oldest awaiting one (the backlog is recent);
@@ -206,7 +208,7 @@ def _page_statement() -> sa.Select:
     )
     queue = sa.union_all(flagged_all, sa.select(others_first)).subquery("queue")
     has_reason = (InfusionSession.id.in_(sa.union_all(*reason_ids[key])) for key in REASONS)
-    return (
+    return PreparedRead(
         sa.select(*_QUEUE_COLUMNS, *has_reason)
         .join(queue, queue.c.id == InfusionSession.id)
         .join(Patient, Patient.id == InfusionSession.patient_id)
@@ -235,10 +237,8 @@ def review_queue(page: int = 1, per_page: int = 25) -> QueuePage:
     offset = (page - 1) * per_page
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(_GENERIC_PLAN)
-    rows = db.session.execute(
-        _page_statement(), {"first": offset + per_page, "per_page": per_page, "offset": offset}
-    )
-    return QueuePage([tuple(row) for row in rows], total, page, per_page)
+    rows = _page_statement().rows(first=offset + per_page, per_page=per_page, offset=offset)
+    return QueuePage(rows, total, page, per_page)
 
 
 def _queue_entry(row: tuple) -> QueueEntry:
