@@ -309,10 +309,11 @@ def test_a_page_view_cannot_write_in_its_read_transaction(
     client, login_as, writing_page_views
 ):
     """A page view's transaction is read-only (SQLite: the app refuses the statement before
-    SQLite sees it, database._refuse_writes_in_reads; PostgreSQL: READ ONLY): on SQLite a write there could not take the write lock once another connection had
-    committed (seen as "database is locked" under the scanners' load, from the quality report
-    storing its figures), so it fails every time instead; the same write deferred to after
-    the page lands."""
+    SQLite sees it, database._refuse_writes_in_reads; PostgreSQL: READ ONLY): on SQLite a
+    write there could not take the write lock once another connection had committed (seen as
+    "database is locked" under the scanners' load, from the quality report storing its
+    figures), so it fails every time instead; the same write deferred to after the page
+    lands."""
     login_as("np")
     refused = client.get("/test/writes-now")
     assert refused.status_code == 409

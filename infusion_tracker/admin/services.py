@@ -173,13 +173,17 @@ class AuditFilters:
     sort: str = "newest"
 
 
+# Built once, as the log's own statements: the audit log runs both on every view, and building
+# a statement (and its cache key) cost more than SQLite's answer.
+_ACTORS = sa.select(Staff.id, Staff.full_name, Staff.credentials, Staff.username).order_by(
+    Staff.full_name, Staff.username
+)
+_PATIENT_BY_MRN = sa.select(Patient.id).where(Patient.mrn == sa.bindparam("mrn"))
+
+
 def actor_choices() -> list[SelectChoice]:
     """Everyone who can appear as an actor, deactivated accounts included."""
-    staff = db.session.execute(
-        sa.select(Staff.id, Staff.full_name, Staff.credentials, Staff.username).order_by(
-            Staff.full_name, Staff.username
-        )
-    ).all()
+    staff = db.session.execute(_ACTORS).all()
     choices = [SelectChoice("", "Anyone"), SelectChoice(ANONYMOUS, "Anonymous (not signed in)")]
     for row in staff:
         name = display_name(row.full_name, row.credentials)
@@ -191,7 +195,7 @@ def patient_id_for_mrn(mrn: str) -> int:
     """The patient with this MRN (case-insensitive), for the patient filter."""
     mrn = mrn.strip()
     # MRNs are stored normalised (upper case), so the unique index answers, not a scan.
-    patient_id = db.session.scalar(sa.select(Patient.id).where(Patient.mrn == normalize_mrn(mrn)))
+    patient_id = db.session.scalar(_PATIENT_BY_MRN, {"mrn": normalize_mrn(mrn)})
     if patient_id is None:
         raise RuleError(f"No patient has the MRN “{mrn}”.", field="patient")
     return patient_id
