@@ -38,7 +38,7 @@ class PreparedRead:
         params = compiled.construct_params(values)
         if compiled.positional:
             params = tuple(params[name] for name in compiled.positiontup)
-        return [tuple(row) for row in connection.exec_driver_sql(sql, params)]
+        return [tuple(row) for row in connection.exec_driver_sql(sql, params).all()]
 
     def typed(self, row: tuple) -> tuple:
         """One of `rows` as SQLAlchemy would give it (times as aware datetimes)."""
