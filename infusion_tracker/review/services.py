@@ -151,7 +151,8 @@ class QueuePage:
     @property
     def entries(self) -> list[QueueEntry]:
         """The rows as the table shows them (made when it is drawn)."""
-        return [_queue_entry(_page_statement().typed(row)) for row in self.rows]
+        statement = _page_statement()
+        return [_queue_entry(statement.typed(row)) for row in self.rows]
 
     @property
     def pages(self) -> int:
