@@ -11,6 +11,8 @@ processes sharing them, which is what --preload saves).
     python bench/startup.py --scale tiny --runs 5
     python bench/startup.py --root /path/to/other/checkout   # serve another checkout's code
 
+The app's bytecode is written first (README's production steps; --no-compile leaves it out).
+
 Seed the dataset first with bench/run.py.
 """
 
@@ -35,6 +37,7 @@ from bench.run import (  # noqa: E402
     SECRET_KEY,
     WORKERS,
     Browser,
+    compile_bytecode,
     database_url,
     free_port,
     requests_for,
@@ -115,7 +118,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="launches per mode")
     parser.add_argument("--modes", default="plain,preload")
     parser.add_argument("--wrk-seconds", type=int, default=5, help="0: no wrk, no memory")
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="serve without writing the app's bytecode first (where PYTHONDONTWRITEBYTECODE is "
+        "set, every launch then compiles the app)",
+    )
     args = parser.parse_args()
+    if not args.no_compile:
+        compile_bytecode(args.root)
     data_dir = args.data_dir.resolve()
     url = database_url("sqlite", args.scale, data_dir)
     manifest = json.loads((data_dir / f"sqlite-{args.scale}.json").read_text())
