@@ -114,10 +114,11 @@ HINT_FIELDS = ("systolic", "diastolic", "heart_rate", "resp_rate", "spo2", "moaa
 
 @dataclass
 class ReadingRow:
-    """One reading as the table shows it: its stored flags, deltas and cross-references."""
+    """One reading as the table shows it: its stored flags' levels, deltas and
+    cross-references."""
 
     reading: Reading
-    assessment: clinical.ReadingAssessment
+    levels: dict[str, str]  # field_levels(reading)
     deltas: dict[str, int] = field(default_factory=dict)
     news2_risk: str | None = None
     late: bool = False
@@ -126,13 +127,12 @@ class ReadingRow:
     can_void: bool = False  # Void and Correct are offered
     just_saved: bool = False  # the reading the last save recorded (highlighted)
 
-    def level(self, name: str) -> str | None:
-        return self.assessment.field_level(name)
-
     @property
     def bp_level(self) -> str | None:
         """One word for the BP cell: the worse of systolic and diastolic."""
-        levels = [level for level in (self.level("systolic"), self.level("diastolic")) if level]
+        levels = [
+            level for level in (self.levels.get("systolic"), self.levels.get("diastolic")) if level
+        ]
         return clinical.worst(levels) if levels else None
 
     @property
@@ -224,7 +224,7 @@ def table_line(row: ReadingRow) -> TableLine:
         pain=r.pain,
         news2=r.news2,
         news2_risk=row.news2_risk,
-        levels=dict.fromkeys(clinical.VITAL_FIELDS) | field_levels(r),
+        levels=dict.fromkeys(clinical.VITAL_FIELDS) | row.levels,
         bp_level=row.bp_level,
         systolic_delta=row.deltas.get("systolic"),
         heart_rate_delta=row.deltas.get("heart_rate"),
@@ -337,17 +337,6 @@ class NextDue:
     due_at: datetime
     overdue: bool
     interval_min: int
-
-
-def reading_row(reading: Reading) -> ReadingRow:
-    """A reading shown alone (the correction page)."""
-    return ReadingRow(reading, _assessment(reading), news2_risk=_news2_risk(reading))
-
-
-def _assessment(reading: Reading) -> clinical.ReadingAssessment:
-    """The flags stored when the reading was charted (not re-derived from today's limits)."""
-    flags = [clinical.Flag(**flag) for flag in reading.flags or []]
-    return clinical.ReadingAssessment(reading.severity, flags)
 
 
 def _news2_risk(reading: Reading) -> str | None:
@@ -535,7 +524,7 @@ def _reading_rows(infusion: InfusionSession, baseline: Reading | None, changeabl
     return [
         ReadingRow(
             reading=reading,
-            assessment=_assessment(reading),
+            levels=field_levels(reading),
             deltas=_deltas(reading, baseline),
             news2_risk=_news2_risk(reading),
             late=reading.created_at - reading.taken_at > LATE_ENTRY,
@@ -698,7 +687,8 @@ def _vitals_svg(points: tuple, marks: tuple, height: int, zone: str) -> Markup:
 
 
 def field_levels(reading: Reading) -> dict[str, str]:
-    """{field: worst flag level} from the flags stored when the reading was charted."""
+    """{field: worst flag level} from the flags stored when the reading was charted (not
+    re-derived from today's limits)."""
     levels: dict[str, str] = {}
     for flag in reading.flags or []:
         name, level = flag.get("field"), flag.get("level")

@@ -383,7 +383,6 @@ def correct_reading(reading_id: int):
         reading=reading,
         infusion=reading.infusion,
         reading_form=form,
-        row=page.reading_row(reading),
         reading_temp_unit=units.temperature_unit(system),
         reading_hints=page.previous_hints(reading, system),
     ), form_status(form)
