@@ -5,7 +5,6 @@ number of readings."""
 from __future__ import annotations
 
 import gc
-import json
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -74,7 +73,7 @@ def build_bundle(patient: Patient, base_url: str, now: datetime | None = None) -
         return fhir.patient_bundle(patient, infusions, readings, assessments, base_url, now)
 
 
-def _attachment(body: str, mimetype: str, filename: str) -> Response:
+def _attachment(body: str | bytes, mimetype: str, filename: str) -> Response:
     return Response(
         body,
         mimetype=mimetype,
@@ -114,7 +113,4 @@ def fhir_bundle(patient_id: int):
         details={"entries": len(bundle["entry"]), "bundle_id": bundle["id"]},
     )
     filename = fhir.export_filename(patient, clinic_today(), ".fhir.json")
-    # Compact: with `indent` the standard library falls back to its pure-Python encoder,
-    # several times slower on a bundle of a thousand observations (bench/RESULTS.md).
-    body = json.dumps(bundle, ensure_ascii=False, separators=(",", ":"))
-    return _attachment(body, "application/fhir+json", filename)
+    return _attachment(fhir.bundle_json(bundle), "application/fhir+json", filename)
