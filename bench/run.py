@@ -1,7 +1,8 @@
 """The benchmark: seed (or reuse) a database at a scale, serve the app and a bare Flask hello app
 under gunicorn (2 sync workers) on 127.0.0.1, sign in over HTTP like a browser, drive each page
 with wrk, and report requests/s, p50, p99, errors, queries and bytes per request, and each
-page's requests/s as a fraction of hello's.
+page's requests/s as a fraction of hello's: the run's (measured first and last) and the one
+measured just before the page.
 
     python bench/run.py --scale tiny
     python bench/run.py --scale clinic --db postgres --pages board,session --duration 10
@@ -664,6 +665,7 @@ def measure(args, url: str, manifest: dict, pages: list[str], queries: dict) -> 
     compile_bytecode(ROOT)
     app = Server("infusion_tracker.wsgi:app", url, ROOT, workdir / "app.log")
     results: dict[str, dict] = {}
+    beside_args = argparse.Namespace(**{**vars(args), "duration": max(2, args.duration // 2)})
     try:
         hello_lines = requests_for("hello", manifest)
         results["hello"] = run_wrk(hello.port, hello_lines, "", 200, args, workdir)
@@ -698,7 +700,12 @@ def measure(args, url: str, manifest: dict, pages: list[str], queries: dict) -> 
             before = (
                 readings_in(url, [i for i, _ in manifest["active"]]) if spec.method == "POST" else 0
             )
+            # Hello again just before the page: on a machine whose speed drifts within a run
+            # (by 45 % on one), the page's ratio to the hello beside it holds where its ratio to
+            # the run's hello moves with the drift.
+            beside = run_wrk(hello.port, hello_lines, "", 200, beside_args, workdir)["rps"]
             result = run_wrk(app.port, lines, browser.cookie, spec.expected, args, workdir)
+            result["hello_beside_rps"] = beside
             if spec.method == "POST":
                 written = readings_in(url, [i for i, _ in manifest["active"]]) - before
                 result["rows_written"] = written
@@ -735,9 +742,9 @@ def measure(args, url: str, manifest: dict, pages: list[str], queries: dict) -> 
 def table(results: dict, pages: list[str]) -> str:
     hello = results["hello"]["rps"]
     lines = [
-        "| page | req/s | × hello | p50 ms | p99 ms | errors | queries | body bytes "
-        "| 1-client p50 ms | 1-client first views p50 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| page | req/s | × hello | × hello beside | p50 ms | p99 ms | errors | queries "
+        "| body bytes | 1-client p50 ms | 1-client first views p50 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for page in ["hello", *[p for p in pages if p != "hello"]]:
         r = results[page]
@@ -749,8 +756,10 @@ def table(results: dict, pages: list[str]) -> str:
         )
         first_views = r.get("one_client_first_views_p50_ms")
         first_views = "—" if first_views is None else f"{first_views:.1f}"
+        beside = r.get("hello_beside_rps")
+        beside = "—" if beside is None else f"{r['rps'] / beside:.3f}"
         lines.append(
-            f"| {BY_NAME[page].label} | {r['rps']:,.0f} | {r['rps'] / hello:.3f} | "
+            f"| {BY_NAME[page].label} | {r['rps']:,.0f} | {r['rps'] / hello:.3f} | {beside} | "
             f"{p50} | {p99} | {r['errors']} | {queries} | "
             f"{size} | {r['one_client_p50_ms']:.1f} | {first_views} |"
         )
