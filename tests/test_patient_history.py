@@ -288,6 +288,23 @@ def test_query_count_does_not_grow_with_the_history(
     assert again.count == 4, (again.count, again.statements)
 
 
+def test_each_sessions_figures_are_read_from_an_index_alone(app):
+    """The worst flag and peaks of every session (a first view of the patient page) come from
+    ix_reading_figures without visiting the table, where each of a long-standing patient's
+    readings lies on a page of its own (SQLite's plan; the partial index is PostgreSQL's too)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    # Compiled as the app sends it: its values bound, as parameters (not written in).
+    compiled = history._READING_STATS.params(patient_id=1).compile(
+        db.engine, compile_kwargs={"render_postcompile": True}
+    )
+    values = compiled.construct_params()
+    plan = [row[-1] for row in db.session.connection().exec_driver_sql(
+        f"EXPLAIN QUERY PLAN {compiled}", tuple(values[name] for name in compiled.positiontup)
+    )]
+    assert "SEARCH reading USING COVERING INDEX ix_reading_figures (infusion_id=?)" in plan, plan
+
+
 def test_phq9_before_pairs_as_the_rule_says_on_many_random_series():
     """The pairing (a lookup and a binary search per session) against the rule read literally:
     of the PHQ-9s linked to the session or unlinked within the day before its start, the one
