@@ -162,6 +162,11 @@ STAFF_SHOWN = (
 )
 
 
+def partial_index(name: str, *columns: str, where: str) -> sa.Index:
+    """An index of the rows matching `where`, the same condition on SQLite and PostgreSQL."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 def with_staff(relationship, **kw):
     """Joined eager loading of a row's staff member (STAFF_SHOWN); a column left out is
     loaded if something reads it (one query), so nothing breaks, it only costs."""
@@ -469,13 +474,12 @@ class InfusionSession(db.Model):
         # would otherwise walk the primary key from the first session ever): partial, so
         # they hold the backlog only. `status` leads: without it SQLite (no statistics)
         # takes ix_infusion_session_status_signed and sorts the whole backlog.
-        sa.Index("ix_infusion_session_awaiting", "status", "discharged_at", "id",
-                 sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING)),
-        sa.Index("ix_infusion_session_awaiting_id", "status", "id",
-                 sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING)),
+        partial_index(
+            "ix_infusion_session_awaiting", "status", "discharged_at", "id", where=AWAITING
+        ),
+        partial_index("ix_infusion_session_awaiting_id", "status", "id", where=AWAITING),
         # The review queue's "override" on the session itself: a few sessions among many.
-        sa.Index("ix_infusion_session_override", "id",
-                 sqlite_where=sa.text(OWN_OVERRIDE), postgresql_where=sa.text(OWN_OVERRIDE)),
+        partial_index("ix_infusion_session_override", "id", where=OWN_OVERRIDE),
         # The quality report's period: sessions by when their infusion started.
         sa.Index("ix_infusion_session_started_at", "started_at"),
     )
@@ -546,10 +550,8 @@ class InfusionEvent(db.Model):
         # The review queue's and the quality report's "overridden" and "stopped early": a few
         # events among hundreds of thousands (queries write these conditions with literals so
         # the planner can match them: review/services.py, quality/services.py).
-        sa.Index("ix_infusion_event_override", "infusion_id",
-                 sqlite_where=sa.text(OVERRIDDEN), postgresql_where=sa.text(OVERRIDDEN)),
-        sa.Index("ix_infusion_event_reasoned_stop", "infusion_id",
-                 sqlite_where=sa.text(REASONED_STOP), postgresql_where=sa.text(REASONED_STOP)),
+        partial_index("ix_infusion_event_override", "infusion_id", where=OVERRIDDEN),
+        partial_index("ix_infusion_event_reasoned_stop", "infusion_id", where=REASONED_STOP),
     )
 
     @property
@@ -604,14 +606,7 @@ class Reading(VoidableMixin, db.Model):
         # Ends with the id: the newest reading (queries.NEWEST_FIRST) from the index alone.
         sa.Index("ix_reading_infusion_taken", "infusion_id", "taken_at", "id"),
         # The newest standing baseline of a session, however many readings followed it.
-        sa.Index(
-            "ix_reading_baseline",
-            "infusion_id",
-            "taken_at",
-            "id",
-            sqlite_where=sa.text(BASELINE),
-            postgresql_where=sa.text(BASELINE),
-        ),
+        partial_index("ix_reading_baseline", "infusion_id", "taken_at", "id", where=BASELINE),
         # Each session's worst flag and peaks (the patient page's history) read from the index
         # alone: a 30-session patient's 1,200 readings lie scattered over the table (its
         # sessions were charted among everyone else's), together in the index
@@ -619,24 +614,13 @@ class Reading(VoidableMixin, db.Model):
         # only with every column it names. Severity before phase: with phase second, SQLite's
         # planner (without statistics) chose ix_reading_infusion_taken over
         # ix_reading_baseline for latest_baseline in some orders of creating the indexes.
-        sa.Index(
+        partial_index(
             "ix_reading_figures",
-            "infusion_id",
-            "severity",
-            "phase",
-            "systolic",
-            "heart_rate",
-            "voided_at",
-            sqlite_where=sa.text(STANDING),
-            postgresql_where=sa.text(STANDING),
+            "infusion_id", "severity", "phase", "systolic", "heart_rate", "voided_at",
+            where=STANDING,
         ),
         # The quality report's critical readings of a period: a handful among millions.
-        sa.Index(
-            "ix_reading_critical",
-            "infusion_id",
-            sqlite_where=sa.text(CRITICAL),
-            postgresql_where=sa.text(CRITICAL),
-        ),
+        partial_index("ix_reading_critical", "infusion_id", where=CRITICAL),
         sa.CheckConstraint(sql_in("phase", PHASES), name="phase"),
         sa.CheckConstraint(sql_in("rhythm", RHYTHMS, blank=True), name="rhythm"),
         sa.CheckConstraint(sql_in("avpu", AVPU, blank=True), name="avpu"),
