@@ -40,10 +40,13 @@ class PreparedRead:
             params = tuple(params[name] for name in compiled.positiontup)
         return [tuple(row) for row in connection.exec_driver_sql(sql, params).all()]
 
-    def typed(self, row: tuple) -> tuple:
-        """One of `rows` as SQLAlchemy would give it (times as aware datetimes)."""
+    def typed(self, rows: list[tuple]) -> list[tuple]:
+        """`rows` as SQLAlchemy would give them (times as aware datetimes)."""
         typers = self._compiled(db.session.get_bind().dialect)[2]
-        return tuple(
-            value if typer is None else typer(value)
-            for typer, value in zip(typers, row, strict=True)
-        )
+        return [
+            tuple(
+                value if typer is None else typer(value)
+                for typer, value in zip(typers, row, strict=True)
+            )
+            for row in rows
+        ]

@@ -151,8 +151,7 @@ class QueuePage:
     @property
     def entries(self) -> list[QueueEntry]:
         """The rows as the table shows them (made when it is drawn)."""
-        statement = _page_statement()
-        return [_queue_entry(statement.typed(row)) for row in self.rows]
+        return [_queue_entry(row) for row in _page_statement().typed(self.rows)]
 
     @property
     def pages(self) -> int:
