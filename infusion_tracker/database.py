@@ -171,16 +171,23 @@ def _ensure_checkpointer(path: str) -> None:
 def engine_options(app: Flask) -> None:
     """SQLite connections are QueuedWrites, and are not pinged before use (a file has no
     server to drop them; the ping was a statement per transaction). A file database is
-    checkpointed by a thread when SQLITE_CHECKPOINT_SECONDS is set."""
+    checkpointed by a thread when SQLITE_CHECKPOINT_SECONDS is set. PostgreSQL connections'
+    cursors are postgres_cursor.Cursor."""
     url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() != "sqlite":
-        return
-    seconds = app.config.get("SQLITE_CHECKPOINT_SECONDS")
-    if seconds and url.database and url.database != ":memory:":
-        _checkpoint_every[os.path.realpath(url.database)] = seconds
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    options.pop("pool_pre_ping", None)
-    options["connect_args"] = {**options.get("connect_args", {}), "factory": QueuedWrites}
+    if url.get_backend_name() == "postgresql":
+        from .postgres_cursor import Cursor  # psycopg: loaded for PostgreSQL only
+
+        connect_args = {"cursor_factory": Cursor}
+    elif url.get_backend_name() == "sqlite":
+        seconds = app.config.get("SQLITE_CHECKPOINT_SECONDS")
+        if seconds and url.database and url.database != ":memory:":
+            _checkpoint_every[os.path.realpath(url.database)] = seconds
+        options.pop("pool_pre_ping", None)
+        connect_args = {"factory": QueuedWrites}
+    else:
+        return
+    options["connect_args"] = {**options.get("connect_args", {}), **connect_args}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 

@@ -8,6 +8,7 @@ database. Without a reachable server these tests skip, except under CI=true, whe
 import os
 import secrets
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -82,6 +83,37 @@ def test_connections_run_without_jit(pg_app):
     assert db.session.execute(sa.text("SHOW jit")).scalar() == "off"
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW jit").scalar() == "off"
+
+
+def test_a_cursors_description_is_psycopgs_built_when_read(pg_app, rows):
+    """postgres_cursor.Cursor: what SQLAlchemy never reads of a statement it ran before is
+    not built, and what anything reads is psycopg's own description of that result, even
+    after the cursor has run another statement."""
+    from infusion_tracker.postgres_cursor import Cursor, Description
+
+    statement = "SELECT id, action, occurred_at, details FROM audit_event ORDER BY id"
+    dbapi_connection = db.session.connection().connection.dbapi_connection
+    plain = psycopg.Cursor(dbapi_connection)
+    plain.execute(statement)
+    with dbapi_connection.cursor() as cursor:
+        assert isinstance(cursor, Cursor)
+        cursor.execute(statement)
+        described = cursor.description
+        assert isinstance(described, Description) and described._columns is None
+        cursor.execute("SELECT 1 AS one")  # the cursor moves on
+        assert [tuple(column) for column in described] == [
+            tuple(column) for column in plain.description
+        ]
+        assert [column.name for column in described] == ["id", "action", "occurred_at", "details"]
+        assert [column.name for column in cursor.description] == ["one"]
+        cursor.execute("SET LOCAL statement_timeout = '5s'")
+        assert cursor.description is None
+    # Through SQLAlchemy, a statement it has not seen (its result read by name) and one it
+    # has (its kept metadata): both give the same rows.
+    query = sa.text(f"{statement} LIMIT 2")
+    first = [row._mapping["action"] for row in db.session.execute(query)]
+    assert first == [row[1] for row in plain.fetchall()[:2]] == ["staff.created", "test.event"]
+    assert [row.action for row in db.session.execute(query)] == first
 
 
 def test_the_review_queue_runs_on_the_plan_kept_for_any_values(pg_app):
