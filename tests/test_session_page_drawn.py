@@ -104,6 +104,44 @@ def test_shown_again_it_is_the_same_page_for_one_small_query(
     assert len(audit_rows("session.viewed")) == 2
 
 
+def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_some(
+    client, login_as, finished, count_queries
+):
+    """The fingerprint lists the session's adverse events and addenda, so a first view of a
+    session with none (most) does not ask for them (bench/RESULTS.md, Stop 32)."""
+    login_as("np")
+
+    def first_view() -> tuple[str, list[str]]:
+        with count_queries() as counter:
+            html = page_at(client, url(finished))
+        return html, counter.statements
+
+    def loads(statements: list[str]) -> set[str]:
+        return {table for table in ("adverse_event", "addendum")
+                for statement in statements if statement.startswith(f"SELECT {table}.id")}
+
+    _, statements = first_view()
+    assert loads(statements) == set()
+    assert len(statements) == 13, "\n".join(s[:200] for s in statements)
+
+    physician = finished.physician
+    adverse_events.record_adverse_event(
+        finished,
+        {"event_type": "nausea", "severity": "mild", "infusion_action": "none",
+         "onset_at": timeutil.utcnow() - timedelta(minutes=2), "intervention": "Ginger ale"},
+        finished.recovery_reading.recorded_by,
+    )
+    explain_session(finished, physician, "Test session without a drawn vial.")
+    review.sign_infusion(finished, physician, "Reviewed.", finished.version,
+                         password_required=False)
+    review.add_addendum(finished, physician, "Called the next day: well.")
+    db.session.commit()
+    html, statements = first_view()
+    assert "Ginger ale" in html and "Called the next day: well." in html
+    assert loads(statements) == {"adverse_event", "addendum"}
+    assert len(statements) == 15
+
+
 @pytest.mark.parametrize(
     "change, shown",
     [

@@ -81,8 +81,10 @@ def _row(kind: str, row_id, number=None, first=None, second=None) -> tuple:
 
 # Everything the page shows, by what changes it: the session's version, its patient's version,
 # its addenda (written after the signature, they leave the version as signed), and the name
-# of everyone the page names. The monitor values still waiting stay as they are once the
-# session is discharged or cancelled (accepting or dismissing them is refused).
+# of everyone the page names; and its adverse events, whose changes make a new version, so that
+# a first view knows whether there are any (_LISTED). The monitor values still waiting stay as
+# they are once the session is discharged or cancelled (accepting or dismissing them is
+# refused).
 _FINGERPRINT = sa.union_all(
     sa.select(
         *_row("session", InfusionSession.id, InfusionSession.version, InfusionSession.status)
@@ -91,10 +93,16 @@ _FINGERPRINT = sa.union_all(
     .join(InfusionSession, InfusionSession.patient_id == Patient.id)
     .where(InfusionSession.id == SESSION),
     sa.select(*_row("addendum", Addendum.id)).where(Addendum.infusion_id == SESSION),
+    sa.select(*_row("adverse_event", AdverseEvent.id)).where(AdverseEvent.infusion_id == SESSION),
     sa.select(*_row("staff", Staff.id, None, Staff.full_name, Staff.credentials)).where(
         Staff.id.in_(_NAMED)
     ),
 )
+
+
+# Collections most sessions have none of, by the fingerprint's kind of row: a first view asks
+# for one only when the fingerprint lists a row of it.
+_LISTED = {"addenda": "addendum", "adverse_events": "adverse_event"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class Fingerprint:
     digest: str
     status: str
     patient_id: int
+    empty: tuple[str, ...]  # of _LISTED's collections, those the session has no row in
 
 
 def fingerprint(infusion_id: int) -> Fingerprint | None:
@@ -111,7 +120,9 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
     if session is None:
         return None
     patient_id = next(row[1] for row in rows if row[0] == "patient")
-    return Fingerprint(digest(rows), session[3], patient_id)
+    kinds = {row[0] for row in rows}
+    empty = tuple(key for key, kind in _LISTED.items() if kind not in kinds)
+    return Fingerprint(digest(rows), session[3], patient_id, empty)
 
 
 def shown_session_page(infusion_id: int) -> tuple[str, int]:
@@ -142,7 +153,8 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
     )
 
     def draw() -> tuple[str, str]:
-        return page.session_body(queries.get_infusion_or_404(infusion_id, full=True))
+        infusion = queries.get_infusion_or_404(infusion_id, full=True, empty=found.empty)
+        return page.session_body(infusion)
 
     body = kept("drawn_sessions", key, draw, DRAWN_SESSIONS)
     return page.page_around(body.title, shown(body)), found.patient_id

@@ -3,6 +3,7 @@ pump's account of what was given. Nothing here writes."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -93,24 +94,32 @@ def _collection_statements() -> list[tuple[str, sa.Select]]:
     return statements
 
 
-def _load_collections(infusion: InfusionSession) -> None:
+def _load_collections(infusion: InfusionSession, empty: Container[str]) -> None:
     """Every charted row of the session, one query per collection (so a page costs the same
-    with 3 readings or 300); a collection already loaded in this transaction is kept."""
+    with 3 readings or 300); a collection already loaded in this transaction is kept, and one
+    named in `empty` is empty without a query."""
     unloaded = sa.inspect(infusion).unloaded
     for key, statement in _collection_statements():
-        if key in unloaded:
+        if key not in unloaded:
+            continue
+        if key in empty:
+            rows = []
+        else:
             rows = db.session.scalars(statement, {"infusion_id": infusion.id}).all()
-            set_committed_value(infusion, key, rows)
+        set_committed_value(infusion, key, rows)
 
 
-def get_infusion_or_404(infusion_id: int, *, full: bool = False) -> InfusionSession:
+def get_infusion_or_404(
+    infusion_id: int, *, full: bool = False, empty: Container[str] = ()
+) -> InfusionSession:
     """The session for reading (a page); writes go through guards.infusion_for_write.
-    `full`: with every charted row and the staff the page names."""
+    `full`: with every charted row and the staff the page names; `empty`: the collections
+    this transaction has already found empty (infusions/drawn.py: its fingerprint)."""
     infusion = db.session.scalar(_session_statement(full), {"infusion_id": infusion_id})
     if infusion is None:
         abort(404)
     if full:
-        _load_collections(infusion)
+        _load_collections(infusion, empty)
     return infusion
 
 
