@@ -285,6 +285,25 @@ def test_queue_query_count_does_not_grow_with_rows(
     assert 'aria-label="12 waiting"' in html
 
 
+def test_the_queues_critical_readings_come_from_their_own_index(app):
+    """The backlog's critical readings are read from ix_reading_critical, a few among the
+    backlog's tens of thousands of readings: SQLite's planner (without statistics) had taken
+    ix_reading_figures and read them all (bench/RESULTS.md, Stop 32). The partial indexes
+    are PostgreSQL's too, which plans with statistics."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    sql, compiled, _ = services._page_statement()._compiled(db.engine.dialect)
+    values = compiled.construct_params({"first": 25, "per_page": 25, "offset": 0})
+    plan = [row[-1] for row in db.session.connection().exec_driver_sql(
+        f"EXPLAIN QUERY PLAN {sql}", tuple(values[name] for name in compiled.positiontup)
+    )]
+    readings = [step for step in plan if step.startswith("SEARCH reading")]
+    # Once to list the flagged sessions, once to say which are flagged for it.
+    assert readings == [
+        "SEARCH reading USING COVERING INDEX ix_reading_critical (severity=? AND infusion_id>?)"
+    ] * 2, plan
+
+
 # --- The signature panel (templates/infusions/_signature.html) ----------------------------------
 
 
