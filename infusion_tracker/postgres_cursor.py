@@ -5,8 +5,8 @@ SQLAlchemy asks for a cursor's description after every statement, and psycopg bu
 object for each column of the result on every ask. For a statement it has run before,
 SQLAlchemy already keeps what the description tells (the compiled statement's result
 metadata) and never looks at it: a session page's first view built 359 Columns nobody read
-(bench/RESULTS.md, Stop 32). Imported only when the database is
-PostgreSQL (database.engine_options): an app on SQLite never loads psycopg.
+(bench/RESULTS.md, Stop 32). Imported only when the database is PostgreSQL
+(database.engine_options): an app on SQLite never loads psycopg.
 """
 
 from __future__ import annotations
