@@ -280,6 +280,17 @@ def audit_rows(action: str | None = None) -> list:
     return db.session.scalars(query).all()
 
 
+def sqlite_plan(compiled, values: dict) -> list[str]:
+    """SQLite's EXPLAIN QUERY PLAN of a compiled statement, one line a step, with `values`
+    bound as parameters, as the app sends it (not written in: the planner may choose
+    otherwise for a literal). Skips the test on any other database."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    parameters = tuple(values[name] for name in compiled.positiontup)
+    rows = db.session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", parameters)
+    return [row[-1] for row in rows]
+
+
 def section(html: str, start_id: str) -> str:
     """The HTML of one <section id=...> of a page."""
     start = html.index(f'id="{start_id}"')

@@ -14,6 +14,7 @@ from infusion_tracker.infusions import guards
 from infusion_tracker.models import AdverseEvent, Assessment, Reading
 from infusion_tracker.patients import history
 from infusion_tracker.timeutil import utcnow
+from tests.conftest import sqlite_plan
 
 
 @pytest.fixture
@@ -292,16 +293,10 @@ def test_each_sessions_figures_are_read_from_an_index_alone(app):
     """The worst flag and peaks of every session (a first view of the patient page) come from
     ix_reading_figures without visiting the table, where each of a long-standing patient's
     readings lies on a page of its own (SQLite's plan; the partial index is PostgreSQL's too)."""
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
-    # Compiled as the app sends it: its values bound, as parameters (not written in).
     compiled = history._READING_STATS.params(patient_id=1).compile(
         db.engine, compile_kwargs={"render_postcompile": True}
     )
-    values = compiled.construct_params()
-    plan = [row[-1] for row in db.session.connection().exec_driver_sql(
-        f"EXPLAIN QUERY PLAN {compiled}", tuple(values[name] for name in compiled.positiontup)
-    )]
+    plan = sqlite_plan(compiled, compiled.construct_params())
     assert "SEARCH reading USING COVERING INDEX ix_reading_figures (infusion_id=?)" in plan, plan
 
 

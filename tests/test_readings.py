@@ -14,7 +14,7 @@ from infusion_tracker.infusions import readings as reading_services
 from infusion_tracker.infusions.reading_cells import flagged
 from infusion_tracker.models import InfusionSession, Reading, Staff
 from infusion_tracker.timeutil import to_clinic, utcnow
-from tests.conftest import PASSWORD, audit_rows, login, section
+from tests.conftest import PASSWORD, audit_rows, login, section, sqlite_plan
 
 
 def wall(minutes_ago: float = 0) -> str:
@@ -324,14 +324,8 @@ def test_the_latest_baseline_that_was_not_voided_is_the_reference(infusing, nurs
 def test_the_latest_baseline_is_read_from_its_own_index(app):
     """Not by walking back over every later reading of a long session (SQLite's plan; the
     partial index is PostgreSQL's too)."""
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
-    # Compiled as the app sends it: its values bound, as parameters (not written in).
     compiled = reading_services.LATEST_BASELINE.compile(db.engine)
-    values = compiled.construct_params({"infusion_id": 1})
-    plan = [row[-1] for row in db.session.connection().exec_driver_sql(
-        f"EXPLAIN QUERY PLAN {compiled}", tuple(values[name] for name in compiled.positiontup)
-    )]
+    plan = sqlite_plan(compiled, compiled.construct_params({"infusion_id": 1}))
     assert plan == ["SEARCH reading USING INDEX ix_reading_baseline (infusion_id=?)"], plan
 
 

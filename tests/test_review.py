@@ -12,6 +12,7 @@ from infusion_tracker.extensions import db
 from infusion_tracker.models import Addendum, AuditEvent, InfusionSession
 from infusion_tracker.review import services
 from infusion_tracker.timeutil import utcnow
+from tests.conftest import sqlite_plan
 from tests.test_signing import (
     add_adverse_event,
     add_assessment,
@@ -290,13 +291,9 @@ def test_the_queues_critical_readings_come_from_their_own_index(app):
     backlog's tens of thousands of readings: SQLite's planner (without statistics) had taken
     ix_reading_figures and read them all (bench/RESULTS.md, Stop 32). The partial indexes
     are PostgreSQL's too, which plans with statistics."""
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
-    sql, compiled, _ = services._page_statement()._compiled(db.engine.dialect)
+    _, compiled, _ = services._page_statement()._compiled(db.engine.dialect)
     values = compiled.construct_params({"first": 25, "per_page": 25, "offset": 0})
-    plan = [row[-1] for row in db.session.connection().exec_driver_sql(
-        f"EXPLAIN QUERY PLAN {sql}", tuple(values[name] for name in compiled.positiontup)
-    )]
+    plan = sqlite_plan(compiled, values)
     readings = [step for step in plan if step.startswith("SEARCH reading")]
     # Once to list the flagged sessions, once to say which are flagged for it.
     assert readings == [
