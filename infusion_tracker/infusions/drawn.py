@@ -79,6 +79,10 @@ def _row(kind: str, row_id, number=None, first=None, second=None) -> tuple:
     )
 
 
+# Collections most sessions have none of, each listed in the fingerprint by its rows (of the
+# kind named after its table): a first view asks for one only when the fingerprint lists a row.
+_LISTED = {"addenda": Addendum, "adverse_events": AdverseEvent}
+
 # Everything the page shows, by what changes it: the session's version, its patient's version,
 # its addenda (written after the signature, they leave the version as signed), and the name
 # of everyone the page names; and its adverse events, whose changes make a new version, so that
@@ -92,17 +96,14 @@ _FINGERPRINT = sa.union_all(
     sa.select(*_row("patient", Patient.id, Patient.version))
     .join(InfusionSession, InfusionSession.patient_id == Patient.id)
     .where(InfusionSession.id == SESSION),
-    sa.select(*_row("addendum", Addendum.id)).where(Addendum.infusion_id == SESSION),
-    sa.select(*_row("adverse_event", AdverseEvent.id)).where(AdverseEvent.infusion_id == SESSION),
+    *(
+        sa.select(*_row(model.__tablename__, model.id)).where(model.infusion_id == SESSION)
+        for model in _LISTED.values()
+    ),
     sa.select(*_row("staff", Staff.id, None, Staff.full_name, Staff.credentials)).where(
         Staff.id.in_(_NAMED)
     ),
 )
-
-
-# Collections most sessions have none of, by the fingerprint's kind of row: a first view asks
-# for one only when the fingerprint lists a row of it.
-_LISTED = {"addenda": "addendum", "adverse_events": "adverse_event"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
         return None
     patient_id = next(row[1] for row in rows if row[0] == "patient")
     kinds = {row[0] for row in rows}
-    empty = tuple(key for key, kind in _LISTED.items() if kind not in kinds)
+    empty = tuple(key for key, model in _LISTED.items() if model.__tablename__ not in kinds)
     return Fingerprint(digest(rows), session[3], patient_id, empty)
 
 
