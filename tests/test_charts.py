@@ -14,7 +14,9 @@ from infusion_tracker.charts import (
     TimeScale,
     VitalPoint,
     outcome_chart,
+    peak,
     peak_rise_chart,
+    svg,
     vitals_chart,
 )
 
@@ -347,6 +349,30 @@ def test_peak_rise_chart_bars_per_infusion():
     # SBP bars solid, HR bars hollow: tells them apart without colour.
     assert {b.get("fill") for b in with_class(root, "bar--hr")} == {"#fff"}
     assert "#fff" not in {b.get("fill") for b in with_class(root, "bar--sbp")}
+
+
+def test_peak_rise_bars_are_written_as_el_writes_a_rect():
+    """The bars are written straight (the page's most drawn element), byte for byte as
+    svg.el writes them: solid and hollow, above and below zero, wide and narrow."""
+    for rows in ([(1, 24, 12), (2, -7, 3)], [(n, n - 20, 40 - n) for n in range(1, 41)]):
+        drawn = str(peak_rise_chart(rows, title="Peak rise"))
+        plot = peak.plan(sorted(rows), title="Peak rise", width=900, height=260)
+        y = plot.scale.y
+        for bar in plot.bars:
+            top, bottom = sorted((y(bar.rise), y(0)))
+            short, unit = ("HR", "bpm") if bar.hollow else ("SBP", "mmHg")
+            assert svg.el(
+                "rect",
+                svg.tooltip(f"Infusion {bar.number}: {short} {bar.rise:+d} {unit}"),
+                x=bar.x,
+                y=round(top, 1),
+                width=round(bar.width, 1),
+                height=round(max(bottom - top, 1), 1),
+                fill=svg.WHITE if bar.hollow else svg.BP_COLOUR,
+                stroke=svg.HR_COLOUR if bar.hollow else svg.INK,
+                stroke_width=2 if bar.hollow else 1,
+                class_="bar bar--hr" if bar.hollow else "bar bar--sbp",
+            ) in drawn
 
 
 def test_peak_rise_negative_bar_hangs_below_zero():

@@ -24,6 +24,7 @@ from .svg import (
     document,
     el,
     empty,
+    fmt,
     gridlines,
     legend,
     nice_step,
@@ -102,6 +103,12 @@ def plan(rows: Sequence[Row], *, title: str, width: int, height: int) -> PeakPlo
     )
 
 
+# A patient page's chart is mostly its bars (60 for 30 sessions): each is written straight, as
+# `el` would write it (the same attributes in the same order; tests/test_charts.py compares).
+_SBP = ("SBP", "mmHg", f'fill="{BP_COLOUR}" stroke="{INK}" stroke-width="1" class="bar bar--sbp"')
+_HR = ("HR", "bpm", f'fill="{WHITE}" stroke="{HR_COLOUR}" stroke-width="2" class="bar bar--hr"')
+
+
 def _bar(plot: PeakPlot, bar: Bar) -> list[str]:
     y = plot.scale.y
     middle = round(bar.x + bar.width / 2, 1)
@@ -116,21 +123,12 @@ def _bar(plot: PeakPlot, bar: Bar) -> list[str]:
                 class_="bar-missing",
             )
         ]
-    short, unit = ("HR", "bpm") if bar.hollow else ("SBP", "mmHg")
+    short, unit, look = _HR if bar.hollow else _SBP
     top, bottom = sorted((y(bar.rise), y(0)))
+    tip = tooltip(f"Infusion {bar.number}: {short} {bar.rise:+d} {unit}")
     parts = [
-        el(
-            "rect",
-            tooltip(f"Infusion {bar.number}: {short} {bar.rise:+d} {unit}"),
-            x=bar.x,
-            y=round(top, 1),
-            width=round(bar.width, 1),
-            height=round(max(bottom - top, 1), 1),
-            fill=WHITE if bar.hollow else BP_COLOUR,
-            stroke=HR_COLOUR if bar.hollow else INK,
-            stroke_width=2 if bar.hollow else 1,
-            class_="bar bar--hr" if bar.hollow else "bar bar--sbp",
-        )
+        f'<rect x="{fmt(bar.x)}" y="{fmt(round(top, 1))}" width="{fmt(round(bar.width, 1))}" '
+        f'height="{fmt(round(max(bottom - top, 1), 1))}" {look}>{tip}</rect>'
     ]
     if plot.show_values:
         label_y = top - 4 if bar.rise >= 0 else bottom + 12
