@@ -17,6 +17,7 @@ from infusion_tracker.charts import (
     peak,
     peak_rise_chart,
     svg,
+    vitals,
     vitals_chart,
 )
 
@@ -85,6 +86,17 @@ def test_vitals_chart_plots_every_value_and_mark():
     assert [m.find(SVG + "text").text for m in marks] == ["Start", "Pause", "Resume", "Stop"]
     for mark in marks:
         assert mark.find(SVG + "line").get("stroke-dasharray")  # dashed, not colour alone
+
+
+def test_bp_bars_are_written_as_el_writes_a_line():
+    """The chart's most drawn element is written straight, byte for byte as svg.el writes it."""
+    points = session_points()
+    drawn = str(vitals_chart(points, MARKS, title="Vitals"))
+    plot = vitals.plan(points, MARKS, width=900, height=320, title="Vitals", fmt_time=svg.hhmm_utc)
+    assert len(plot.bars) == len(points)
+    for x, y1, y2 in plot.bars:
+        attrs = {"stroke": svg.BP_COLOUR, "stroke_width": 2, "class_": "bp-bar"}
+        assert svg.el("line", x1=x, x2=x, y1=y1, y2=y2, **attrs) in drawn
 
 
 def test_event_labels_close_together_go_on_separate_rows():
