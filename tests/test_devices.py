@@ -2,6 +2,7 @@
 readings accepted (through the reading service) or dismissed, MLLP on a real socket, the
 simulator, the CLI."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -279,21 +280,16 @@ def test_dismiss_is_audited_and_charts_nothing(client, login_as, device, in_prog
     assert row.details["reason"] == "moving" and row.details["values"]["systolic"] == 128
 
 
-def test_panel_lists_pending_values_with_accept_first(app, client, device, in_progress, login_as):
-    from flask import render_template_string
-
-    from infusion_tracker.devices.routes import proposed_panel
-
+def test_panel_lists_pending_values_with_accept_first(client, device, in_progress, login_as):
     login_as("np")
     first = proposed_after(client, device)
     proposed_after(client, device, systolic=140)
-    with app.test_request_context():
-        panel = proposed_panel(in_progress)
-        html = render_template_string(
-            '{% include "devices/_proposed.html" %}', panel=panel, csrf_token=lambda: "t"
-        )
-    assert [p.id for p in panel["proposed"]] == [first.id, first.id + 1]
-    item = html.split(f'id="proposed-{first.id}"')[1]
+    html = client.get(f"/infusions/{in_progress.id}").get_data(as_text=True)
+    panel = html.split('id="proposed-readings"')[1].split("</section>")[0]
+    assert re.findall(r'<li class="proposed-item" id="proposed-(\d+)"', panel) == [
+        str(first.id), str(first.id + 1)
+    ]
+    item = panel.split(f'id="proposed-{first.id}"')[1]
     # The first focusable control of each item is its Accept button.
     first_control = min(
         (item.find(tag), tag) for tag in ("<button", "<a ", "<input type=\"text\"") if tag in item
@@ -301,7 +297,7 @@ def test_panel_lists_pending_values_with_accept_first(app, client, device, in_pr
     assert first_control[1] == "<button" and item[first_control[0]:].split(">")[1].startswith(
         "Accept"
     )
-    assert "BP 128/82" in html and "BP 140/82" in html
+    assert "BP 128/82" in panel and "BP 140/82" in panel
 
 
 # --- MLLP and the simulator ----------------------------------------------------------------

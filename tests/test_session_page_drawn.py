@@ -107,8 +107,9 @@ def test_shown_again_it_is_the_same_page_for_one_small_query(
 def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_some(
     client, login_as, finished, count_queries
 ):
-    """The fingerprint lists the session's adverse events and addenda, so a first view of a
-    session with none (most) does not ask for them (bench/RESULTS.md, Stop 32)."""
+    """The fingerprint lists the session's adverse events, addenda and monitor values waiting,
+    so a first view of a session with none (most) does not ask for them (bench/RESULTS.md,
+    Stops 32 and 33; the monitor values: the next test)."""
     login_as("np")
 
     def first_view() -> tuple[str, list[str]]:
@@ -117,12 +118,12 @@ def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_so
         return html, counter.statements
 
     def loads(statements: list[str]) -> set[str]:
-        return {table for table in ("adverse_event", "addendum")
+        return {table for table in ("adverse_event", "addendum", "proposed_reading")
                 for statement in statements if statement.startswith(f"SELECT {table}.id")}
 
     _, statements = first_view()
     assert loads(statements) == set()
-    assert len(statements) == 13, "\n".join(s[:200] for s in statements)
+    assert len(statements) == 12, "\n".join(s[:200] for s in statements)
 
     physician = finished.physician
     adverse_events.record_adverse_event(
@@ -139,7 +140,7 @@ def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_so
     html, statements = first_view()
     assert "Ginger ale" in html and "Called the next day: well." in html
     assert loads(statements) == {"adverse_event", "addendum"}
-    assert len(statements) == 15
+    assert len(statements) == 14
 
 
 @pytest.mark.parametrize(
@@ -207,9 +208,12 @@ def test_every_change_the_page_shows_draws_it_again(
         assert shown in page_at(client, url(finished))
 
 
-def test_monitor_values_waiting_at_discharge_stay_as_they_are(client, login_as, make_infusion):
+def test_monitor_values_waiting_at_discharge_stay_as_they_are(
+    client, login_as, make_infusion, count_queries
+):
     """Values the monitor sent in recovery still wait on the page after discharge, and no one
-    can accept or dismiss them any more: the fingerprint need not name them."""
+    can accept or dismiss them any more. The fingerprint lists them, so the first view asks for
+    them (and a view of a session with none does not: the test above)."""
     nurse = login_as("np")
     device, _token = devices.register_device("Room 4 monitor", "Room 4", None, "00A0370000000001")
     infusion = run_session(make_infusion(room="Room 4"), "recovery", started_minutes_ago=120,
@@ -218,7 +222,10 @@ def test_monitor_values_waiting_at_discharge_stay_as_they_are(client, login_as, 
     at = infusion.ended_at + timedelta(minutes=infusion.protocol.min_observation_min)
     lifecycle.discharge(infusion, {**ALDRETE, "escort": "Sam Escort", "at": at}, nurse)
     db.session.commit()
-    assert "From the monitor" in page_at(client, url(infusion))
+    with count_queries() as first_view:
+        assert "From the monitor" in page_at(client, url(infusion))
+    assert any(statement.startswith("SELECT proposed_reading.id")
+               for statement in first_view.statements)
     (proposed,) = devices.pending_for(infusion)
     for decide in (lambda: devices.dismiss(proposed, nurse, "Artefact"),
                    lambda: devices.accept(proposed, nurse)):

@@ -23,7 +23,6 @@ from .. import audit, unit_of_work
 from ..errors import RuleError, show_on_form
 from ..extensions import csrf, db
 from ..infusions.readings import ReadingRefused
-from ..models import InfusionSession
 from ..permissions import admin_required, clinician_required, public
 from ..timeutil import format_time
 from ..units import temperature_from_entry, temperature_to_display
@@ -134,12 +133,6 @@ def api_hl7_openapi():
 
 
 # --- Proposed readings (clinicians) --------------------------------------------------------
-
-
-@bp.app_template_global()
-def proposed_panel(infusion: InfusionSession) -> dict:
-    """Context for devices/_proposed.html on the session page."""
-    return {"infusion": infusion, "proposed": services.pending_for(infusion)}
 
 
 def _session_url(infusion_id: int) -> str:

@@ -27,6 +27,7 @@ from ..models import (
     InfusionSession,
     LedgerEntry,
     Patient,
+    ProposedReading,
     Reading,
     Staff,
 )
@@ -88,7 +89,8 @@ _LISTED = {"addenda": Addendum, "adverse_events": AdverseEvent}
 # of everyone the page names; and its adverse events, whose changes make a new version, so that
 # a first view knows whether there are any (_LISTED). The monitor values still waiting stay as
 # they are once the session is discharged or cancelled (accepting or dismissing them is
-# refused).
+# refused): they are listed so that a first view knows whether there are any, as most finished
+# sessions have none.
 _FINGERPRINT = sa.union_all(
     sa.select(
         *_row("session", InfusionSession.id, InfusionSession.version, InfusionSession.status)
@@ -99,6 +101,9 @@ _FINGERPRINT = sa.union_all(
     *(
         sa.select(*_row(model.__tablename__, model.id)).where(model.infusion_id == SESSION)
         for model in _LISTED.values()
+    ),
+    sa.select(*_row("proposed", ProposedReading.id)).where(
+        ProposedReading.infusion_id == SESSION, ProposedReading.status == "proposed"
     ),
     sa.select(*_row("staff", Staff.id, None, Staff.full_name, Staff.credentials)).where(
         Staff.id.in_(_NAMED)
@@ -112,6 +117,7 @@ class Fingerprint:
     status: str
     patient_id: int
     empty: tuple[str, ...]  # of _LISTED's collections, those the session has no row in
+    proposed: bool  # monitor values waiting
 
 
 def fingerprint(infusion_id: int) -> Fingerprint | None:
@@ -123,7 +129,7 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
     patient_id = next(row[1] for row in rows if row[0] == "patient")
     kinds = {row[0] for row in rows}
     empty = tuple(key for key, model in _LISTED.items() if model.__tablename__ not in kinds)
-    return Fingerprint(digest(rows), session[3], patient_id, empty)
+    return Fingerprint(digest(rows), session[3], patient_id, empty, "proposed" in kinds)
 
 
 def shown_session_page(infusion_id: int) -> tuple[str, int]:
@@ -155,7 +161,7 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
 
     def draw() -> tuple[str, str]:
         infusion = queries.get_infusion_or_404(infusion_id, full=True, empty=found.empty)
-        return page.session_body(infusion)
+        return page.session_body(infusion, proposed=None if found.proposed else [])
 
     body = kept("drawn_sessions", key, draw, DRAWN_SESSIONS)
     return page.page_around(body.title, shown(body)), found.patient_id

@@ -19,9 +19,17 @@ from markupsafe import Markup
 from wtforms.validators import Length
 
 from .. import charts, clinical, units
+from ..devices import services as device_services
 from ..inputs import arg_id
 from ..memo import drawn, packed_cache
-from ..models import RHYTHMS, ROLE_PHYSICIAN, AdverseEvent, InfusionSession, Reading
+from ..models import (
+    RHYTHMS,
+    ROLE_PHYSICIAN,
+    AdverseEvent,
+    InfusionSession,
+    ProposedReading,
+    Reading,
+)
 from ..templating import format_mg
 from ..timeutil import clinic_today, format_time, plausible, utcnow
 from ..vocab import AVPU, RHYTHM_SHORT, STATUS_KINDS
@@ -832,9 +840,11 @@ def session_page(infusion: InfusionSession, status: int = 200, **forms):
     return page_around(title, Markup(body)), status  # noqa: S704 (drawn by Jinja, escaped)
 
 
-def session_body(infusion: InfusionSession, **forms) -> tuple[str, str]:
+def session_body(
+    infusion: InfusionSession, proposed: list[ProposedReading] | None = None, **forms
+) -> tuple[str, str]:
     """The session page's title and body (infusions/drawn.py keeps them for a finished
-    session)."""
+    session). `proposed`: the monitor values waiting, when the caller knows them already."""
     now = utcnow()
     charting_forms = {name: forms.pop(name) for name in CHARTING_FORMS if name in forms}
     lifecycle = lifecycle_context(infusion, now)
@@ -842,6 +852,7 @@ def session_body(infusion: InfusionSession, **forms) -> tuple[str, str]:
         **lifecycle,
         **charting_context(infusion, now=now, **charting_forms),
         **_lifecycle_forms(infusion, lifecycle["actions"]),
+        "proposed": device_services.pending_for(infusion) if proposed is None else proposed,
         **forms,
     }
     title = f"{infusion.patient.full_name} · session {infusion.series_number}"
