@@ -109,7 +109,7 @@ def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_so
 ):
     """The fingerprint lists the session's adverse events, addenda and monitor values waiting,
     so a first view of a session with none (most) does not ask for them (bench/RESULTS.md,
-    Stops 32 and 33; the monitor values: the next test)."""
+    Stops 32 and 33; the monitor values: the test of values waiting at discharge, below)."""
     login_as("np")
 
     def first_view() -> tuple[str, list[str]]:

@@ -102,7 +102,7 @@ _FINGERPRINT = sa.union_all(
         sa.select(*_row(model.__tablename__, model.id)).where(model.infusion_id == SESSION)
         for model in _LISTED.values()
     ),
-    sa.select(*_row("proposed", ProposedReading.id)).where(
+    sa.select(*_row(ProposedReading.__tablename__, ProposedReading.id)).where(
         ProposedReading.infusion_id == SESSION, ProposedReading.status == "proposed"
     ),
     sa.select(*_row("staff", Staff.id, None, Staff.full_name, Staff.credentials)).where(
@@ -129,7 +129,8 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
     patient_id = next(row[1] for row in rows if row[0] == "patient")
     kinds = {row[0] for row in rows}
     empty = tuple(key for key, model in _LISTED.items() if model.__tablename__ not in kinds)
-    return Fingerprint(digest(rows), session[3], patient_id, empty, "proposed" in kinds)
+    waiting = ProposedReading.__tablename__ in kinds
+    return Fingerprint(digest(rows), session[3], patient_id, empty, waiting)
 
 
 def shown_session_page(infusion_id: int) -> tuple[str, int]:
