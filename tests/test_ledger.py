@@ -254,6 +254,20 @@ def test_no_draw_for_a_session_that_ran_is_a_problem(staff, session):
     )
 
 
+def test_no_draw_for_a_running_infusion_is_a_problem_in_words_the_clock_does_not_move(
+    staff, session
+):
+    """Its amount grows each second; the session page's panel says it, kept apart (live.py)."""
+    start = utcnow() - timedelta(minutes=10)
+    db.session.add(InfusionEvent(infusion_id=session.id, kind="start", occurred_at=start,
+                                 rate_mg_per_h=52.5, recorded_by_id=staff["np"].id))
+    session.status, session.started_at = "infusing", start
+    db.session.commit()
+    assert services.ledger_problem(session) == (
+        "The infusion has started but no draw from the ledger is recorded."
+    )
+
+
 def test_verify_ledger_finds_a_negative_balance(staff, session):
     vial = receive(staff["np"], volume=1)[0]
     assert services.verify_ledger() == []

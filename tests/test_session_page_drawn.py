@@ -1,8 +1,9 @@
 """A finished session's page is drawn once for each state of what it shows (issue 8,
 infusions/drawn.py): shown again it is the same page for one small query, every change the
 page shows, made the way the app makes it, draws it again, and every view has its own CSRF
-token, submission keys and opening time. A running session's page moves with the clock and is
-drawn on each view."""
+token, submission keys and opening time. A running session's page is kept too: each view fills
+in what the clock moves, and the clock's turns (a reading due, the planned minutes reached)
+draw it again."""
 
 import re
 from datetime import datetime, timedelta
@@ -355,20 +356,122 @@ def test_a_later_minute_of_the_day_finds_the_kept_page_with_its_own_time(
     assert without_per_view(second) == without_per_view(first)
 
 
-def test_a_running_session_moves_with_the_clock_and_is_drawn_on_each_view(
-    client, login_as, make_infusion, monkeypatch
+def test_a_running_session_s_kept_page_moves_with_the_clock(
+    client, login_as, make_infusion, monkeypatch, count_queries
 ):
-    """Within one minute, what the pump has given so far grows: a kept page would not."""
+    """Within one minute, what the pump has given so far grows: each view of the kept page
+    fills it in for its own time, for a few small statements."""
     login_as("np")
     infusion = run_session(make_infusion(), "infusing", started_minutes_ago=10)
     db.session.commit()
     minute = timeutil.utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1)
     given = re.compile(r"Given so far</dt><dd><strong>([^<]*)</strong>")
+    address = url(infusion)
+    clock_at(monkeypatch, minute)
+    first = page_at(client, address)
     shown = []
     for seconds in (2, 50):
         clock_at(monkeypatch, minute + timedelta(seconds=seconds))
-        shown.append(given.search(page_at(client, url(infusion))).group(1))
+        with count_queries() as again:
+            page = page_at(client, address)
+        shown.append(given.search(page).group(1))
+        # As a finished session's (the signed-in user, the fingerprint, the audit row's last
+        # hash and insert), and the ledger's newest entry, for the draw form's vials.
+        assert again.count == 5, "\n".join(s[:300] for s in again.statements)
     assert shown[0] != shown[1], shown
+    assert without_per_view(page) != without_per_view(first)
+
+
+def drawn_afresh(app, client, address: str) -> str:
+    """The page as a view draws it with nothing kept."""
+    app.extensions["drawn_sessions"].clear()
+    return page_at(client, address)
+
+
+def pause_now(infusion, minutes_ago: int):
+    lifecycle.pause_infusion(infusion, infusion.clinician, "Patient asked",
+                             at=timeutil.utcnow() - timedelta(minutes=minutes_ago))
+    return infusion
+
+
+def state(name: str, infusion):
+    """A session in `name`, as the bedside finds it."""
+    if name == "planned":
+        return infusion
+    if name == "infusing":  # the next reading due in 4 minutes
+        run_session(infusion, "infusing", started_minutes_ago=10)
+        add_reading(infusion, infusion.clinician, minutes_ago=1)
+        return infusion
+    if name == "paused":
+        return pause_now(run_session(infusion, "infusing", started_minutes_ago=20), 3)
+    if name == "running_on":  # past its planned 40 minutes, with a reason recorded
+        run_session(infusion, "infusing", started_minutes_ago=45)
+        lifecycle.record_run_on(infusion, infusion.clinician, "Patient comfortable")
+        return infusion
+    if name == "recovery":
+        return run_session(infusion, "recovery", started_minutes_ago=45, infused_minutes=40)
+    run_session(infusion, "infusing", started_minutes_ago=15)
+    lifecycle.stop_infusion(infusion, infusion.clinician, "Vomiting", early=True)
+    assert infusion.status == "stopped_early"
+    return infusion
+
+
+# From a few seconds into a minute: the pump's amount moves within the minute (20, 50 s), the
+# minutes with it (3 min), a reading falls due (6 min: every 5 minutes while infusing), the
+# planned 40 minutes are reached (31 min, for a pump 10 minutes in), the 30 minutes'
+# observation ends (31 and 45 min, for a stop 5 minutes ago), a recovery reading falls due.
+LATER = (timedelta(seconds=20), timedelta(seconds=50), timedelta(minutes=3),
+         timedelta(minutes=6), timedelta(minutes=31), timedelta(minutes=45))
+
+
+@pytest.mark.parametrize(
+    "name", ["planned", "infusing", "paused", "running_on", "recovery", "stopped_early"]
+)
+def test_a_kept_page_is_at_any_time_the_page_drawn_afresh_then(
+    app, client, login_as, make_infusion, monkeypatch, name
+):
+    """What makes a running session's page safe to keep: at each later time, the page a view
+    is given (kept, its clock's words filled in, or drawn again where the clock changed its
+    shape) is the page drawn afresh at that time."""
+    login_as("np")
+    # The session is made at this time, and every view is within its day (a new day is a new
+    # page: infusions/drawn.py keys it by the day).
+    end_of_day = timeutil.clinic_day_bounds(timeutil.clinic_today())[1]
+    start = min(timeutil.utcnow(), end_of_day - max(LATER) - timedelta(minutes=2))
+    start = start.replace(second=5, microsecond=0)
+    clock_at(monkeypatch, start)
+    infusion = state(name, make_infusion())
+    db.session.commit()
+    address = url(infusion)
+    pages = [page_at(client, address)]
+    for later in LATER:
+        clock_at(monkeypatch, start + later)
+        given = page_at(client, address)
+        assert without_per_view(given) == without_per_view(drawn_afresh(app, client, address)), (
+            f"{name} at +{later}"
+        )
+        pages.append(given)
+    # The clock moved what the page says, but for a planned session.
+    assert (name == "planned") == (len({without_per_view(page) for page in pages}) == 1)
+
+
+def test_a_running_session_s_kept_page_offers_the_vials_in_the_safe_now(
+    client, login_as, make_infusion, make_staff
+):
+    """The draw form lists the safe's vials, which another session's draw or a delivery changes
+    without changing this session: a new ledger entry draws the page again."""
+    from infusion_tracker.ledger import services as ledger
+
+    nurse = make_staff("np")
+    login(client, nurse.username)
+    infusion = run_session(make_infusion(clinician=nurse), "infusing", started_minutes_ago=10)
+    db.session.commit()
+    assert "No vial in the safe has anything left" in page_at(client, url(infusion))
+    ledger.receive_vials(actor=nurse, quantity=1, drug="ketamine", strength_mg_per_ml=50,
+                         volume_ml=10, lot="LOT-NEW", expiry=timeutil.clinic_today()
+                         + timedelta(days=90), supplier="S", invoice_number="I-1")
+    db.session.commit()
+    assert "lot LOT-NEW · 500.0 mg left" in page_at(client, url(infusion))
 
 
 def test_every_page_s_blank_adverse_event_form_offers_its_own_view_s_time(

@@ -20,13 +20,8 @@ from ..models import InfusionSession, Patient, Reading, Staff, with_staff
 from ..timeutil import clinic_day_bounds, format_time
 from ..vocab import STATUS_KINDS
 from . import queries
+from .live import RUNNING_STATUSES, SessionClock, whole_minutes
 from .queries import ACTIVE_STATUSES, reading_interval
-
-
-def whole_minutes(since: datetime | None, now: datetime) -> int | None:
-    if since is None:
-        return None
-    return max(0, int((now - since).total_seconds() // 60))
 
 
 @dataclass
@@ -78,18 +73,15 @@ def stop_prompt(infusion: InfusionSession, now: datetime) -> tuple[str | None, d
     stopped. Returns (prompt, when it will be due if not yet) — the second so an open board
     knows when to look again although nothing in the database changes. Once the bedside has
     recorded why the infusion runs on, the board shows that reason instead of asking."""
-    if infusion.status not in ("infusing", "paused") or infusion.started_at is None:
+    if infusion.status not in RUNNING_STATUSES or infusion.started_at is None:
         return None, None
-    run = queries.pump_run(infusion, now)
-    if queries.planned_reached(infusion, run):
+    clock = SessionClock.of(infusion)
+    if clock.planned_reached(clock.pump(now)):
         run_on = queries.run_on_events(infusion)
         if run_on:
             return f"Runs on past the planned time: {run_on[-1].reason}", None
         return "Planned time reached — stop?", None
-    if not run.running:
-        return None, None  # paused: the planned minutes come no closer
-    left = timedelta(minutes=infusion.duration_min - run.minutes) - clinical.STOP_GRACE
-    return None, now + left
+    return None, clock.planned_reached_at(now)  # None when paused: it comes no closer
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,19 @@
-"""The session page of a finished session drawn once for each state of what it shows (issue 8),
-as the patient page is: a view finds it by one small query over the session and the rows it
-shows (which also says whether the session exists), and only a change to one of them, or to a
-name the page shows, draws it again: the session and its rows are loaded only then.
+"""The session page drawn once for each state of what it shows (issue 8), as the patient page
+is: a view finds it by one small query over the session and the rows it shows (which also says
+whether the session exists), and only a change to one of them, or to a name the page shows,
+draws it again: the session and its rows are loaded only then.
 
-Only a session the clock no longer changes is kept: discharged or cancelled, the pump stopped.
-While a session runs, its page shows what the pump has given so far, the minutes infused, the
-next reading due and the observation left, all moving with the clock: it is drawn on each view.
+A running session's page is kept too: what the clock moves in it (the pump's minutes and what it
+gave so far, the observation left) is filled in by each view (live.py), and the page is drawn
+again when the clock alone changes its shape (a reading turns overdue, the planned minutes are
+reached, the observation is done: SessionBody.turns_at). A checked-in session's is drawn on each
+view: whether it may start depends on how old its baseline reading is, each minute.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, current_app
@@ -18,7 +21,8 @@ from flask_login import current_user
 
 from ..extensions import db
 from ..inputs import arg_id
-from ..memo import digest, kept, shown
+from ..ledger import services as ledger
+from ..memo import Kept, Memo, app_kept, digest, keep, shown
 from ..models import (
     Addendum,
     AdverseEvent,
@@ -32,11 +36,11 @@ from ..models import (
     Staff,
 )
 from ..review.routes import reauth_needed_now
-from ..timeutil import clinic_today
+from ..timeutil import clinic_today, utcnow
 from . import page, queries
 
-# Statuses whose page no clock changes (but the minute the blank forms offer as their time).
-KEPT_STATUSES = ("discharged", "cancelled")
+# Statuses whose page is drawn on each view.
+DRAWN_EACH_VIEW = ("checked_in",)
 # Sessions each worker keeps drawn: as many as it keeps readings tables.
 DRAWN_SESSIONS = page.MEMO_SESSIONS
 
@@ -144,7 +148,7 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
     found = fingerprint(infusion_id)
     if found is None:
         abort(404)
-    if found.status not in KEPT_STATUSES:
+    if found.status in DRAWN_EACH_VIEW:
         html, _ = page.session_page(queries.get_infusion_or_404(infusion_id, full=True))
         return html, found.patient_id
     key = (
@@ -158,12 +162,32 @@ def shown_session_page(infusion_id: int) -> tuple[str, int]:
         current_user.is_physician and reauth_needed_now(),
         current_app.config["CLINIC_TIMEZONE"],
         current_app.config["UNITS"],
+        # The draw form offers the safe's vials: any entry of the ledger changes them.
+        ledger.newest_entry() if found.status in ledger.DRAW_STATUSES else None,
     )
 
-    def draw() -> tuple[str, str]:
+    def draw() -> DrawnSession:
         infusion = queries.get_infusion_or_404(infusion_id, full=True, empty=found.empty)
-        return page.session_body(infusion, proposed=None if found.proposed else [])
+        turns_at = None
 
-    body = kept("drawn_sessions", key, draw, DRAWN_SESSIONS)
-    return page.page_around(body.title, shown(body)), found.patient_id
+        def body() -> tuple[str, str]:
+            nonlocal turns_at
+            title, html, turns_at = page.session_body(
+                infusion, proposed=None if found.proposed else []
+            )
+            return title, html
+
+        return DrawnSession(keep(body), turns_at)
+
+    now = utcnow()
+    drawn = app_kept("drawn_sessions", lambda: Memo[DrawnSession](DRAWN_SESSIONS)).get(
+        key, draw, fresh=lambda kept: kept.turns_at is None or now < kept.turns_at
+    )
+    return page.page_around(drawn.body.title, shown(drawn.body)), found.patient_id
+
+
+@dataclass(frozen=True)
+class DrawnSession:
+    body: Kept
+    turns_at: datetime | None  # when the clock alone changes it (page.SessionBody)
 

@@ -8,9 +8,9 @@ issues no query per row.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from flask import current_app, get_template_attribute, render_template
 from flask_login import current_user
@@ -30,7 +30,6 @@ from ..models import (
     ProposedReading,
     Reading,
 )
-from ..templating import format_mg
 from ..timeutil import clinic_today, format_time, plausible, utcnow
 from ..vocab import AVPU, RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
@@ -48,7 +47,8 @@ from .forms import (
     StartForm,
     StopForm,
 )
-from .lifecycle import observation_remaining, start_problems
+from .lifecycle import start_problems
+from .live import DoseGiven, LiveParts, SessionClock
 from .reading_cells import about_row, values_row
 from .reading_forms import (
     AdverseEventForm,
@@ -705,51 +705,9 @@ def field_levels(reading: Reading) -> dict[str, str]:
     return levels
 
 
-@dataclass(frozen=True)
-class DoseGiven:
-    """What the pump gave (clinical.pump_run) against the order, in the one wording the session
-    page, the print and the review share."""
-
-    given_mg: float  # rounded by clinical.round_mg
-    ordered_mg: float | None
-    minutes: int  # minutes the pump ran, pauses excluded
-    planned_min: int
-    running: bool  # infusing or paused: the amount still grows
-    short: bool  # ended before the planned minutes
-
-    @property
-    def label(self) -> str:
-        return "Given so far" if self.running else "Given"
-
-    @property
-    def amount(self) -> str:
-        given = f"{format_mg(self.given_mg)} mg"
-        if self.ordered_mg is not None:
-            given += f" of {format_mg(self.ordered_mg)} mg"
-        if self.running:
-            return given + (" ordered" if self.ordered_mg is not None else "")
-        stopped = "stopped at " if self.short else ""
-        return f"{given} ({stopped}{self.minutes} of {self.planned_min} min)"
-
-    @property
-    def text(self) -> str:
-        return f"{self.label} {self.amount}"
-
-
 def dose_given(infusion: InfusionSession, now: datetime) -> DoseGiven | None:
-    """None until the infusion has started."""
-    if infusion.started_at is None:
-        return None
-    run = queries.pump_run(infusion, now)
-    running = infusion.ended_at is None
-    return DoseGiven(
-        given_mg=run.given_mg,
-        ordered_mg=infusion.total_mg,
-        minutes=round(run.minutes),
-        planned_min=infusion.duration_min,
-        running=running,
-        short=not running and clinical.ended_short(run.minutes, infusion.duration_min),
-    )
+    """What the pump gave by `now`; None until the infusion has started."""
+    return SessionClock.of(infusion).given(now)
 
 
 def _override_names(infusion: InfusionSession) -> dict[int, str]:
@@ -781,42 +739,44 @@ def _lifecycle_forms(infusion: InfusionSession, actions: list[str]) -> dict:
 
 
 def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
-    """The status line, dose, pump and the lifecycle actions the state allows."""
+    """The status line, dose, pump and the lifecycle actions the state allows. What the clock
+    moves is in `live` (each view's own); `turns_at`: when the clock alone changes the rest."""
     readings = infusion.readings
     not_started = infusion.status in queries.NOT_STARTED_STATUSES
-    pump = queries.pump_run(infusion, now) if infusion.started_at else None
+    clock = SessionClock.of(infusion)
+    pump = clock.pump(now) if infusion.started_at else None
+    line = status_line(
+        infusion,
+        queries.latest_of(readings),
+        [reading for reading in readings if queries.is_open_critical(reading)],
+        now,
+    )
+    observation_left = clock.observation_left_min(now)
     return {
         "infusion": infusion,
         "patient": infusion.patient,
         "protocol": infusion.protocol,
-        "line": status_line(
-            infusion,
-            queries.latest_of(readings),
-            [reading for reading in readings if queries.is_open_critical(reading)],
-            now,
-        ),
+        "line": line,
+        "live": LiveParts(clock),
+        "turns_at": clock.turns_at(now, line.due_at),
         "status_kinds": STATUS_KINDS,
         "actions": [] if infusion.is_signed else clinical.allowed_actions(infusion.status),
         "dose": queries.compute_dose(infusion),
         "dose_problem": queries.dose_problem(infusion) if not_started else None,
-        "pump": pump,
         "rate": pump.rate_mg_per_h if pump else None,
         "rate_limit": queries.rate_limit(infusion),
-        "infused_minutes": round(pump.minutes) if pump else None,
-        "planned_reached": queries.planned_reached(infusion, pump),
+        "paused_before": any(event.kind == "pause" for event in infusion.events),
+        "planned_reached": pump is not None and clock.planned_reached(pump),
         "run_on_events": queries.run_on_events(infusion),
-        "given": dose_given(infusion, now),
+        "given": clock.given(now),
         "override_names": _override_names(infusion),
         "start_problems": (
             start_problems(infusion, queries.latest_of(readings, "baseline"), now)
             if infusion.status == "checked_in"
             else []
         ),
-        "observation_remaining_min": (
-            math.ceil(observation_remaining(infusion, now).total_seconds() / 60)
-            if infusion.status in ("recovery", "stopped_early")
-            else None
-        ),
+        "observation_done": observation_left == 0,
+        "observation_shown": observation_left is not None,
         "vitals_chart": vitals_chart(infusion),
         "aldrete_items": clinical.ALDRETE_ITEMS,
         "aldrete_min": clinical.ALDRETE_DISCHARGE_MIN,
@@ -836,15 +796,21 @@ def render_session_page(infusion_id: int, status: int = 200, **forms):
 
 def session_page(infusion: InfusionSession, status: int = 200, **forms):
     """The session page of a session loaded with queries.get_infusion_or_404(..., full=True)."""
-    title, body = session_body(infusion, **forms)
-    return page_around(title, Markup(body)), status  # noqa: S704 (drawn by Jinja, escaped)
+    body = session_body(infusion, **forms)
+    return page_around(body.title, Markup(body.html)), status  # noqa: S704 (drawn by Jinja, escaped)
+
+
+class SessionBody(NamedTuple):
+    title: str
+    html: str
+    turns_at: datetime | None  # when the clock alone changes what html shows (live.py)
 
 
 def session_body(
     infusion: InfusionSession, proposed: list[ProposedReading] | None = None, **forms
-) -> tuple[str, str]:
-    """The session page's title and body (infusions/drawn.py keeps them for a finished
-    session). `proposed`: the monitor values waiting, when the caller knows them already."""
+) -> SessionBody:
+    """The session page's title and body (infusions/drawn.py keeps them). `proposed`: the
+    monitor values waiting, when the caller knows them already."""
     now = utcnow()
     charting_forms = {name: forms.pop(name) for name in CHARTING_FORMS if name in forms}
     lifecycle = lifecycle_context(infusion, now)
@@ -856,7 +822,8 @@ def session_body(
         **forms,
     }
     title = f"{infusion.patient.full_name} · session {infusion.series_number}"
-    return title, render_template("infusions/_detail_body.html", **context)
+    html = render_template("infusions/_detail_body.html", **context)
+    return SessionBody(title, html, lifecycle["turns_at"])
 
 
 def page_around(title: str, body: Markup) -> str:

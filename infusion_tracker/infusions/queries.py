@@ -212,14 +212,6 @@ def pump_run(infusion: InfusionSession, now: datetime) -> clinical.PumpRun:
     return clinical.pump_run(events, infusion.ended_at or now, infusion.total_mg)
 
 
-def planned_reached(infusion: InfusionSession, run: clinical.PumpRun) -> bool:
-    """A running (or paused) infusion whose pump has run its planned minutes: the bedside
-    asks to stop or to record why it runs on, and the board shows it."""
-    return infusion.status in ("infusing", "paused") and clinical.planned_reached(
-        run.minutes, infusion.duration_min
-    )
-
-
 def run_on_events(infusion: InfusionSession) -> list[InfusionEvent]:
     """Why the infusion runs on past its planned minutes, oldest first (loaded events)."""
     return [event for event in infusion.events if event.kind == "run_on"]

@@ -12,12 +12,14 @@ from datetime import date
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms import SelectChoice
 
 from .. import audit, unit_of_work
 from ..errors import RuleError, show_on_form
 from ..extensions import db
 from ..infusions import guards
+from ..infusions.live import LiveParts, SessionClock
 from ..infusions.queries import get_infusion_or_404
 from ..inputs import date_problem
 from ..models import (
@@ -402,7 +404,7 @@ def explain(infusion_id: int):
 @dataclass
 class LedgerPanel:
     totals: services.SessionTotals
-    pump_mcg: int
+    pump_given: Markup  # what the pump's events and rates say it gave: "12.5 mg" (live.py)
     entries: list[LedgerEntry]
     problem: str | None
     draw_form: DrawForm | None
@@ -450,7 +452,7 @@ def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> Ledge
         explain_form = posted.get("explain") or ReasonForm(formdata=None)
     return LedgerPanel(
         totals=totals,
-        pump_mcg=services.mcg(services.pump_mg_given(infusion, infusion.ended_at or utcnow())),
+        pump_given=LiveParts(SessionClock.of(infusion)).pump_given_mg,
         entries=entries,
         problem=problem,
         draw_form=draw_form,

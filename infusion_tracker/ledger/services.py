@@ -150,6 +150,12 @@ def running_balances() -> Mapping[int, int]:
     return _balances()[0]
 
 
+def newest_entry() -> tuple[int, datetime] | None:
+    """The ledger's newest entry (id, created_at): a new one on any change to the ledger."""
+    newest = db.session.execute(_NEWEST).first()
+    return None if newest is None else tuple(newest)
+
+
 def _balances() -> tuple[Mapping[int, int], Mapping[int, int]]:
     """(every vial's balance, the vials with something left): running_balances()."""
     if not unit_of_work.is_read_request():
@@ -747,6 +753,9 @@ def open_discrepancies() -> list[LedgerDiscrepancy]:
 def _session_shortfall(infusion: InfusionSession, totals: SessionTotals) -> str | None:
     if infusion.status == "cancelled" and not totals.drawn:
         return None
+    if not totals.drawn and infusion.started_at and infusion.ended_at is None:
+        # Not the amount, which grows with the clock: the session page says it (live.py).
+        return "The infusion has started but no draw from the ledger is recorded."
     pump = mcg(pump_mg_given(infusion, infusion.ended_at or utcnow()))
     if not totals.drawn:
         if pump:

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from .. import clinical, timeutil, units
 from ..infusions import page
+from ..infusions.live import DoseGiven
 from ..models import (
     AE_SEVERITIES,
     AVPU,
@@ -41,7 +42,7 @@ class DoseLines:
     ml_per_h: float | None
     volume_ml: float | None
     differs: bool  # the recorded total is not weight × mg/kg
-    given: page.DoseGiven | None  # what the pump gave (page.dose_given), None if not started
+    given: DoseGiven | None  # what the pump gave (page.dose_given), None if not started
 
 
 @dataclass
