@@ -455,6 +455,26 @@ def test_a_kept_page_is_at_any_time_the_page_drawn_afresh_then(
     assert (name == "planned") == (len({without_per_view(page) for page in pages}) == 1)
 
 
+def test_the_minutes_since_the_start_are_shown_beside_the_pump_s_once_it_was_paused(
+    client, login_as, make_infusion, make_protocol, monkeypatch
+):
+    """Unpaused, the two counts are the same minutes (rounded apart, they read 11 of 40 min
+    infused and 10 since the start, a second count that says nothing)."""
+    login_as("np")
+    start = timeutil.utcnow().replace(second=0, microsecond=0)
+    clock_at(monkeypatch, start)
+    protocol = make_protocol()
+    running = state("infusing", make_infusion(room="Room 2", protocol=protocol))
+    paused = state("paused", make_infusion(room="Room 3", protocol=protocol))
+    db.session.commit()
+    clock_at(monkeypatch, start + timedelta(seconds=40))
+    infused = re.compile(r"<dt>Infused</dt><dd>(.*?)</dd>")
+    assert infused.findall(page_at(client, url(running))) == ["<strong>11 of 40 min</strong>"]
+    assert infused.findall(page_at(client, url(paused))) == [
+        '<strong>17 of 40 min</strong> <span class="muted">(20 min since start)</span>'
+    ]
+
+
 def test_a_running_session_s_kept_page_offers_the_vials_in_the_safe_now(
     client, login_as, make_infusion, make_staff
 ):
