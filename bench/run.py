@@ -65,8 +65,8 @@ PAGES = [
     Page("search_mrn", "patient search, MRN", "nurse"),
     Page("patient", "patient page (30 sessions)", "nurse"),
     Page("session", "session page (40 readings, chart)", "nurse"),
-    # A running session's page, as the bedside sees it between readings: drawn on every view
-    # (what the pump has given moves with the clock). Not by default: the benchmark's
+    # A running session's page, as the bedside sees it between readings: kept, each view
+    # filling in what the clock moves (infusions/live.py). Not by default: the benchmark's
     # recordings go into these sessions, so their readings grow from run to run.
     Page("session_running", "session page while infusing", "nurse"),
     Page("record_reading", "record a reading (POST → 302)", "nurse", "POST", 302),

@@ -429,10 +429,10 @@ def blank_reading_fields(
     confirm_baseline: bool,
     temp_unit: str,
 ) -> Markup:
-    """The blank reading form's boxes: a running session's page is drawn on every view, and
-    drawing them was a sixth of its Python calls (bench/RESULTS.md, Stop 26). Kept under the
-    phase offered, the last reading's hints and the values behind "unchanged", and the
-    units."""
+    """The blank reading form's boxes: a running session's page is drawn again for each reading
+    charted, and drawing them was a sixth of its Python calls (bench/RESULTS.md, Stop 26). Kept
+    under the phase offered, the last reading's hints and the values behind "unchanged", and
+    the units."""
 
     def form() -> ReadingForm:
         blank = new_reading_form(infusion, previous)
