@@ -726,6 +726,17 @@ def start_gate_problems(
     return problems
 
 
+def start_gate_changes_at(baseline_taken_at: datetime | None, now: datetime) -> datetime | None:
+    """When the clock alone next changes start_gate_problems(): the baseline grows too old, or,
+    once it is, the next minute of the age it gives."""
+    if baseline_taken_at is None:
+        return None
+    age = now - baseline_taken_at
+    if age <= BASELINE_MAX_AGE:
+        return baseline_taken_at + BASELINE_MAX_AGE
+    return baseline_taken_at + timedelta(minutes=int(age.total_seconds() // 60) + 1)
+
+
 # --- Modified Aldrete (Aldrete 1995; ≥ 9 of 10 to discharge) --------------------------------
 
 ALDRETE_ITEMS: dict[str, tuple[str, dict[int, str]]] = {

@@ -236,6 +236,30 @@ def test_monitor_values_waiting_at_discharge_stay_as_they_are(
     assert "From the monitor" in page_at(client, url(infusion))
 
 
+def test_a_running_session_s_kept_page_shows_monitor_values_as_they_come_and_go(
+    client, login_as, make_infusion
+):
+    """Values arriving change no session version: the fingerprint lists those waiting, so the
+    kept page is drawn again when one arrives, and when it is accepted or dismissed."""
+    nurse = login_as("np")
+    device, _token = devices.register_device("Room 4 monitor", "Room 4", None, "00A0370000000001")
+    infusion = run_session(make_infusion(room="Room 4"), "infusing", started_minutes_ago=10)
+    db.session.commit()
+    address = url(infusion)
+    assert "From the monitor" not in page_at(client, address)
+    for message, decide in (
+        ("MSG-1", lambda proposed: devices.dismiss(proposed, nurse, "Artefact")),
+        ("MSG-2", lambda proposed: devices.accept(proposed, nurse)),
+    ):
+        devices.receive(device, oru(control_id=message), via="test")
+        db.session.commit()
+        assert "From the monitor" in page_at(client, address)
+        (proposed,) = devices.pending_for(infusion)
+        decide(proposed)
+        db.session.commit()
+        assert "From the monitor" not in page_at(client, address)
+
+
 def test_each_view_has_its_own_keys_and_opening_time(client, login_as, finished):
     login_as("physician")
     first = page_at(client, url(finished))
@@ -398,6 +422,10 @@ def state(name: str, infusion):
     """A session in `name`, as the bedside finds it."""
     if name == "planned":
         return infusion
+    if name == "checked_in":  # its baseline 25 minutes old: too old to start on in 5
+        run_session(infusion, "checked_in", checked_in_minutes_ago=26)
+        add_reading(infusion, infusion.clinician, minutes_ago=25, phase="baseline")
+        return infusion
     if name == "infusing":  # the next reading due in 4 minutes
         run_session(infusion, "infusing", started_minutes_ago=10)
         add_reading(infusion, infusion.clinician, minutes_ago=1)
@@ -417,15 +445,19 @@ def state(name: str, infusion):
 
 
 # From a few seconds into a minute: the pump's amount moves within the minute (20, 50 s), the
-# minutes with it (3 min), a reading falls due (6 min: every 5 minutes while infusing), the
-# planned 40 minutes are reached (31 min, for a pump 10 minutes in), the 30 minutes'
+# minutes with it (3 min), a reading falls due (at 4 min exactly, overdue a second later: every
+# 5 minutes while infusing), a baseline grows too old to start on (6 min, then each minute
+# older), the planned 40 minutes are reached (31 min, for a pump 10 minutes in), the 30 minutes'
 # observation ends (31 and 45 min, for a stop 5 minutes ago), a recovery reading falls due.
 LATER = (timedelta(seconds=20), timedelta(seconds=50), timedelta(minutes=3),
-         timedelta(minutes=6), timedelta(minutes=31), timedelta(minutes=45))
+         timedelta(minutes=4), timedelta(minutes=4, seconds=1),
+         timedelta(minutes=6), timedelta(minutes=31), timedelta(minutes=32),
+         timedelta(minutes=45))
 
 
 @pytest.mark.parametrize(
-    "name", ["planned", "infusing", "paused", "running_on", "recovery", "stopped_early"]
+    "name",
+    ["planned", "checked_in", "infusing", "paused", "running_on", "recovery", "stopped_early"],
 )
 def test_a_kept_page_is_at_any_time_the_page_drawn_afresh_then(
     app, client, login_as, make_infusion, monkeypatch, name

@@ -6,8 +6,7 @@ draws it again: the session and its rows are loaded only then.
 A running session's page is kept too: what the clock moves in it (the pump's minutes and what it
 gave so far, the observation left) is filled in by each view (live.py), and the page is drawn
 again when the clock alone changes its shape (a reading turns overdue, the planned minutes are
-reached, the observation is done: SessionBody.turns_at). A checked-in session's is drawn on each
-view: whether it may start depends on how old its baseline reading is, each minute.
+reached, the observation is done, the baseline grows too old to start on: SessionBody.turns_at).
 """
 
 from __future__ import annotations
@@ -39,8 +38,6 @@ from ..review.routes import reauth_needed_now
 from ..timeutil import clinic_today, utcnow
 from . import page, queries
 
-# Statuses whose page is drawn on each view.
-DRAWN_EACH_VIEW = ("checked_in",)
 # Sessions each worker keeps drawn: as many as it keeps readings tables.
 DRAWN_SESSIONS = page.MEMO_SESSIONS
 
@@ -91,10 +88,9 @@ _LISTED = {"addenda": Addendum, "adverse_events": AdverseEvent}
 # Everything the page shows, by what changes it: the session's version, its patient's version,
 # its addenda (written after the signature, they leave the version as signed), and the name
 # of everyone the page names; and its adverse events, whose changes make a new version, so that
-# a first view knows whether there are any (_LISTED). The monitor values still waiting stay as
-# they are once the session is discharged or cancelled (accepting or dismissing them is
-# refused): they are listed so that a first view knows whether there are any, as most finished
-# sessions have none.
+# a first view knows whether there are any (_LISTED); and the monitor values still waiting, so
+# that one arriving, accepted or dismissed changes it, and a first view knows whether there are
+# any (most sessions have none).
 _FINGERPRINT = sa.union_all(
     sa.select(
         *_row("session", InfusionSession.id, InfusionSession.version, InfusionSession.status)
@@ -138,19 +134,17 @@ def fingerprint(infusion_id: int) -> Fingerprint | None:
 
 
 def shown_session_page(infusion_id: int) -> tuple[str, int]:
-    """The session page and its patient's id; 404 when there is no such session. A finished
-    session's body is kept under its fingerprint and what else the page reads: who views
+    """The session page and its patient's id; 404 when there is no such session. The session's
+    body is kept under its fingerprint and what else the page reads: who views
     (role and own rows decide Void, Correct, signing and the ledger's forms), the clinic's day
     (a time box's hint on a day with a repeated hour; the time the blank adverse-event form
     offers is each view's own, reading_forms.offer_now), the row named in the address (the
     reading just saved, the critical reading an adverse event answers), whether signing asks
-    for the password again, and the clinic's zone and units."""
+    for the password again, the clinic's zone and units, and the safe's vials the draw form
+    offers; until the clock turns it (page.SessionBody.turns_at)."""
     found = fingerprint(infusion_id)
     if found is None:
         abort(404)
-    if found.status in DRAWN_EACH_VIEW:
-        html, _ = page.session_page(queries.get_infusion_or_404(infusion_id, full=True))
-        return html, found.patient_id
     key = (
         infusion_id,
         found.digest,

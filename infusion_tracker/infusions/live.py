@@ -131,19 +131,13 @@ class SessionClock:
             return None
         return math.ceil(max(0.0, (self.observed_until - now).total_seconds()) / 60)
 
-    def turns_at(self, now: datetime, due_at: datetime | None) -> datetime | None:
-        """The next time the clock alone changes the page's shape: the next reading turns
-        overdue, the planned minutes are reached, the observation is done."""
-        times = [
-            at
-            for at in (
-                due_at,
-                self.planned_reached_at(now),
-                self.observed_until,
-            )
-            if at is not None and at > now
-        ]
-        return min(times, default=None)
+    def turns_at(self, now: datetime, *also: datetime | None) -> datetime | None:
+        """The next time the clock alone changes the page's shape: the planned minutes are
+        reached, the observation is done, or one of `also` (a reading turns overdue, the start
+        gate's words change). A time now counts: overdue is after the due time, and a page drawn
+        at that very time must be drawn again after it."""
+        times = [self.planned_reached_at(now), self.observed_until, *also]
+        return min((at for at in times if at is not None and at >= now), default=None)
 
 
 def whole_minutes(since: datetime | None, now: datetime) -> int | None:

@@ -752,13 +752,16 @@ def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
         now,
     )
     observation_left = clock.observation_left_min(now)
+    checked_in = infusion.status == "checked_in"
+    baseline = queries.latest_of(readings, "baseline") if checked_in else None
+    gate_changes_at = clinical.start_gate_changes_at(baseline and baseline.taken_at, now)
     return {
         "infusion": infusion,
         "patient": infusion.patient,
         "protocol": infusion.protocol,
         "line": line,
         "live": LiveParts(clock),
-        "turns_at": clock.turns_at(now, line.due_at),
+        "turns_at": clock.turns_at(now, line.due_at, gate_changes_at),
         "status_kinds": STATUS_KINDS,
         "actions": [] if infusion.is_signed else clinical.allowed_actions(infusion.status),
         "dose": queries.compute_dose(infusion),
@@ -770,11 +773,7 @@ def lifecycle_context(infusion: InfusionSession, now: datetime) -> dict:
         "run_on_events": queries.run_on_events(infusion),
         "given": clock.given(now),
         "override_names": _override_names(infusion),
-        "start_problems": (
-            start_problems(infusion, queries.latest_of(readings, "baseline"), now)
-            if infusion.status == "checked_in"
-            else []
-        ),
+        "start_problems": start_problems(infusion, baseline, now) if checked_in else [],
         "observation_done": observation_left == 0,
         "observation_shown": observation_left is not None,
         "vitals_chart": vitals_chart(infusion),
