@@ -3,8 +3,9 @@ what it has given so far, the minutes since the start and the observation left. 
 out from values only a new version of the session changes (SessionClock), so a running
 session's page can be kept like a finished one (infusions/drawn.py): each view fills them in
 for its own time (memo.per_view). What the clock changes the shape of (a reading turning
-overdue, the planned minutes reached, the observation done) happens at a time known when the
-page is drawn: SessionClock.turns_at, after which the page is drawn again.
+overdue, the planned minutes reached, the observation done, a baseline too old to start on)
+happens at a time known when the page is drawn: SessionClock.turns_at, after which the page is
+drawn again.
 """
 
 from __future__ import annotations
