@@ -1,9 +1,9 @@
-"""A finished session's page is drawn once for each state of what it shows (issue 8,
-infusions/drawn.py): shown again it is the same page for one small query, every change the
-page shows, made the way the app makes it, draws it again, and every view has its own CSRF
-token, submission keys and opening time. A running session's page is kept too: each view fills
-in what the clock moves, and the clock's turns (a reading due, the planned minutes reached)
-draw it again."""
+"""A session's page is drawn once for each state of what it shows (issue 8, infusions/drawn.py):
+shown again it is the same page for one small query, every change the page shows, made the way
+the app makes it, draws it again, and every view has its own CSRF token, submission keys and
+opening time. A running session's page moves with the clock: each view fills in what the clock
+moves (infusions/live.py), and the clock's turns (a reading due, the planned minutes reached,
+the observation done, a baseline too old to start on) draw it again."""
 
 import re
 from datetime import datetime, timedelta
