@@ -20,8 +20,8 @@ from ..models import InfusionSession, Patient, Reading, Staff, with_staff
 from ..timeutil import clinic_day_bounds, format_time
 from ..vocab import STATUS_KINDS
 from . import queries
-from .live import RUNNING_STATUSES, SessionClock, whole_minutes
-from .queries import ACTIVE_STATUSES, reading_interval
+from .live import SessionClock, whole_minutes
+from .queries import ACTIVE_STATUSES, RUNNING_STATUSES, reading_interval
 
 
 @dataclass
@@ -49,7 +49,7 @@ def status_line(
     if interval:
         phase_start = (
             infusion.started_at
-            if infusion.status in ("infusing", "paused")
+            if infusion.status in RUNNING_STATUSES
             else infusion.ended_at or infusion.started_at
         )
         times = [t for t in (phase_start, last_reading and last_reading.taken_at) if t]

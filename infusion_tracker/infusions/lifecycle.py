@@ -34,6 +34,7 @@ from .queries import (
     ACTIVE_STATUSES,
     DOSE_FIELDS,
     NOT_STARTED_STATUSES,
+    RUNNING_STATUSES,
     compute_dose,
     dose_for,
     latest_reading,
@@ -96,7 +97,7 @@ def ensure_allowed(infusion: InfusionSession, action: str) -> None:
     """Refuse (RuleError) an action — a clinical.TRANSITIONS key, "rate" or "run_on" — the
     state forbids."""
     if action == "run_on":
-        if infusion.status not in ("infusing", "paused"):
+        if infusion.status not in RUNNING_STATUSES:
             raise RuleError(
                 f"Only a running infusion can run on (the session is "
                 f"{infusion.status_label.lower()})."

@@ -21,9 +21,7 @@ from ..memo import per_view
 from ..models import InfusionSession
 from ..templating import format_mg
 from ..timeutil import utcnow
-
-RUNNING_STATUSES = ("infusing", "paused")
-OBSERVED_STATUSES = ("recovery", "stopped_early")
+from .queries import OBSERVED_STATUSES, RUNNING_STATUSES, pump_events
 
 
 @dataclass(frozen=True)
@@ -79,10 +77,7 @@ class SessionClock:
             ended_at=ended,
             duration_min=infusion.duration_min,
             total_mg=infusion.total_mg,
-            pump_events=tuple(
-                clinical.PumpEvent(event.kind, event.occurred_at, event.rate_mg_per_h)
-                for event in infusion.events
-            ),
+            pump_events=tuple(pump_events(infusion)),
             observed_until=ended + timedelta(minutes=infusion.protocol.min_observation_min)
             if ended and infusion.status in OBSERVED_STATUSES
             else None,

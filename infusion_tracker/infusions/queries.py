@@ -28,6 +28,8 @@ from ..models import (
 # Sessions that occupy a room on the suite board.
 ACTIVE_STATUSES = ("checked_in", "infusing", "paused", "recovery", "stopped_early")
 NOT_STARTED_STATUSES = ("planned", "checked_in")
+RUNNING_STATUSES = ("infusing", "paused")  # the pump is on (or paused): its amount still grows
+OBSERVED_STATUSES = ("recovery", "stopped_early")  # after the pump, before discharge
 DOSE_FIELDS = ("weight_kg", "dose_mg_per_kg", "duration_min", "concentration_mg_per_ml")
 
 
@@ -203,13 +205,17 @@ def dose_problem(infusion: InfusionSession) -> str | None:
     return clinical.dose_problem(dose.total_mg, infusion.protocol.max_total_mg)
 
 
-def pump_run(infusion: InfusionSession, now: datetime) -> clinical.PumpRun:
-    """What the pump did and gave, from the session's infusion events (to the stop, or now)."""
-    events = [
+def pump_events(infusion: InfusionSession) -> list[clinical.PumpEvent]:
+    """The session's infusion events as the pump arithmetic needs them (loaded events)."""
+    return [
         clinical.PumpEvent(event.kind, event.occurred_at, event.rate_mg_per_h)
         for event in infusion.events
     ]
-    return clinical.pump_run(events, infusion.ended_at or now, infusion.total_mg)
+
+
+def pump_run(infusion: InfusionSession, now: datetime) -> clinical.PumpRun:
+    """What the pump did and gave, from the session's infusion events (to the stop, or now)."""
+    return clinical.pump_run(pump_events(infusion), infusion.ended_at or now, infusion.total_mg)
 
 
 def run_on_events(infusion: InfusionSession) -> list[InfusionEvent]:
@@ -230,8 +236,8 @@ def rate_limit(infusion: InfusionSession) -> float | None:
 
 def reading_interval(infusion: InfusionSession) -> int | None:
     """The protocol's reading interval for the session's phase (None when none is due)."""
-    if infusion.status in ("infusing", "paused"):
+    if infusion.status in RUNNING_STATUSES:
         return infusion.protocol.reading_interval_infusion_min
-    if infusion.status in ("recovery", "stopped_early"):
+    if infusion.status in OBSERVED_STATUSES:
         return infusion.protocol.reading_interval_recovery_min
     return None
