@@ -21,7 +21,9 @@ def create_app(test_config=None, commands: bool = True) -> Flask:
         instance_relative_config=True,
         template_folder=os.path.join(ROOT, "templates"),
     )
-    from . import config, inputs, widgets
+    from . import config, inputs, templating, widgets
+
+    app.jinja_environment = templating.Environment  # before anything builds app.jinja_env
 
     # Secret key, audit key and (by default) the database live here: owner only.
     os.makedirs(app.instance_path, mode=0o700, exist_ok=True)

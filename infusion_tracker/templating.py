@@ -1,6 +1,10 @@
 """Jinja filters and globals: clinic time, display units, status words, the page's header."""
 
-from flask import current_app, render_template, request
+from collections.abc import Callable
+from functools import lru_cache
+
+from flask import current_app, render_template, request, url_for
+from flask.templating import Environment as FlaskEnvironment
 from flask_login import current_user
 from markupsafe import Markup, escape
 
@@ -12,6 +16,17 @@ from .memo import drawn
 def format_mg(mg: float | None) -> str:
     """A dose in mg as every page and export shows it: clinical.round_mg, one decimal."""
     return "—" if mg is None else f"{clinical.round_mg(mg):.1f}"
+
+
+class Environment(FlaskEnvironment):
+    """Flask's Jinja environment, with each template's globals a plain dict taken when the
+    template is first loaded (create_app has set every global by then), not a ChainMap over
+    the environment's. Jinja compares a page's globals with a macro file's each time the page
+    imports it (`{% from ... import ... %}`: the layout once, a session page eight times); over
+    a ChainMap the comparison ran in Python, 150 calls an import (bench/RESULTS.md, Stop 35)."""
+
+    def make_globals(self, d):
+        return {**self.globals, **(d or {})}
 
 
 def register(app) -> None:
@@ -33,8 +48,24 @@ def register(app) -> None:
     app.jinja_env.globals["status_tag"] = status_tag
     app.jinja_env.filters["level_tag"] = level_tag
     app.jinja_env.globals["render_field"] = render_field
+    app.jinja_env.globals["id_url"] = id_url
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+
+
+# A number no row has: url_for writes it once, and each row's id goes where it stands.
+_ID_SLOT = str(9_080_706_050_403)
+
+
+def id_url(endpoint: str, name: str, **values) -> Callable[[int], str]:
+    """url_for(endpoint, **values, name=<id>) for each of a table's rows, from one url_for: a
+    call costs about 20 µs, and a table asked it once or twice a row (a patient page's thirty
+    sessions, a session's readings: bench/RESULTS.md, Stop 35)."""
+    url = url_for(endpoint, **values, **{name: _ID_SLOT})
+    if url.count(_ID_SLOT) != 1:  # the slot's digits in another value: ask for each row
+        return lambda row_id: url_for(endpoint, **values, **{name: row_id})
+    head, _, tail = url.partition(_ID_SLOT)
+    return lambda row_id: f"{head}{int(row_id)}{tail}"
 
 
 # Status words as markup. Python functions rather than Jinja macros: a macro call (or
@@ -42,6 +73,9 @@ def register(app) -> None:
 # (bench/RESULTS.md, "Stop 15"); the readings table's cells, which call them most, are drawn in
 # Python too (infusions/reading_cells). Every value put into these strings goes through
 # escape() (hence the S704 exemptions).
+# A few dozen words and kinds in all, drawn a dozen times a page: each drawn once. `typed`:
+# markup and plain text with the same letters are not the same tag.
+@lru_cache(maxsize=512, typed=True)
 def status_tag(text, kind: str = "neutral") -> Markup:
     """Status in words and colour together, never colour alone."""
     return Markup(f'<span class="tag tag--{escape(kind)}">{escape(text)}</span>')  # noqa: S704
