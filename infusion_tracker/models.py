@@ -932,11 +932,16 @@ class LedgerVial(db.Model):
 
     @property
     def label(self) -> str:
-        return f"V-{self.id:05d}"
+        return vial_label(self.id)
 
     @property
     def content_mcg(self) -> int:
         return round(self.strength_mg_per_ml * self.volume_ml * 1000)
+
+
+def vial_label(vial_id: int) -> str:
+    """A vial as the ledger names it: "V-00042"."""
+    return f"V-{vial_id:05d}"
 
 
 class LedgerEntry(db.Model):

@@ -188,6 +188,8 @@ def test_a_correction_keeps_both_entries_and_only_the_newest_counts(staff, sessi
     assert [(e.amount_mcg, e.corrects_id) for e in entries] == [(30_000, None), (35_000, first.id)]
     assert services.vial_balance(vial) == 465_000
     assert services.session_totals(session.id).drawn == 35_000
+    # As the session page's dose panel works them out, from the entries it lists.
+    assert services.totals_of(entries) == services.session_totals(session.id)
     with pytest.raises(RuleError, match="already corrected"):
         services.correct_entry(first, staff["np"], 20, "again")
     assert fixed.id and audit_rows("ledger.corrected")[0].details["previous_mcg"] == 30_000

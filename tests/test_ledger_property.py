@@ -135,8 +135,13 @@ def test_any_sequence_keeps_the_ledger_whole(
         assert {v.id: running.get(v.id, 0) for v in vials} == tally.vial
         assert all(balance >= 0 for balance in balances.values())
         for infusion in sessions:
-            in_hand = services.session_totals(infusion.id).in_hand
-            assert in_hand == tally.in_hand.get(infusion.id, 0) >= 0
+            totals = services.session_totals(infusion.id)
+            assert totals.in_hand == tally.in_hand.get(infusion.id, 0) >= 0
+            # The session page's dose panel works them out from the entries it lists.
+            listed = db.session.scalars(
+                sa.select(LedgerEntry).where(LedgerEntry.infusion_id == infusion.id)
+            )
+            assert services.totals_of(listed) == totals
         assert tally.received == (
             sum(tally.vial.values()) + tally.given + tally.wasted + sum(tally.in_hand.values())
         )

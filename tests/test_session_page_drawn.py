@@ -124,7 +124,7 @@ def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_so
 
     _, statements = first_view()
     assert loads(statements) == set()
-    assert len(statements) == 12, "\n".join(s[:200] for s in statements)
+    assert len(statements) == 11, "\n".join(s[:200] for s in statements)
 
     physician = finished.physician
     adverse_events.record_adverse_event(
@@ -141,7 +141,7 @@ def test_a_first_view_asks_for_adverse_events_and_addenda_only_when_there_are_so
     html, statements = first_view()
     assert "Ginger ale" in html and "Called the next day: well." in html
     assert loads(statements) == {"adverse_event", "addendum"}
-    assert len(statements) == 14
+    assert len(statements) == 13
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,14 @@ unit of work commits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.orm import aliased
 from wtforms import SelectChoice
 
 from .. import audit, unit_of_work
@@ -24,6 +26,7 @@ from ..infusions.queries import get_infusion_or_404
 from ..inputs import date_problem
 from ..models import (
     CLINICAL_ROLES,
+    LEDGER_KINDS,
     ROLE_ADMIN,
     ROLE_PHYSICIAN,
     InfusionSession,
@@ -31,6 +34,9 @@ from ..models import (
     LedgerDiscrepancy,
     LedgerEntry,
     LedgerVial,
+    Staff,
+    display_name,
+    vial_label,
 )
 from ..permissions import clinician_required, physician_required, role_required
 from ..timeutil import clinic_today, format_datetime, utcnow
@@ -401,11 +407,33 @@ def explain(infusion_id: int):
 # --- The dose panel on the session page --------------------------------------------------------
 
 
+class PanelEntry(NamedTuple):
+    """One of the session's entries as the panel lists it, in plain values."""
+
+    id: int
+    kind: str
+    amount_mcg: int
+    corrects_id: int | None
+    occurred_at: datetime
+    diluted_volume_ml: float | None
+    vial_id: int
+    recorded_by: str  # display name
+    witness: str | None  # display name
+
+    @property
+    def kind_label(self) -> str:
+        return LEDGER_KINDS.get(self.kind, self.kind)
+
+    @property
+    def vial_label(self) -> str:
+        return vial_label(self.vial_id)
+
+
 @dataclass
 class LedgerPanel:
     totals: services.SessionTotals
     pump_given: Markup  # what the pump's events and rates say it gave: "12.5 mg" (live.py)
-    entries: list[LedgerEntry]
+    entries: list[PanelEntry]
     problem: str | None
     draw_form: DrawForm | None
     waste_form: WasteForm | None
@@ -413,24 +441,52 @@ class LedgerPanel:
     explain_form: ReasonForm | None
 
 
-# Built once: the session page asks on every view. The vial, recorder and witness each entry
-# names come in the same query (lazily, a session with ledger entries cost a query per vial).
+_RECORDER, _WITNESS = aliased(Staff), aliased(Staff)
+# Built once. Every entry of the session with who recorded and witnessed it, as plain values:
+# the panel lists them and works out the session's totals from them (services.totals_of), one
+# query where the entries as ORM rows with their vial and staff and the totals took two, a
+# fortieth of a session page's first view (bench/RESULTS.md, Stop 35).
 _SESSION_ENTRIES = (
-    sa.select(LedgerEntry)
+    sa.select(
+        LedgerEntry.id,
+        LedgerEntry.kind,
+        LedgerEntry.amount_mcg,
+        LedgerEntry.corrects_id,
+        LedgerEntry.occurred_at,
+        LedgerEntry.diluted_volume_ml,
+        LedgerEntry.vial_id,
+        _RECORDER.full_name,
+        _RECORDER.credentials,
+        _WITNESS.full_name,
+        _WITNESS.credentials,
+    )
+    .join(_RECORDER, _RECORDER.id == LedgerEntry.recorded_by_id)
+    .outerjoin(_WITNESS, _WITNESS.id == LedgerEntry.witness_id)
     .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"))
     .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
-    .options(*reports.ENTRY_NAMES)
 )
+
+
+def _session_entries(infusion_id: int) -> list[PanelEntry]:
+    return [
+        PanelEntry(
+            *values,
+            recorded_by=display_name(recorder, recorder_credentials),
+            witness=display_name(witness, witness_credentials) if witness else None,
+        )
+        for *values, recorder, recorder_credentials, witness, witness_credentials
+        in db.session.execute(_SESSION_ENTRIES, {"infusion_id": infusion_id})
+    ]
 
 
 @bp.app_template_global("ledger_panel")
 def ledger_panel(infusion: InfusionSession, posted: dict | None = None) -> LedgerPanel:
     """What templates/ledger/_session_panel.html draws (a few small queries)."""
     posted = posted or {}
-    totals = services.session_totals(infusion.id)
+    entries = _session_entries(infusion.id)
+    totals = services.totals_of(entries)
     clinician = current_user.role in CLINICAL_ROLES
     editable = clinician and not infusion.is_signed
-    entries = db.session.scalars(_SESSION_ENTRIES, {"infusion_id": infusion.id}).all()
     problem = services.ledger_problem(infusion, totals)
     draw_form = None
     if editable and infusion.status in services.DRAW_STATUSES:

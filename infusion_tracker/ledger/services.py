@@ -12,7 +12,7 @@ Services add, flush and audit; the caller commits.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -225,6 +225,26 @@ def _session_totals_statement() -> sa.Select:
         .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"), effective())
         .group_by(LedgerEntry.kind)
     )
+
+
+def totals_of(entries: Iterable) -> SessionTotals:
+    """session_totals from every entry of the session (each with its id, kind, amount_mcg
+    and corrects_id), for a page that lists them anyway: a correction is written against the
+    corrected entry's session (correct_entry), so the session's entries hold every chain."""
+    entries = list(entries)
+    corrected = {entry.corrects_id for entry in entries if entry.corrects_id}
+    totals = SessionTotals()
+    for entry in entries:
+        if entry.id in corrected:
+            continue
+        if entry.kind == "draw":
+            totals.drawn += entry.amount_mcg
+        elif entry.kind == "give":
+            totals.given += entry.amount_mcg
+            totals.gives += 1
+        elif entry.kind == "waste":
+            totals.wasted += entry.amount_mcg
+    return totals
 
 
 def session_totals(infusion_id: int) -> SessionTotals:
