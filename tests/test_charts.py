@@ -99,6 +99,41 @@ def test_bp_bars_are_written_as_el_writes_a_line():
         assert svg.el("line", x1=x, x2=x, y1=y1, y2=y2, **attrs) in drawn
 
 
+def test_markers_and_rings_are_written_as_el_writes_them():
+    """Markers and rings are written straight (most of a chart's elements), what a series'
+    markers share written once: byte for byte as svg.el writes them, tooltip escaped."""
+    x, y, tip = 123.456, 78.95, "10:05 <SBP> & 140"
+    title = svg.tooltip(tip)
+    paint = {"stroke": svg.INK, "stroke_width": 0.75, "class_": "point point--x"}
+    at = {"cx": round(x, 1), "cy": round(y, 1), "r": 4}
+    assert svg.marker("circle", x, y, "#123", "point point--x", tip) == svg.el(
+        "circle", title, **at, fill="#123", **paint
+    )
+    assert svg.marker("hollow", x, y, "#123", "c", tip) == svg.el(
+        "circle", title, **at, fill=svg.WHITE, stroke="#123", stroke_width=2, class_="c"
+    )
+    square = {"x": round(x - 3.5, 1), "y": round(y - 3.5, 1), "width": 7, "height": 7}
+    assert svg.marker("square", x, y, "#123", "point point--x", tip) == svg.el(
+        "rect", title, **square, fill="#123", **paint
+    )
+    down = f"M{x - 5:.1f} {y - 4.5:.1f} L{x + 5:.1f} {y - 4.5:.1f} L{x:.1f} {y + 4.5:.1f} Z"
+    assert svg.marker("down", x, y, "#123", "point point--x", tip) == svg.el(
+        "path", title, d=down, fill="#123", **paint
+    )
+    up = f"M{x - 5:.1f} {y + 4.5:.1f} L{x + 5:.1f} {y + 4.5:.1f} L{x:.1f} {y - 4.5:.1f} Z"
+    assert svg.marker("up", x, y, "#123", "p", "") == svg.el(
+        "path", None, d=up, fill="#123", stroke=svg.INK, stroke_width=0.75, class_="p"
+    )
+    for level, r, width in (("abnormal", 8, 1.5), ("critical", 9, 3)):
+        assert svg.ring(x, y, level) == svg.el(
+            "circle", None, cx=round(x, 1), cy=round(y, 1), r=r, fill="none", stroke=svg.INK,
+            stroke_width=width, class_=f"ring ring--{level}",
+        )
+    # A position written as `el` writes round(value, 1), whatever the value.
+    for value in (0, 0.04, -0.04, 0.05, 0.15, 0.25, 2.449, 12.25, 99.95, -3.5, 1e6 + 0.05, 880.0):
+        assert svg.px(value) == svg.fmt(round(value, 1)), value
+
+
 def test_event_labels_close_together_go_on_separate_rows():
     marks = [
         EventMark(T0, "Infusion started"),

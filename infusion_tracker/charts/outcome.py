@@ -34,6 +34,7 @@ from .svg import (
     gridlines,
     legend,
     marker,
+    marker_writer,
     pad_range,
     polyline,
     spread,
@@ -205,7 +206,8 @@ def render(plot: OutcomePlot) -> Markup:
     ]
     for s in plot.series:
         body.append(polyline([(x, y) for x, y, _ in s.points], s.colour, s.dash, "line"))
-        body += [marker(s.shape, x, y, s.colour, "point", tip) for x, y, tip in s.points]
+        point = marker_writer(s.shape, s.colour, "point")
+        body += [point(x, y, tip) for x, y, tip in s.points]
     return document("outcome", plot.title, plot.desc, plot.width, plot.height, body)
 
 

@@ -28,6 +28,7 @@ from .svg import (
     gridlines,
     legend,
     nice_step,
+    px,
     text,
     tooltip,
 )
@@ -127,20 +128,14 @@ def _bar(plot: PeakPlot, bar: Bar) -> list[str]:
     top, bottom = sorted((y(bar.rise), y(0)))
     tip = tooltip(f"Infusion {bar.number}: {short} {bar.rise:+d} {unit}")
     parts = [
-        f'<rect x="{fmt(bar.x)}" y="{fmt(round(top, 1))}" width="{fmt(round(bar.width, 1))}" '
-        f'height="{fmt(round(max(bottom - top, 1), 1))}" {look}>{tip}</rect>'
+        f'<rect x="{fmt(bar.x)}" y="{px(top)}" width="{px(bar.width)}" '
+        f'height="{px(max(bottom - top, 1))}" {look}>{tip}</rect>'
     ]
-    if plot.show_values:
+    if plot.show_values:  # its value above it (below, when it falls), as `text` writes it
         label_y = top - 4 if bar.rise >= 0 else bottom + 12
         parts.append(
-            text(
-                middle,
-                round(label_y, 1),
-                f"{bar.rise:+d}",
-                text_anchor="middle",
-                font_size=10,
-                class_="bar-value",
-            )
+            f'<text x="{px(middle)}" y="{px(label_y)}" text-anchor="middle" font-size="10" '
+            f'class="bar-value" fill="{INK}">{bar.rise:+d}</text>'
         )
     return parts
 

@@ -180,64 +180,86 @@ def polyline(points: Sequence[tuple[float, float]], colour: str, dash: str | Non
     )
 
 
+def px(value: float) -> str:
+    """A position as `el` writes round(value, 1): one decimal, none when it is whole."""
+    written = f"{value:.1f}"
+    return written[:-2] if written.endswith(".0") else written
+
+
+def _tip(words: str) -> str:
+    """tooltip(words), escaped only when it holds a character to escape (as _attr)."""
+    if not words:
+        return ""
+    return f"<title>{words if _ESCAPED.isdisjoint(words) else escape(words)}</title>"
+
+
+def _closed(opening: str, tag: str, tip: str) -> str:
+    return f"{opening}>{tip}</{tag}>" if tip else f"{opening}/>"
+
+
 # A chart's markers are most of its elements (a session's vitals chart: 160 of 444, each
 # with its tooltip), so they are written straight, as `el` would write them (the same
 # attributes in the same order): a session's chart 2.05-2.12 -> 1.62 ms (bench/RESULTS.md,
-# Stop 26).
-def _closed(opening: str, tag: str, tip: str | None) -> str:
-    return f"{opening}/>" if tip is None else f"{opening}>{tip}</{tag}>"
+# Stop 26); and what one series' markers share is written once for all of them (Stop 35).
+def marker_writer(shape: str, colour: str, cls: str) -> Callable[[float, float, str], str]:
+    """marker(shape, x, y, colour, cls, label) for each point of a series, as a function of
+    (x, y, label).
 
+    Every shape's bounding box is centred on the value, triangles included."""
+    paint = f'fill="{_attr(colour)}" stroke="{INK}" stroke-width="0.75" class="{_attr(cls)}"'
+    if shape in ("circle", "hollow"):
+        if shape == "hollow":
+            paint = (
+                f'fill="{WHITE}" stroke="{_attr(colour)}" stroke-width="2" class="{_attr(cls)}"'
+            )
 
-def _path(d: str, tip: str | None, colour: str, cls: str) -> str:
-    opening = (
-        f'<path d="{d}" fill="{_attr(colour)}" stroke="{INK}" stroke-width="0.75" '
-        f'class="{_attr(cls)}"'
-    )
-    return _closed(opening, "path", tip)
+        def circle(x: float, y: float, label: str = "") -> str:
+            opening = f'<circle cx="{px(x)}" cy="{px(y)}" r="4" {paint}'
+            return _closed(opening, "circle", _tip(label))
 
+        return circle
+    if shape == "square":
 
-def _circle(
-    x: float, y: float, tip: str | None, fill: str, stroke: str, width: float, cls: str, r=4
-):
-    opening = (
-        f'<circle cx="{fmt(round(x, 1))}" cy="{fmt(round(y, 1))}" r="{r}" fill="{_attr(fill)}" '
-        f'stroke="{_attr(stroke)}" stroke-width="{fmt(width)}" class="{_attr(cls)}"'
-    )
-    return _closed(opening, "circle", tip)
+        def square(x: float, y: float, label: str = "") -> str:
+            opening = f'<rect x="{px(x - 3.5)}" y="{px(y - 3.5)}" width="7" height="7" {paint}'
+            return _closed(opening, "rect", _tip(label))
+
+        return square
+    if shape == "diamond":
+
+        def diamond(x: float, y: float, label: str = "") -> str:
+            d = (
+                f"M{x:.1f} {y - 5:.1f} L{x + 5:.1f} {y:.1f} L{x:.1f} {y + 5:.1f} "
+                f"L{x - 5:.1f} {y:.1f} Z"
+            )
+            return _closed(f'<path d="{d}" {paint}', "path", _tip(label))
+
+        return diamond
+    # Triangles: "down" (systolic, pointing at the diastolic below) and "up" (diastolic).
+    s = -1 if shape == "down" else 1
+
+    def triangle(x: float, y: float, label: str = "") -> str:
+        d = (
+            f"M{x - 5:.1f} {y + 4.5 * s:.1f} L{x + 5:.1f} {y + 4.5 * s:.1f} "
+            f"L{x:.1f} {y - 4.5 * s:.1f} Z"
+        )
+        return _closed(f'<path d="{d}" {paint}', "path", _tip(label))
+
+    return triangle
 
 
 def marker(shape: str, x: float, y: float, colour: str, cls: str, label: str = "") -> str:
-    """A data marker centred on (x, y); `label` becomes its tooltip (<title>).
-
-    Every shape's bounding box is centred on the value, triangles included."""
-    tip = tooltip(label)
-    if shape == "circle":
-        return _circle(x, y, tip, colour, INK, 0.75, cls)
-    if shape == "hollow":
-        return _circle(x, y, tip, WHITE, colour, 2, cls)
-    if shape == "square":
-        opening = (
-            f'<rect x="{fmt(round(x - 3.5, 1))}" y="{fmt(round(y - 3.5, 1))}" width="7" '
-            f'height="7" fill="{_attr(colour)}" stroke="{INK}" stroke-width="0.75" '
-            f'class="{_attr(cls)}"'
-        )
-        return _closed(opening, "rect", tip)
-    if shape == "diamond":
-        d = f"M{x:.1f} {y - 5:.1f} L{x + 5:.1f} {y:.1f} L{x:.1f} {y + 5:.1f} L{x - 5:.1f} {y:.1f} Z"
-        return _path(d, tip, colour, cls)
-    # Triangles: "down" (systolic, pointing at the diastolic below) and "up" (diastolic).
-    s = -1 if shape == "down" else 1
-    d = (
-        f"M{x - 5:.1f} {y + 4.5 * s:.1f} L{x + 5:.1f} {y + 4.5 * s:.1f} "
-        f"L{x:.1f} {y - 4.5 * s:.1f} Z"
-    )
-    return _path(d, tip, colour, cls)
+    """A data marker centred on (x, y); `label` becomes its tooltip (<title>)."""
+    return marker_writer(shape, colour, cls)(x, y, label)
 
 
 def ring(x: float, y: float, level: str, cls: str = "ring") -> str:
     """Abnormal: thin ring; critical: bold, larger ring (told apart without colour)."""
-    r, width = (8, 1.5) if level == "abnormal" else (9, 3)
-    return _circle(x, y, None, "none", INK, width, f"{cls} {cls}--{level}", r)
+    r, width = (8, "1.5") if level == "abnormal" else (9, "3")
+    return (
+        f'<circle cx="{px(x)}" cy="{px(y)}" r="{r}" fill="none" stroke="{INK}" '
+        f'stroke-width="{width}" class="{_attr(f"{cls} {cls}--{level}")}"/>'
+    )
 
 
 def gridlines(

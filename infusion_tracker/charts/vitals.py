@@ -27,13 +27,14 @@ from .svg import (
     document,
     el,
     empty,
-    fmt,
     gridlines,
     hhmm_utc,
     legend,
     marker,
+    marker_writer,
     pad_range,
     polyline,
+    px,
     ring,
     span_words,
     text,
@@ -380,10 +381,14 @@ def _event(plot: VitalsPlot, event: PlacedEvent) -> str:
     return f'<g class="mark">{line}{label}</g>'
 
 
+# Each series' markers, what they share written once.
+_MARKERS = {
+    s.name: marker_writer(s.shape, s.colour, f"point point--{s.name}") for s in SERIES
+}
+
+
 def _value(v: PlacedValue) -> str:
-    drawn = marker(
-        v.series.shape, v.x, v.y, v.series.colour, f"point point--{v.series.name}", v.tip
-    )
+    drawn = _MARKERS[v.series.name](v.x, v.y, v.tip)
     if v.level in ("abnormal", "critical"):
         drawn += ring(v.x, v.y, v.level)
     return drawn
@@ -392,9 +397,9 @@ def _value(v: PlacedValue) -> str:
 # One per reading with both pressures (40 on a benchmark session, of 100 elements drawn with
 # `el`): written straight, as `el` would write it (tests/test_charts.py compares).
 def _bp_bar(x: float, y1: float, y2: float) -> str:
-    at = fmt(x)
+    at = px(x)
     return (
-        f'<line x1="{at}" x2="{at}" y1="{fmt(y1)}" y2="{fmt(y2)}" '
+        f'<line x1="{at}" x2="{at}" y1="{px(y1)}" y2="{px(y2)}" '
         f'stroke="{BP_COLOUR}" stroke-width="2" class="bp-bar"/>'
     )
 
