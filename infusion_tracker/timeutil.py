@@ -6,6 +6,7 @@ twice and means the FIRST occurrence (daylight time), and wherever such a time i
 carries its zone abbreviation (01:30 EDT / 01:30 EST) so the two stay apart.
 """
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -143,3 +144,14 @@ def _formatted(value: datetime, fmt: str, zone: str) -> str:
 
 def format_time(value: datetime | None) -> str:
     return format_datetime(value, "%H:%M")
+
+
+def formatter(zone: str, fmt: str = "%H:%M") -> Callable[[datetime | None], str]:
+    """format_datetime(value, fmt) in `zone` (the clinic's, read once by the caller), for a
+    table's or chart's many times: each format_datetime reads the zone through Flask's
+    current_app, several Python calls a time (bench/RESULTS.md, Stop 35)."""
+
+    def formatted(value: datetime | None) -> str:
+        return "" if value is None else _formatted(value, fmt, zone)
+
+    return formatted

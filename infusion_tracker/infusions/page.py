@@ -30,7 +30,7 @@ from ..models import (
     ProposedReading,
     Reading,
 )
-from ..timeutil import clinic_today, format_time, plausible, utcnow
+from ..timeutil import clinic_today, formatter, plausible, utcnow
 from ..vocab import AVPU, RHYTHM_SHORT, STATUS_KINDS
 from . import adverse_events as ae_services
 from . import queries
@@ -49,7 +49,7 @@ from .forms import (
 )
 from .lifecycle import start_problems
 from .live import DoseGiven, LiveParts, SessionClock
-from .reading_cells import about_row, values_row
+from .reading_cells import about_row, row_links, values_row
 from .reading_forms import (
     AdverseEventForm,
     ReadingForm,
@@ -276,11 +276,15 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
     def draw() -> str:
         rows = _reading_rows(infusion, baseline, changeable)
         csrf = generate_csrf()  # the Void forms' token, as the template's csrf_token()
+        links = row_links()
+        hhmm = formatter(zone)
         return render_template(
             "infusions/_readings_table.html",
             lines=[table_line(row) for row in reversed(rows)],
-            values_row=lambda line, row_class: values_row(line, row_class, system),
-            about_row=lambda line, row_class: about_row(line, row_class, csrf, VOID_REASON_MAX),
+            values_row=lambda line, row_class: values_row(line, row_class, system, hhmm),
+            about_row=lambda line, row_class: about_row(
+                line, row_class, csrf, VOID_REASON_MAX, links
+            ),
             baseline_at=baseline.taken_at if baseline else None,
         )
 
@@ -666,8 +670,8 @@ def vitals_chart(infusion: InfusionSession, height: int = 320):
     return _vitals_svg(points, marks, height, current_app.config["CLINIC_TIMEZONE"])
 
 
-# The SVG is a function of exactly these values and of the clinic's zone (format_time reads it
-# from the config: hence `zone` in the key). Memoised, a page shown again before anything on
+# The SVG is a function of exactly these values and of the clinic's zone (its times are
+# written in it: hence `zone` in the key). Memoised, a page shown again before anything on
 # the chart changed is not drawn again (a sixth of the page's CPU, bench/RESULTS.md); a new,
 # changed or voided reading or a new event is a new key, so a stale chart cannot be served.
 @packed_cache(MEMO_SESSIONS)
@@ -690,7 +694,7 @@ def _vitals_svg(points: tuple, marks: tuple, height: int, zone: str) -> Markup:
         [charts.EventMark(at=at, label=label) for at, label in marks],
         height=height,
         title="Blood pressure, heart rate and SpO2",
-        fmt_time=format_time,
+        fmt_time=formatter(zone),
     )
 
 

@@ -12,12 +12,14 @@ through escape() (hence the S704 exemption); numbers are written as digits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
-from flask import url_for
 from markupsafe import Markup, escape
 
-from ..templating import level_tag, status_tag
+from ..templating import id_url, level_tag, status_tag
 from ..timeutil import format_time
 from ..units import format_o2, format_temperature
 from ..vocab import NEWS2_RISK_KINDS
@@ -54,18 +56,20 @@ def _class(level: str | None) -> str:
     return f"value--{escape(level)}" if level else ""
 
 
-def values_row(r, row_class: str, units_system: str) -> Markup:
-    """`r`: a page.TableLine."""
+def values_row(
+    r, row_class: str, units_system: str, hhmm: Callable[[datetime | None], str]
+) -> Markup:
+    """`r`: a page.TableLine; `hhmm`: its times in the clinic's zone (timeutil.formatter)."""
     levels = r.levels
     # Markup + str would escape the str: the cells are joined as plain strings.
     saved = f"{status_tag('Just saved', 'info')}" if r.just_saved else ""
     late = (
-        f'<span class="reading__sub">entered {escape(format_time(r.created_at))}</span>'
+        f'<span class="reading__sub">entered {escape(hhmm(r.created_at))}</span>'
         if r.late
         else ""
     )
     time = (
-        f"\n{CELL}  <strong>{escape(format_time(r.taken_at))}</strong>"
+        f"\n{CELL}  <strong>{escape(hhmm(r.taken_at))}</strong>"
         f'\n{CELL}  <span class="reading__sub">{escape(r.phase.capitalize())}</span>\n'
         f"{saved}{late}"
     )
@@ -136,13 +140,27 @@ def _answers(r) -> str:
     return lines
 
 
-def _void_form(r, csrf: str, void_reason_max: int) -> str:
+class RowLinks(NamedTuple):
+    """Where a reading's Correct and Void go, by its id: built once for a table."""
+
+    correct: Callable[[int], str]
+    void: Callable[[int], str]
+
+
+def row_links() -> RowLinks:
+    return RowLinks(
+        id_url("infusions.correct_reading", "reading_id"),
+        id_url("infusions.void_reading", "reading_id"),
+    )
+
+
+def _void_form(r, csrf: str, void_reason_max: int, links: RowLinks) -> str:
     """Correct (a link) and Void (a reason and a button): plain HTML with the same names as
     ReasonForm(prefix="void-reading-<id>"), one CSRF token for every row (a WTForms form per
     row was most of this table's cost once)."""
     p = f"void-reading-{r.id}"
-    correct = url_for("infusions.correct_reading", reading_id=r.id)
-    void = url_for("infusions.void_reading", reading_id=r.id)
+    correct = links.correct(r.id)
+    void = links.void(r.id)
     return (
         f'{NOTES}<a class="button button--secondary button--small" href="{escape(correct)}">'
         "Correct</a>\n"
@@ -164,7 +182,7 @@ def _void_form(r, csrf: str, void_reason_max: int) -> str:
     )
 
 
-def about_row(r, row_class: str, csrf: str, void_reason_max: int) -> Markup:
+def about_row(r, row_class: str, csrf: str, void_reason_max: int, links: RowLinks) -> Markup:
     """Who charted the reading, what it corrects, its note and flags, the answer to a
     critical value, its void or correction, and the actions offered on it. `r`: a
     page.TableLine; `csrf`: the token of every row's Void form."""
@@ -186,7 +204,7 @@ def about_row(r, row_class: str, csrf: str, void_reason_max: int) -> Markup:
             if r.needs_action
             else ""
         )
-        form = _void_form(r, csrf, void_reason_max) if r.can_void else ""
+        form = _void_form(r, csrf, void_reason_max, links) if r.can_void else ""
         actions = f'{ABOUT}  <div class="reading__actions">\n{needed}{form}{ABOUT}  </div>\n'
     void_note = "void-note" if r.voided else ""
     return Markup(  # noqa: S704
