@@ -22,8 +22,9 @@ from ..inputs import arg_id, bounded_id, page_number
 from ..models import SEXES, InfusionSession
 from ..permissions import clinician_required
 from ..security import is_safe_next
+from ..templating import id_url
 from ..timeutil import clinic_today, format_datetime, utcnow
-from . import assessments, history, services
+from . import assessments, history, history_cells, services
 from .forms import AssessmentForm, PatientEditForm, PatientForm, PatientSearchForm, VoidForm
 from .page import drawn_page, results_table
 
@@ -85,12 +86,6 @@ def new():
 @bp.route("/<int:patient_id>")
 @clinician_required
 def view(patient_id: int):
-    session_url = None
-    if SESSION_ENDPOINT in current_app.view_functions:
-
-        def session_url(infusion):
-            return url_for(SESSION_ENDPOINT, infusion_id=infusion.id)
-
     def draw() -> tuple[str, str]:
         patient = services.get_patient_or_404(patient_id)
         body = render_template(
@@ -99,9 +94,15 @@ def view(patient_id: int):
             history=history.patient_history(patient),
             age=services.age_on(patient.date_of_birth, clinic_today()),
             sexes=SEXES,
-            session_url=session_url,
+            # Each session's and score's links, by its id.
+            session_url=id_url(SESSION_ENDPOINT, "infusion_id")
+            if SESSION_ENDPOINT in current_app.view_functions
+            else None,
+            correct_url=id_url("patients.new_assessment", "corrects", patient_id=patient.id),
+            void_url=id_url("patients.void_assessment", "assessment_id"),
             can_plan=PLAN_ENDPOINT in current_app.view_functions,
-            score_label=assessments.score_label,
+            series_row=history_cells.series_row,
+            score_row=history_cells.score_row,
             can_void=lambda a: assessments.can_void(a, current_user),
         )
         return patient.full_name, body
