@@ -49,7 +49,7 @@ from .forms import (
 )
 from .lifecycle import start_problems
 from .live import DoseGiven, LiveParts, SessionClock
-from .reading_cells import about_row, row_links, values_row
+from .reading_cells import reading_body, row_links
 from .reading_forms import (
     AdverseEventForm,
     ReadingForm,
@@ -278,13 +278,13 @@ def readings_table(infusion: InfusionSession, baseline: Reading | None, changeab
         csrf = generate_csrf()  # the Void forms' token, as the template's csrf_token()
         links = row_links()
         hhmm = formatter(zone)
+        bodies = "\n".join(
+            reading_body(table_line(row), system, hhmm, csrf, VOID_REASON_MAX, links)
+            for row in reversed(rows)
+        )
         return render_template(
             "infusions/_readings_table.html",
-            lines=[table_line(row) for row in reversed(rows)],
-            values_row=lambda line, row_class: values_row(line, row_class, system, hhmm),
-            about_row=lambda line, row_class: about_row(
-                line, row_class, csrf, VOID_REASON_MAX, links
-            ),
+            readings=Markup(bodies),  # noqa: S704 (reading_cells escapes every text)
             baseline_at=baseline.taken_at if baseline else None,
         )
 

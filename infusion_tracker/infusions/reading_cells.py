@@ -219,3 +219,18 @@ def about_row(r, row_class: str, csrf: str, void_reason_max: int, links: RowLink
         "        </td>\n"
         "      </tr>"
     )
+
+
+def reading_body(
+    r, units_system: str, hhmm, csrf: str, void_reason_max: int, links: RowLinks
+) -> str:
+    """A reading's <tbody>: its values row, then its about row, as the table's loop wrote
+    them (a Jinja loop's own work was a tenth of the table's)."""
+    row_class = "voided" if r.voided else (f"row--{r.severity}" if r.severity != "normal" else "")
+    saved = " reading--saved" if r.just_saved else ""
+    return (
+        f'    <tbody class="reading{saved}" id="reading-{r.id}">\n'
+        f"{values_row(r, row_class, units_system, hhmm)}\n"
+        f"{about_row(r, row_class, csrf, void_reason_max, links)}\n"
+        "    </tbody>"
+    )
