@@ -34,7 +34,7 @@ from ..models import (
     protocol_label,
     status_label,
 )
-from ..timeutil import clinic_zone, format_datetime, plausible
+from ..timeutil import clinic_zone, formatter, plausible
 from ..vocab import FLAG_RANK, INSTRUMENTS
 
 SEVERITY_RANK = FLAG_RANK
@@ -391,7 +391,7 @@ def _outcome_svg(series: tuple, baseline_score: int | None, name: str, zone: str
         ),
         remission_line=clinical.PHQ9_REMISSION_BELOW if baseline_score is not None else None,
         title=f"Outcome scores over time for {name}",
-        fmt_date=lambda at: format_datetime(at, "%d %b %Y"),
+        fmt_date=formatter(zone, "%d %b %Y"),
         tz=clinic_zone(),
     )
 

@@ -11,23 +11,69 @@ exemptions); numbers are written as digits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
+from flask import current_app
 from markupsafe import Markup, escape
 
-from ..templating import status_tag
-from ..timeutil import format_datetime
+from ..templating import id_url, status_tag
+from ..timeutil import formatter
 from ..vocab import FLAG_KINDS, STATUS_KINDS
 from .assessments import score_label
 from .history import PatientHistory, ScoreLine, SeriesRow
 
 # A cell's indentation, as the template wrote it.
 CELL = "      "
+# Another area's page: each session's number links to it once it exists.
+SESSION_ENDPOINT = "infusions.detail"
+
+Written = Callable[[datetime | None], str]
 
 
-def _signed(infusion) -> str:
+@dataclass(frozen=True)
+class Cells:
+    """What a patient page's rows share, worked out once for the page: the links (a session's,
+    a score's Correct and Void), who may void, and the clinic's zone its times are written in."""
+
+    history: PatientHistory
+    can_void: Callable[[ScoreLine], bool]
+    session_url: Callable[[int], str] | None
+    correct_url: Callable[[int], str]
+    void_url: Callable[[int], str]
+    day: Written  # "07 Dec 2026"
+    day_month: Written  # "07 Dec"
+    stamp: Written  # "07 Dec 2026 14:05"
+
+    @classmethod
+    def for_page(
+        cls, patient_id: int, history: PatientHistory, can_void: Callable[[ScoreLine], bool]
+    ) -> Cells:
+        zone = current_app.config["CLINIC_TIMEZONE"]
+        return cls(
+            history,
+            can_void,
+            id_url(SESSION_ENDPOINT, "infusion_id")
+            if SESSION_ENDPOINT in current_app.view_functions
+            else None,
+            id_url("patients.new_assessment", "corrects", patient_id=patient_id),
+            id_url("patients.void_assessment", "assessment_id"),
+            formatter(zone, "%d %b %Y"),
+            formatter(zone, "%d %b"),
+            formatter(zone, "%d %b %Y %H:%M"),
+        )
+
+    def series_row(self, row: SeriesRow) -> Markup:
+        return series_row(row, self)
+
+    def score_row(self, score: ScoreLine) -> Markup:
+        return score_row(score, self)
+
+
+def _signed(infusion, cells: Cells) -> str:
     if infusion.is_signed:
         return (
-            f'{status_tag("Signed", "ok")} {escape(format_datetime(infusion.signed_at, "%d %b"))}'
+            f'{status_tag("Signed", "ok")} {escape(cells.day_month(infusion.signed_at))}'
             f'<br><span class="small">{escape(infusion.signed_by)}</span>'
         )
     if infusion.status in ("discharged", "stopped_early"):
@@ -35,14 +81,14 @@ def _signed(infusion) -> str:
     return '<span class="muted">Not yet</span>'
 
 
-def series_row(row: SeriesRow, session_url: Callable[[int], str] | None) -> Markup:
+def series_row(row: SeriesRow, cells: Cells) -> Markup:
     """A session of the series: its number (a link to it), date, protocol, dose, clinician,
     state, signature, worst flag, adverse events, PHQ-9 before and peak rise."""
     infusion = row.infusion
     number = infusion.series_number
-    if session_url:
-        number = f'<a href="{escape(session_url(infusion.id))}">{number}</a>'
-    when = format_datetime(infusion.started_at or infusion.scheduled_for, "%d %b %Y")
+    if cells.session_url:
+        number = f'<a href="{escape(cells.session_url(infusion.id))}">{number}</a>'
+    when = cells.day(infusion.started_at or infusion.scheduled_for)
     total = "—" if infusion.total_mg is None else escape(f"{infusion.total_mg:g}")
     status = status_tag(infusion.status_label, STATUS_KINDS.get(infusion.status, "neutral"))
     worst = (
@@ -69,7 +115,7 @@ def series_row(row: SeriesRow, session_url: Callable[[int], str] | None) -> Mark
         f'{CELL}<td class="num">{total}</td>\n'
         f"{CELL}<td>{escape(infusion.clinician)}</td>\n"
         f"{CELL}<td>{status}</td>\n"
-        f"{CELL}<td>{_signed(infusion)}</td>\n"
+        f"{CELL}<td>{_signed(infusion, cells)}</td>\n"
         f"{CELL}<td>{worst}</td>\n"
         f"{CELL}<td>{events}</td>\n"
         f'{CELL}<td class="num">{phq9}</td>\n'
@@ -78,15 +124,10 @@ def series_row(row: SeriesRow, session_url: Callable[[int], str] | None) -> Mark
     )
 
 
-def score_row(
-    score: ScoreLine,
-    history: PatientHistory,
-    can_void: Callable[[ScoreLine], bool],
-    correct_url: Callable[[int], str],
-    void_url: Callable[[int], str],
-) -> Markup:
+def score_row(score: ScoreLine, cells: Cells) -> Markup:
     """An outcome score: when, instrument, score, session, who recorded it, its void, flag,
     correction and baseline, and Correct and Void where the viewer may use them."""
+    history = cells.history
     items = ' <span class="small muted">(items)</span>' if score.items else ""
     session = "—"
     if score.infusion_id:
@@ -94,7 +135,7 @@ def score_row(
     notes = ""
     if score.is_voided:
         notes += (
-            f'{status_tag("Voided", "neutral")} {escape(format_datetime(score.voided_at))} by '
+            f'{status_tag("Voided", "neutral")} {escape(cells.stamp(score.voided_at))} by '
             f"{escape(score.voided_by or '?')}: {escape(score.void_reason)}"
         )
     if score.flag_physician:
@@ -109,15 +150,15 @@ def score_row(
     actions = ""
     if score.infusion_id in history.signed_session_ids:
         actions = '<span class="small muted">Locked: session signed</span>'
-    elif not score.is_voided and can_void(score):
+    elif not score.is_voided and cells.can_void(score):
         actions = (
-            f'<a href="{escape(correct_url(score.id))}">Correct</a> · '
-            f'<a href="{escape(void_url(score.id))}">Void</a>'
+            f'<a href="{escape(cells.correct_url(score.id))}">Correct</a> · '
+            f'<a href="{escape(cells.void_url(score.id))}">Void</a>'
         )
     voided = ' class="voided"' if score.is_voided else ""
     return Markup(  # noqa: S704
         f'    <tr id="assessment-{score.id}"{voided}>\n'
-        f"{CELL}<td>{escape(format_datetime(score.taken_at))}</td>\n"
+        f"{CELL}<td>{escape(cells.stamp(score.taken_at))}</td>\n"
         f"{CELL}<td>{escape(score.instrument_label)}{items}</td>\n"
         f'{CELL}<td class="num">{escape(score_label(score.instrument, score.score))}</td>\n'
         f"{CELL}<td>{session}</td>\n"

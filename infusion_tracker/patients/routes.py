@@ -22,7 +22,6 @@ from ..inputs import arg_id, bounded_id, page_number
 from ..models import SEXES, InfusionSession
 from ..permissions import clinician_required
 from ..security import is_safe_next
-from ..templating import id_url
 from ..timeutil import clinic_today, format_datetime, utcnow
 from . import assessments, history, history_cells, services
 from .forms import AssessmentForm, PatientEditForm, PatientForm, PatientSearchForm, VoidForm
@@ -30,9 +29,9 @@ from .page import drawn_page, results_table
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
-# Endpoints another area provides; the patient page links to them once they exist.
+# An endpoint another area provides; the patient page links to it once it exists (and to
+# each session: history_cells.SESSION_ENDPOINT).
 PLAN_ENDPOINT = "infusions.plan"
-SESSION_ENDPOINT = "infusions.detail"
 
 
 def _actor():
@@ -88,22 +87,17 @@ def new():
 def view(patient_id: int):
     def draw() -> tuple[str, str]:
         patient = services.get_patient_or_404(patient_id)
+        series = history.patient_history(patient)
         body = render_template(
             "patients/_view_body.html",
             patient=patient,
-            history=history.patient_history(patient),
+            history=series,
             age=services.age_on(patient.date_of_birth, clinic_today()),
             sexes=SEXES,
-            # Each session's and score's links, by its id.
-            session_url=id_url(SESSION_ENDPOINT, "infusion_id")
-            if SESSION_ENDPOINT in current_app.view_functions
-            else None,
-            correct_url=id_url("patients.new_assessment", "corrects", patient_id=patient.id),
-            void_url=id_url("patients.void_assessment", "assessment_id"),
             can_plan=PLAN_ENDPOINT in current_app.view_functions,
-            series_row=history_cells.series_row,
-            score_row=history_cells.score_row,
-            can_void=lambda a: assessments.can_void(a, current_user),
+            cells=history_cells.Cells.for_page(
+                patient.id, series, lambda score: assessments.can_void(score, current_user)
+            ),
         )
         return patient.full_name, body
 
