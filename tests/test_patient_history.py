@@ -184,6 +184,31 @@ def test_the_patient_page_shows_the_series_and_outcomes(client, login_as, series
     assert scores_table.count('class="voided"') == 2
 
 
+def test_the_series_and_score_rows_escape_what_staff_typed(
+    client, login_as, make_patient, make_protocol, make_infusion, make_staff
+):
+    """The rows are written in Python (patients/history_cells): every text in them is
+    escaped, as the template escaped it."""
+    login_as("np")
+    patient = make_patient()
+    clinician = make_staff("np", full_name="Nia <b>Nurse</b>")
+    make_infusion(patient=patient, protocol=make_protocol(name="K & <i>slow</i>"),
+                  clinician=clinician)
+    db.session.add(Assessment(patient_id=patient.id, instrument="gad7", score=8, taken_at=utcnow(),
+                              recorded_by=clinician, voided_at=utcnow(), voided_by=clinician,
+                              void_reason="wrong <script>x</script> patient"))
+    db.session.commit()
+    page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    for typed in ("<b>Nurse</b>", "<i>slow</i>", "<script>x</script>"):
+        assert typed not in page, typed
+    series_table = page.split('<table class="series-table">')[1].split("</table>")[0]
+    assert "Nia &lt;b&gt;Nurse&lt;/b&gt;, APRN" in series_table
+    assert "K &amp; &lt;i&gt;slow&lt;/i&gt;" in series_table
+    scores_table = page.split('<table class="scores-table">')[1].split("</table>")[0]
+    assert "wrong &lt;script&gt;x&lt;/script&gt; patient" in scores_table
+    assert "by Nia &lt;b&gt;Nurse&lt;/b&gt;, APRN" in scores_table
+
+
 def patient_charts(client, patient) -> tuple[str, str]:
     page = client.get(f"/patients/{patient.id}").get_data(as_text=True)
     return tuple(
