@@ -131,8 +131,12 @@ def text(x, y, words: str, **attrs) -> str:
     return el("text", str(escape(words)), x=x, y=y, **attrs)
 
 
-def tooltip(words: str) -> str | None:
-    return f"<title>{escape(words)}</title>" if words else None
+def tooltip(words: str) -> str:
+    """A mark's tooltip (<title>), "" for none; escaped only when it holds a character to
+    escape (as _attr): a session's chart writes 160."""
+    if not words:
+        return ""
+    return f"<title>{words if _ESCAPED.isdisjoint(words) else escape(words)}</title>"
 
 
 def chart_id(kind: str, title: str) -> str:
@@ -186,13 +190,6 @@ def px(value: float) -> str:
     return written[:-2] if written.endswith(".0") else written
 
 
-def _tip(words: str) -> str:
-    """tooltip(words), escaped only when it holds a character to escape (as _attr)."""
-    if not words:
-        return ""
-    return f"<title>{words if _ESCAPED.isdisjoint(words) else escape(words)}</title>"
-
-
 def _closed(opening: str, tag: str, tip: str) -> str:
     return f"{opening}>{tip}</{tag}>" if tip else f"{opening}/>"
 
@@ -207,22 +204,20 @@ def marker_writer(shape: str, colour: str, cls: str) -> Callable[[float, float, 
 
     Every shape's bounding box is centred on the value, triangles included."""
     paint = f'fill="{_attr(colour)}" stroke="{INK}" stroke-width="0.75" class="{_attr(cls)}"'
+    if shape == "hollow":
+        paint = f'fill="{WHITE}" stroke="{_attr(colour)}" stroke-width="2" class="{_attr(cls)}"'
     if shape in ("circle", "hollow"):
-        if shape == "hollow":
-            paint = (
-                f'fill="{WHITE}" stroke="{_attr(colour)}" stroke-width="2" class="{_attr(cls)}"'
-            )
 
         def circle(x: float, y: float, label: str = "") -> str:
             opening = f'<circle cx="{px(x)}" cy="{px(y)}" r="4" {paint}'
-            return _closed(opening, "circle", _tip(label))
+            return _closed(opening, "circle", tooltip(label))
 
         return circle
     if shape == "square":
 
         def square(x: float, y: float, label: str = "") -> str:
             opening = f'<rect x="{px(x - 3.5)}" y="{px(y - 3.5)}" width="7" height="7" {paint}'
-            return _closed(opening, "rect", _tip(label))
+            return _closed(opening, "rect", tooltip(label))
 
         return square
     if shape == "diamond":
@@ -232,7 +227,7 @@ def marker_writer(shape: str, colour: str, cls: str) -> Callable[[float, float, 
                 f"M{x:.1f} {y - 5:.1f} L{x + 5:.1f} {y:.1f} L{x:.1f} {y + 5:.1f} "
                 f"L{x - 5:.1f} {y:.1f} Z"
             )
-            return _closed(f'<path d="{d}" {paint}', "path", _tip(label))
+            return _closed(f'<path d="{d}" {paint}', "path", tooltip(label))
 
         return diamond
     # Triangles: "down" (systolic, pointing at the diastolic below) and "up" (diastolic).
@@ -243,7 +238,7 @@ def marker_writer(shape: str, colour: str, cls: str) -> Callable[[float, float, 
             f"M{x - 5:.1f} {y + 4.5 * s:.1f} L{x + 5:.1f} {y + 4.5 * s:.1f} "
             f"L{x:.1f} {y - 4.5 * s:.1f} Z"
         )
-        return _closed(f'<path d="{d}" {paint}', "path", _tip(label))
+        return _closed(f'<path d="{d}" {paint}', "path", tooltip(label))
 
     return triangle
 
