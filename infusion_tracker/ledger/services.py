@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cache
 from types import MappingProxyType
 
 import sqlalchemy as sa
@@ -216,21 +215,17 @@ class SessionTotals:
         return self.drawn - self.given - self.wasted
 
 
-@cache
-def _session_totals_statement() -> sa.Select:
-    """Built once (the session page asks on every view; building it cost more than running
-    it, bench/RESULTS.md "Stop 15"); the session is a parameter."""
-    return (
-        sa.select(LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_mcg), sa.func.count())
-        .where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"), effective())
-        .group_by(LedgerEntry.kind)
-    )
+# Every entry of a session, as totals_of takes them: built once, the session a parameter.
+_SESSION_ENTRIES = sa.select(
+    LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount_mcg, LedgerEntry.corrects_id
+).where(LedgerEntry.infusion_id == sa.bindparam("infusion_id"))
 
 
 def totals_of(entries: Iterable) -> SessionTotals:
-    """session_totals from every entry of the session (each with its id, kind, amount_mcg
-    and corrects_id), for a page that lists them anyway: a correction is written against the
-    corrected entry's session (correct_entry), so the session's entries hold every chain."""
+    """A session's totals from every entry of the session (each with its id, kind, amount_mcg
+    and corrects_id), the entries no later one corrects counting: a correction is written
+    against the corrected entry's session (correct_entry), so the session's entries hold every
+    chain. The session page's dose panel passes the entries it lists."""
     entries = list(entries)
     corrected = {entry.corrects_id for entry in entries if entry.corrects_id}
     totals = SessionTotals()
@@ -248,16 +243,7 @@ def totals_of(entries: Iterable) -> SessionTotals:
 
 
 def session_totals(infusion_id: int) -> SessionTotals:
-    rows = db.session.execute(_session_totals_statement(), {"infusion_id": infusion_id})
-    totals = SessionTotals()
-    for kind, amount, number in rows:
-        if kind == "draw":
-            totals.drawn = int(amount)
-        elif kind == "give":
-            totals.given, totals.gives = int(amount), number
-        elif kind == "waste":
-            totals.wasted = int(amount)
-    return totals
+    return totals_of(db.session.execute(_SESSION_ENTRIES, {"infusion_id": infusion_id}))
 
 
 def session_vial(infusion_id: int) -> LedgerVial | None:
