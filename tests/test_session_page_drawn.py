@@ -38,14 +38,17 @@ from tests.test_devices import oru
 # What each view draws afresh: the CSRF token, the forms' submission keys, the time the sign
 # form was opened, and the time the blank reading and adverse-event forms offer.
 PER_VIEW = re.compile(
-    r'(csrf_token" type="hidden" value="|name="csrf_token" value="|data-csrf-token="'
+    r'(csrf_token" type="hidden" value="|csrf_token" value="|data-csrf-token="'
     r'|submission_key" type="hidden" value="|opened_at" type="hidden" value=")[^"]*"'
 )
 FORM_TIMES = re.compile(r'((?:taken_at(?:_default)?|onset_at)"[^>]*? value=)"[^"]*"')
 
 
 def without_per_view(html: str) -> str:
-    return FORM_TIMES.sub(r"\1", PER_VIEW.sub(r"\1", html))
+    masked = FORM_TIMES.sub(r"\1", PER_VIEW.sub(r"\1", html))
+    # A token left unmasked differs between two views a second apart (its time is signed in).
+    assert csrf_token_from(html) not in masked, "a CSRF token the mask missed"
+    return masked
 
 
 def page_at(client, url: str) -> str:
