@@ -13,7 +13,8 @@ class Defaults:
     UNITS = "metric"  # or "us": °F and lb on screen, metric in the database
     ROOMS = ["Room 1", "Room 2", "Room 3", "Room 4", "Room 5", "Room 6"]
 
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # PostgreSQL connections are pinged before use after they lie idle (database.ping_if_idle).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # SQLite: seconds between a worker's checkpoints of the write-ahead log, from a thread
     # (database.checkpoint_forever); None leaves them to SQLite, inside a commit.
     SQLITE_CHECKPOINT_SECONDS: float | None = 1.0

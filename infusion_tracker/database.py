@@ -172,7 +172,8 @@ def engine_options(app: Flask) -> None:
     """SQLite connections are QueuedWrites, and are not pinged before use (a file has no
     server to drop them; the ping was a statement per transaction). A file database is
     checkpointed by a thread when SQLITE_CHECKPOINT_SECONDS is set. PostgreSQL connections'
-    cursors are postgres_cursor.Cursor."""
+    cursors are postgres_cursor.Cursor, and a connection is pinged before use only after
+    it has lain idle (ping_if_idle)."""
     url = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     if url.get_backend_name() == "postgresql":
@@ -183,7 +184,6 @@ def engine_options(app: Flask) -> None:
         seconds = app.config.get("SQLITE_CHECKPOINT_SECONDS")
         if seconds and url.database and url.database != ":memory:":
             _checkpoint_every[os.path.realpath(url.database)] = seconds
-        options.pop("pool_pre_ping", None)
         connect_args = {"factory": QueuedWrites}
     else:
         return
@@ -385,6 +385,41 @@ def _empty_pools_in_child() -> None:
 os.register_at_fork(after_in_child=_empty_pools_in_child)
 
 
+# A pooled PostgreSQL connection returned this recently is used again without a ping: no
+# restart of the server is this quick, so one that outlived a restart has lain idle longer
+# and is pinged (and replaced). SQLAlchemy's pool_pre_ping pinged at every checkout: one
+# round trip in ten of a recorded reading, two in a page view (its audit row's transaction
+# checks out again), under load where every round trip is a switch of process.
+PING_AFTER_IDLE_SECONDS = 0.25
+_RETURNED_AT = "returned_at"
+
+
+def ping_if_idle(engine: Engine):
+    """The pool's checkout hook for `engine`: ping a connection that was returned more than
+    PING_AFTER_IDLE_SECONDS ago. A dead one is replaced (the pool checks out again on
+    DisconnectionError), as with pool_pre_ping."""
+
+    def checkout(dbapi_connection, record, proxy) -> None:
+        if time.monotonic() - record.info.get(_RETURNED_AT, 0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise sa.exc.DisconnectionError(str(error)) from error
+
+    return checkout
+
+
+def note_returned(dbapi_connection, record) -> None:
+    """A connection just made, or returned to the pool, is known to be alive now."""
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         _engines.update(db.engines.values())
+        for engine in db.engines.values():
+            if engine.dialect.name == "postgresql":
+                sa.event.listen(engine, "checkout", ping_if_idle(engine))
+                sa.event.listen(engine, "connect", note_returned)
+                sa.event.listen(engine, "checkin", note_returned)

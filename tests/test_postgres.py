@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from infusion_tracker import audit, create_app
+from infusion_tracker import audit, create_app, database
 from infusion_tracker.auth.services import create_staff
 from infusion_tracker.extensions import db
 from infusion_tracker.models import AuditEvent
@@ -83,6 +83,45 @@ def test_connections_run_without_jit(pg_app):
     assert db.session.execute(sa.text("SHOW jit")).scalar() == "off"
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW jit").scalar() == "off"
+
+
+def one_pooled_backend() -> int:
+    """The pool emptied, then one connection made and returned: the server process behind it."""
+    db.session.remove()
+    db.engine.dispose()
+    with db.engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_unseen(pg_app, pg_url, monkeypatch):
+    """A connection that lay idle in the pool is pinged before use: one the server closed
+    meanwhile (a restart, an administrator) is replaced, and the request never sees it."""
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+    pid = one_pooled_backend()
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as connection:
+        assert connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar()
+    admin.dispose()
+    assert pg_app.test_client().get("/healthz").status_code == 200
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+
+
+def test_a_connection_returned_moments_ago_is_used_without_a_ping(pg_app, monkeypatch):
+    """Under load every connection was returned moments ago: pinging each (pool_pre_ping) was
+    one round trip of a request's ten or so."""
+    pings = []
+    ping = db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 60.0)
+    one_pooled_backend()
+    client = pg_app.test_client()
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    assert pings == []
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert client.get("/healthz").status_code == 200
+    assert pings == [1]
 
 
 def test_a_cursors_description_is_psycopgs_built_when_read(pg_app, rows):
