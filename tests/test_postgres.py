@@ -16,7 +16,7 @@ from infusion_tracker import audit, create_app, database
 from infusion_tracker.auth.services import create_staff
 from infusion_tracker.extensions import db
 from infusion_tracker.models import AuditEvent
-from tests.conftest import PASSWORD, base_config, postgres_reachable
+from tests.conftest import PASSWORD, base_config, login, postgres_reachable
 
 pytestmark = pytest.mark.postgres
 
@@ -93,18 +93,44 @@ def one_pooled_backend() -> int:
         return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
 
 
+def end_backend(pg_url: str, pid: int) -> None:
+    """The server closes that connection, as a restart or an administrator would."""
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as connection:
+        assert connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar()
+    admin.dispose()
+
+
 def test_a_pooled_connection_the_server_closed_is_replaced_unseen(pg_app, pg_url, monkeypatch):
     """A connection that lay idle in the pool is pinged before use: one the server closed
     meanwhile (a restart, an administrator) is replaced, and the request never sees it."""
     monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
     pid = one_pooled_backend()
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as connection:
-        assert connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar()
-    admin.dispose()
+    end_backend(pg_url, pid)
     assert pg_app.test_client().get("/healthz").status_code == 200
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+
+
+def test_a_connection_closed_moments_after_its_use_costs_one_try_again_never_a_500(
+    pg_app, pg_url, rows, monkeypatch
+):
+    """Returned within PING_AFTER_IDLE_SECONDS, a connection is used unpinged: if the server
+    closed it in that moment, the page says nothing was saved, try again (503), and the pool
+    is made anew, so the next view is served."""
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 60.0)
+    client = pg_app.test_client()
+
+    def served(request):  # in an app context of its own, as a served request is
+        with pg_app.app_context():
+            return request()
+
+    assert served(lambda: login(client, "nia")).status_code == 302
+    end_backend(pg_url, one_pooled_backend())
+    refused = served(lambda: client.get("/patients/"))
+    assert refused.status_code == 503
+    assert "Nothing was saved; try again." in refused.get_data(as_text=True)
+    assert served(lambda: client.get("/patients/")).status_code == 200
 
 
 def test_a_connection_returned_moments_ago_is_used_without_a_ping(pg_app, monkeypatch):
