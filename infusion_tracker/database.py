@@ -387,9 +387,10 @@ os.register_at_fork(after_in_child=_empty_pools_in_child)
 
 # A pooled PostgreSQL connection returned this recently is used again without a ping: no
 # restart of the server is this quick, so one that outlived a restart has lain idle longer
-# and is pinged (and replaced). SQLAlchemy's pool_pre_ping pinged at every checkout: one
-# round trip in ten of a recorded reading, two in a page view (its audit row's transaction
-# checks out again), under load where every round trip is a switch of process.
+# and is pinged (and replaced). One the server ends within this moment (an administrator)
+# costs its view a 503, nothing saved, and the pool is made anew (tests/test_postgres.py).
+# SQLAlchemy's pool_pre_ping pinged at every checkout: one round trip in ten of a recorded
+# reading, two in a page view (its audit row's transaction checks out again).
 PING_AFTER_IDLE_SECONDS = 0.25
 _RETURNED_AT = "returned_at"
 
