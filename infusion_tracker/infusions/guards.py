@@ -37,7 +37,7 @@ CHILD_ROWS = ("readings", "events", "adverse_events", "assessments", "addenda")
 _LOCKED = "locked_infusions"
 
 
-# The session with its protocol (lock, read). Built once: building the statement and its
+# The session with its protocol (lock). Built once: building the statement and its
 # options on each call cost as much as the read itself.
 _WITH_PROTOCOL = (
     sa.select(InfusionSession)
@@ -70,15 +70,6 @@ def lock(infusion_id: int) -> InfusionSession | None:
         if not held or held[0] is not transaction:
             held = db.session.info[_LOCKED] = (transaction, set())
         held[1].add(infusion_id)
-    return infusion
-
-
-def read(infusion_id: int) -> InfusionSession:
-    """The session with its protocol, read but not locked (404 if there is none): for a write
-    that lands only on the version read (new_version, readings.chart_reading)."""
-    infusion = db.session.scalar(_WITH_PROTOCOL, {"infusion_id": infusion_id})
-    if infusion is None:
-        abort(404)
     return infusion
 
 

@@ -8,10 +8,12 @@ reading it never saw.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import make_transient_to_detached
+from flask import abort
+from sqlalchemy.orm import aliased, contains_eager, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit, clinical
@@ -55,30 +57,77 @@ def ensure_first_post(model, infusion: InfusionSession, key: str | None) -> None
     first."""
     if not key:
         return
-    earlier = db.session.scalar(sa.select(model).where(model.submission_key == key))
+    _refuse_repeat(infusion, db.session.scalar(sa.select(model).where(model.submission_key == key)))
+
+
+def _refuse_repeat(infusion: InfusionSession, earlier) -> None:
+    """`earlier`, the row stored from the same form, if any, makes this post a repeat."""
     if earlier is not None and earlier.infusion_id == infusion.id:
         raise AlreadyRecorded(earlier)
     if earlier is not None:
         raise RuleError("This form belongs to another session; reload the page.")
 
 
-# The phase a literal, as in models.BASELINE: PostgreSQL's plan kept for any values then
-# matches the partial index (SQLite's matches a bound value too).
-LATEST_BASELINE = (
-    sa.select(Reading)
-    .where(
-        Reading.infusion_id == sa.bindparam("infusion_id"),
-        Reading.phase == sa.literal_column("'baseline'"),
-        Reading.voided_at.is_(None),
+def _latest_baseline(column, infusion_id):
+    """The newest baseline-phase reading of a session not voided (`column` of it). The phase
+    a literal, as in models.BASELINE: PostgreSQL's plan kept for any values then matches the
+    partial index (SQLite's matches a bound value too)."""
+    return (
+        sa.select(column)
+        .where(
+            Reading.infusion_id == infusion_id,
+            Reading.phase == sa.literal_column("'baseline'"),
+            Reading.voided_at.is_(None),
+        )
+        .order_by(Reading.taken_at.desc(), Reading.id.desc())
+        .limit(1)
     )
-    .order_by(Reading.taken_at.desc(), Reading.id.desc())
-    .limit(1)
-)
+
+
+LATEST_BASELINE = _latest_baseline(Reading, sa.bindparam("infusion_id"))
 
 
 def latest_baseline(infusion: InfusionSession) -> Reading | None:
     """The newest baseline-phase reading not voided: the reference for deltas and the gate."""
     return db.session.scalar(LATEST_BASELINE, {"infusion_id": infusion.id})
+
+
+@dataclass(frozen=True)
+class ChartingRead:
+    """What a reading posted to a session is checked against, read unlocked in one statement
+    (read_for_charting): the session with its protocol, its latest baseline, and the reading
+    stored from the same form (its key), if any."""
+
+    infusion: InfusionSession
+    key: str | None
+    baseline: Reading | None
+    earlier: Reading | None
+
+
+_BASELINE = aliased(Reading, name="baseline")
+_EARLIER = aliased(Reading, name="earlier")
+_LATEST_BASELINE_ID = (
+    _latest_baseline(Reading.id, InfusionSession.id).correlate(InfusionSession).scalar_subquery()
+)
+_FOR_CHARTING = (
+    sa.select(InfusionSession, _BASELINE, _EARLIER)
+    .join(InfusionSession.protocol)
+    .outerjoin(_BASELINE, _BASELINE.id == _LATEST_BASELINE_ID)
+    .outerjoin(_EARLIER, _EARLIER.submission_key == sa.bindparam("key"))
+    .where(InfusionSession.id == sa.bindparam("infusion_id"))
+    .options(contains_eager(InfusionSession.protocol))
+)
+
+
+def read_for_charting(infusion_id: int, key: str | None) -> ChartingRead:
+    """The session (404 if there is none) and what its reading from the form with `key` is
+    checked against, read but not locked: one statement where guards.read, the posted-before
+    check and latest_baseline were three (a recording's Python calls and round trips)."""
+    row = db.session.execute(_FOR_CHARTING, {"infusion_id": infusion_id, "key": key}).first()
+    if row is None:
+        abort(404)
+    infusion, baseline, earlier = row
+    return ChartingRead(infusion, key, baseline, earlier)
 
 
 def chart_refusal(infusion: InfusionSession) -> str | None:
@@ -188,16 +237,17 @@ def _new_reading(
     data: dict,
     actor: Staff,
     now: datetime,
+    reference: Reading | None,
     submission_key: str | None = None,
 ) -> Reading:
-    """Validate (tier 1) and assess (tiers 2–3, NEWS2) a reading: not yet added, no audit row."""
+    """Validate (tier 1) and assess (tiers 2–3, NEWS2) a reading against `reference`, the
+    session's latest baseline: not yet added, no audit row."""
     problems = _problems(infusion, data, now)
     if problems:
         raise ReadingRefused(problems)
     values = _typed({name: data.get(name) for name in clinical.VITAL_FIELDS})
     # A baseline reading is its own reference for deltas; its rhythm still compares with an
     # earlier baseline, so known AF is not "new onset" at every repeat.
-    reference = latest_baseline(infusion)
     assessment = clinical.assess_reading(
         values,
         clinical.Limits.from_dict(infusion.protocol.limits),
@@ -243,19 +293,21 @@ def record_reading(
     return _added(infusion, *checked, actor)
 
 
-def chart_reading(infusion: InfusionSession, data: dict, actor: Staff) -> Reading:
+def chart_reading(read: ChartingRead, data: dict, actor: Staff) -> Reading:
     """Chart the reading a clinician posted from the session page, as record_reading does,
     but holding the write lock (SQLite's; the session's row on PostgreSQL) for its writes.
 
-    What the reading is checked against (the session, `infusion` as this request read it;
-    its latest baseline and reading; the form's key) is read and checked without the lock.
+    What the reading is checked against (`read`: the session as this request read it, its
+    latest baseline, the reading from the same form; and its latest reading) is read and
+    checked without the lock.
     Then the session's new version is written, naming the version read
     (guards.new_version). Every change to a session or its rows makes a new version
     (guards.begin_row_change; tests/conftest.py checks it), so if that lands, nothing the
     reading was checked against has changed. If it does not, another write came first:
     holding the lock now, all is read and checked again. SQLite's lock held 2.6 -> 1.1 ms a
     reading, one client (bench/RESULTS.md, Stop 29)."""
-    checked = _checked(infusion, data, actor, utcnow())
+    infusion = read.infusion
+    checked = _checked(infusion, data, actor, utcnow(), read)
     if not guards.new_version(infusion, actor.id):
         infusion = guards.lock(infusion.id)
         checked = _checked(infusion, data, actor, utcnow())
@@ -269,13 +321,24 @@ def _new_version_locked(infusion: InfusionSession, actor: Staff) -> None:
 
 
 def _checked(
-    infusion: InfusionSession, data: dict, actor: Staff, now: datetime
+    infusion: InfusionSession,
+    data: dict,
+    actor: Staff,
+    now: datetime,
+    read: ChartingRead | None = None,
 ) -> tuple[Reading, dict | None]:
     """The reading `data` makes on this session, checked and assessed but not yet added
     (refused: ReadingRefused, RuleError; posted before: AlreadyRecorded), and what it
-    carried over from the last reading, if anything."""
+    carried over from the last reading, if anything. Against `read` if it was read for this
+    form's key, else against what is read now."""
     key = data.get("submission_key")
-    ensure_first_post(Reading, infusion, key)
+    if read is not None and read.key == key:
+        if key:
+            _refuse_repeat(infusion, read.earlier)
+        baseline = read.baseline
+    else:
+        ensure_first_post(Reading, infusion, key)
+        baseline = latest_baseline(infusion)
     ensure_chartable(infusion)
     # No time given: the reading is stamped the moment it is saved.
     data = {**data, "taken_at": data.get("taken_at") or now}
@@ -289,7 +352,7 @@ def _checked(
             }
         )
     data, carried = carry_over(infusion, data)
-    reading = _new_reading(infusion, data, actor, now, key or None)
+    reading = _new_reading(infusion, data, actor, now, baseline, key or None)
     carried_from = (
         {"reading": data["carry_from"], "fields": sorted(carried)} if carried else None
     )
@@ -365,7 +428,7 @@ def correct_reading(
     now = now or utcnow()
     _void(reading, actor, "corrected", now)
     db.session.flush()  # the old one is out of "latest baseline" before the new one is assessed
-    new = _new_reading(infusion, data, actor, now)
+    new = _new_reading(infusion, data, actor, now, latest_baseline(infusion))
     new.corrects_id = reading.id
     db.session.add(new)
     if new.severity == "critical" and reading.critical_action:

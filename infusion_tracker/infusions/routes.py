@@ -318,13 +318,13 @@ def record_reading(infusion_id: int):
     form = ReadingForm(prefix=page.READING_PREFIX, units_system=current_app.config["UNITS"])
     # Read, not locked: a form with a mistake in it never waits for another writer (nor
     # holds SQLite's lock), and a correct one only for its writes (chart_reading).
-    infusion = guards.read(infusion_id)
-    reading_services.ensure_chartable(infusion)
+    read = reading_services.read_for_charting(infusion_id, form.posted_key())
+    reading_services.ensure_chartable(read.infusion)
     if not form.validate():
         return page.render_session_page(infusion_id, 422, reading_form=form)
     with refusals_on(form):
         try:
-            reading = reading_services.chart_reading(infusion, form.to_values(), _actor())
+            reading = reading_services.chart_reading(read, form.to_values(), _actor())
         except reading_services.AlreadyRecorded as repeat:
             when = format_time(repeat.row.taken_at)  # as the readings table lists it
             flash(f"This reading was already recorded at {when}.", "warning")
