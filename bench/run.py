@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import secrets
 import socket
 import sqlite3
 import statistics
@@ -104,7 +105,9 @@ def reading_bodies(manifest: dict, token: str) -> list[tuple[str, str]]:
     """POST paths and form bodies: a plausible reading for each open session on the board,
     eight rounds of the sessions. Round by round, as clinicians at different bedsides chart:
     one session's eight in a row had the writers charting the same session at once, most of
-    the time (Stop 29: 60-65 % of readings found the session's version moved meanwhile)."""
+    the time (Stop 29: 60-65 % of readings found the session's version moved meanwhile).
+    Each post is given a form key of its own as it is sent (with_form_key; bench/wrk.lua),
+    as each form the page draws has: the same key again would record nothing."""
     taken_at = manifest["taken_at"]
     rng = random.Random(1)
     lines = []
@@ -429,8 +432,19 @@ def first_request(client, page: str, manifest: dict) -> tuple[str, str, str]:
     return requests_for(page, manifest, token)[0]
 
 
+FORM_KEY_FIELD = "reading-submission_key"
+
+
+def with_form_key(method: str, body: str) -> str:
+    """A reading form's body with a key of its own (ReadingForm.submission_key)."""
+    if method != "POST":
+        return body
+    return f"{body}&{FORM_KEY_FIELD}={secrets.token_urlsafe(12)}"
+
+
 def send(client, page: str, request: tuple[str, str, str]):
     method, path, body = request
+    body = with_form_key(method, body)
     response = client.open(
         path, method=method, data=body or None, content_type="application/x-www-form-urlencoded"
     )
@@ -649,7 +663,7 @@ def one_client_p50(
         browser = Browser(port)
         browser.cookie = cookie
         begun = time.perf_counter()
-        status, location, _ = browser.request(method, path, body or None)
+        status, location, _ = browser.request(method, path, with_form_key(method, body) or None)
         timings.append((time.perf_counter() - begun) * 1000)
         if status != expected:
             raise RuntimeError(f"{method} {path} answered {status} {location}")

@@ -19,6 +19,8 @@ local lines = {}
 local position = 1
 local cookie = ""
 local posts = false
+local sent = 0
+local started = os.time()
 expected = 200
 unexpected = 0
 
@@ -46,7 +48,11 @@ function request()
   if cookie ~= "" then headers["Cookie"] = cookie end
   if method == "POST" then
     headers["Content-Type"] = "application/x-www-form-urlencoded"
-    body = lines[position][3]
+    -- Each post a form key of its own, as each form the page draws has (the same key again
+    -- records nothing): the run's start, the thread and the post's number.
+    sent = sent + 1
+    body = string.format("%s&reading-submission_key=w%x-%d-%d", lines[position][3], started,
+                         thread_number, sent)
   end
   return wrk.format(method, path, headers, body)
 end
