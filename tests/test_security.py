@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from flask import abort
+from flask.sessions import SecureCookieSessionInterface
 
 from infusion_tracker.extensions import db
 from infusion_tracker.models import AuditEvent
@@ -84,6 +85,26 @@ def test_deactivation_ends_the_users_sessions(app, client, make_staff):
     # Reactivating does not bring the old session back.
     client.post(f"/admin/staff/{nurse.id}/reactivate")
     assert sent_to_login(replay(app, cookie))
+
+
+# --- The session cookie ------------------------------------------------------------------------
+
+
+def test_a_cookie_written_before_by_flasks_tagged_json_is_still_read(app, client, login_as):
+    """A browser signed in before the cookie was written in orjson (security.SessionJSON) stays
+    signed in, and the message it had waiting (a pair, which Flask's JSON tagged) is shown."""
+    login_as("np")
+    with client.session_transaction() as session:
+        value = {**session, "_flashes": [("success", "Reading at 10:05 recorded.")]}
+    flasks_own = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert '{" t"' in flasks_own.serializer.dumps(value)
+    client.set_cookie("session", flasks_own.dumps(value))
+    response = client.get(SIGNED_IN_PAGE)
+    assert response.status_code == 200
+    assert (
+        '<div class="flash flash--success" role="status">Reading at 10:05 recorded.</div>'
+        in response.get_data(as_text=True)
+    )
 
 
 # --- Idle and absolute limits ------------------------------------------------------------------
