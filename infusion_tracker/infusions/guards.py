@@ -37,15 +37,14 @@ CHILD_ROWS = ("readings", "events", "adverse_events", "assessments", "addenda")
 _LOCKED = "locked_infusions"
 
 
-# The session with its protocol (lock). Built once: building the statement and its
-# options on each call cost as much as the read itself.
-_WITH_PROTOCOL = (
+# The session with its protocol, locked and read afresh. Built once: building the statement
+# and its options on each call cost as much as the read itself.
+_LOCK = (
     sa.select(InfusionSession)
     .where(InfusionSession.id == sa.bindparam("infusion_id"))
     .options(joinedload(InfusionSession.protocol, innerjoin=True))
-)
-_LOCK = _WITH_PROTOCOL.with_for_update(key_share=True, of=InfusionSession).execution_options(
-    populate_existing=True
+    .with_for_update(key_share=True, of=InfusionSession)
+    .execution_options(populate_existing=True)
 )
 
 
