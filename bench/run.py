@@ -101,13 +101,17 @@ def clinic_now_text(url: str) -> str:
 PHASE_FOR = {"checked_in": "baseline", "infusing": "infusion", "paused": "infusion"}
 
 
+FORM_KEY_FIELD = "reading-submission_key"
+
+
 def reading_bodies(manifest: dict, token: str) -> list[tuple[str, str]]:
     """POST paths and form bodies: a plausible reading for each open session on the board,
     eight rounds of the sessions. Round by round, as clinicians at different bedsides chart:
     one session's eight in a row had the writers charting the same session at once, most of
     the time (Stop 29: 60-65 % of readings found the session's version moved meanwhile).
-    Each post is given a form key of its own as it is sent (with_form_key; bench/wrk.lua),
-    as each form the page draws has: the same key again would record nothing."""
+    Each body ends with the form key's field, its value given as the post is sent
+    (with_form_key; bench/wrk.lua), one of its own, as each form the page draws has: the
+    same key again would record nothing."""
     taken_at = manifest["taken_at"]
     rng = random.Random(1)
     lines = []
@@ -127,6 +131,7 @@ def reading_bodies(manifest: dict, token: str) -> list[tuple[str, str]]:
                 "reading-avpu": "A",
                 "reading-moaas": rng.choice((4, 5)),
                 "reading-note": "",
+                FORM_KEY_FIELD: "",  # its value added as each post is sent (with_form_key)
             }
             lines.append((f"/infusions/{infusion_id}/readings", urlencode(form)))
     return lines
@@ -432,14 +437,12 @@ def first_request(client, page: str, manifest: dict) -> tuple[str, str, str]:
     return requests_for(page, manifest, token)[0]
 
 
-FORM_KEY_FIELD = "reading-submission_key"
-
-
 def with_form_key(method: str, body: str) -> str:
-    """A reading form's body with a key of its own (ReadingForm.submission_key)."""
+    """A reading form's body (ending with its key's field) with a key of its own
+    (ReadingForm.submission_key)."""
     if method != "POST":
         return body
-    return f"{body}&{FORM_KEY_FIELD}={secrets.token_urlsafe(12)}"
+    return body + secrets.token_urlsafe(12)
 
 
 def send(client, page: str, request: tuple[str, str, str]):

@@ -48,11 +48,11 @@ function request()
   if cookie ~= "" then headers["Cookie"] = cookie end
   if method == "POST" then
     headers["Content-Type"] = "application/x-www-form-urlencoded"
-    -- Each post a form key of its own, as each form the page draws has (the same key again
-    -- records nothing): the run's start, the thread and the post's number.
+    -- The body ends with the form key's field: each post a key of its own, as each form the
+    -- page draws has (the same key again records nothing): the run's start, the thread and
+    -- the post's number.
     sent = sent + 1
-    body = string.format("%s&reading-submission_key=w%x-%d-%d", lines[position][3], started,
-                         thread_number, sent)
+    body = string.format("%sw%x-%d-%d", lines[position][3], started, thread_number, sent)
   end
   return wrk.format(method, path, headers, body)
 end
