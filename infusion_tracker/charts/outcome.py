@@ -183,7 +183,7 @@ def render(plot: OutcomePlot) -> Markup:
         16,
         [(marker(s.shape, 0, 0, s.colour, "legend-mark"), s.name) for s in plot.series],
     )
-    body += gridlines(plot.grid, plot.scale, box)
+    body.append(gridlines(plot.grid, plot.scale, box))
     body.append(axis_title(12, box.top, box.bottom, "Score"))
     body += axes(box)
     body += x_ticks(plot.ticks, box.bottom, "tick tick--date")

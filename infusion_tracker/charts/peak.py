@@ -140,6 +140,10 @@ def _bar(plot: PeakPlot, bar: Bar) -> list[str]:
     return parts
 
 
+def _signed(rise: int) -> str:
+    return f"{rise:+g}" if rise else "0"
+
+
 def render(plot: PeakPlot) -> Markup:
     box = plot.box
     body = legend(
@@ -165,7 +169,7 @@ def render(plot: PeakPlot) -> Markup:
             ),
         ],
     )
-    body += gridlines(plot.grid, plot.scale, box, label=lambda v: f"{v:+g}" if v else "0")
+    body.append(gridlines(plot.grid, plot.scale, box, _signed))
     body.append(el("line", x1=box.left, x2=box.left, y1=box.top, y2=box.bottom, stroke=INK))
     for bar in plot.bars:
         body += _bar(plot, bar)

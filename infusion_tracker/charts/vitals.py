@@ -315,8 +315,9 @@ def _desc(
 # --- Rendering: positions to SVG -------------------------------------------------------------
 
 
-def _legend() -> list[str]:
-    return legend(
+# The same on every chart: written once.
+_LEGEND = "".join(
+    legend(
         58,
         16,
         [
@@ -332,14 +333,17 @@ def _legend() -> list[str]:
             ),
         ],
     )
+)
 
 
 def _frame(plot: VitalsPlot) -> list[str]:
     """Grids, axis titles, axis lines and time ticks of both panels."""
     main, spo2 = plot.main_box, plot.spo2_box
-    parts = gridlines(plot.main_grid, plot.main, main)
-    parts.append(axis_title(14, main.top, main.bottom, "mmHg / bpm"))
-    parts += gridlines(plot.spo2_grid, plot.spo2, spo2)
+    parts = [
+        gridlines(plot.main_grid, plot.main, main),
+        axis_title(14, main.top, main.bottom, "mmHg / bpm"),
+        gridlines(plot.spo2_grid, plot.spo2, spo2),
+    ]
     parts.append(axis_title(14, spo2.top, spo2.bottom, "SpO2 %"))
     for x1, y1, x2, y2 in (
         (main.left, main.top, main.left, main.bottom),
@@ -420,7 +424,7 @@ def _flag(plot: VitalsPlot, flag: PlacedFlag) -> str:
 
 
 def render(plot: VitalsPlot) -> Markup:
-    body = _legend() + _frame(plot)
+    body = [_LEGEND, *_frame(plot)]
     body += [_event(plot, event) for event in plot.events]
     # Series: BP bars, then lines, then markers on top.
     body += [_bp_bar(x, y1, y2) for x, y1, y2 in plot.bars]
