@@ -203,13 +203,11 @@ class Patient(db.Model):
         sa.String(NAME_KEY_LENGTH),
         default=_name_key_default("first_name"),
         server_default="",
-        index=True,
     )
     last_name_key: Mapped[str] = mapped_column(
         sa.String(NAME_KEY_LENGTH),
         default=_name_key_default("last_name"),
         server_default="",
-        index=True,
     )
     date_of_birth: Mapped[date] = mapped_column(sa.Date, index=True)
     sex: Mapped[str] = mapped_column(sa.String(10))
@@ -236,6 +234,17 @@ class Patient(db.Model):
         sa.CheckConstraint(sql_in("indication", INDICATIONS), name="indication"),
         # The list's order (and a name search's), read from the index rather than sorted.
         sa.Index("ix_patient_name_order", "last_name", "first_name", "id"),
+        # A name search's two ranges, each with what it checks (both keys, active) and sorts
+        # by (the names, id): a page of the matches is chosen from the index alone, their rows
+        # not read (patients/services._name_search).
+        sa.Index(
+            "ix_patient_first_name_search",
+            "first_name_key", "last_name_key", "last_name", "first_name", "active", "id",
+        ),
+        sa.Index(
+            "ix_patient_last_name_search",
+            "last_name_key", "first_name_key", "last_name", "first_name", "active", "id",
+        ),
     )
     __mapper_args__ = {"version_id_col": version}
 

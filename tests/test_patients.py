@@ -352,6 +352,14 @@ def test_search_is_answered_from_indexes(app):
     for text in ("lop", "maria lopez", "IT-0001", "lopez, IT-0001", "1980-05-17"):
         details = plan(text)
         assert not [line for line in details if line.startswith("SCAN patient")], (text, details)
+    # A name's matches are checked and sorted in the indexes of its two ranges: only the
+    # page's rows are read, however many patients three letters match (Stop 37).
+    for text in ("lop", "maria lopez"):
+        details = plan(text)
+        for index in ("ix_patient_first_name_search", "ix_patient_last_name_search"):
+            assert [line for line in details if f"USING COVERING INDEX {index} " in line], details
+        by_row = [n for n, line in enumerate(details) if "INTEGER PRIMARY KEY" in line]
+        assert len(by_row) == 1 and details[by_row[0] - 1] == "SCAN page", details
     # The whole list is read in its order from an index: no sort of every patient.
     assert plan("") == ["SCAN patient USING INDEX ix_patient_name_order"]
 

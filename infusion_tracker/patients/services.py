@@ -332,30 +332,55 @@ RESULT_COLUMNS = (
 def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Select, sa.Select]:
     """A page of this shape of search (rows of RESULT_COLUMNS) and its count, which stops
     at paginate's `count_limit` (paging.prepared)."""
-    query = sa.select(*RESULT_COLUMNS)
+    shown = [] if include_archived else [Patient.active.is_(True)]
+    if kind == "words":
+        return _name_search(words, shown)
+    query = sa.select(*RESULT_COLUMNS).where(*shown)
     if kind == "born":
         query = query.where(Patient.date_of_birth == sa.bindparam("born"))
     elif kind == "mrn":
         query = query.where(_starts_with(Patient.mrn, "mrn"))
-    elif kind == "words":
-        mrn = _starts_with(Patient.mrn, "mrn")
-        # The candidates come from three index ranges (the MRN, and the longest word as a
-        # first or a last name); every word is then checked on them.
-        candidates = sa.union(
-            sa.select(Patient.id).where(mrn),
-            sa.select(Patient.id).where(_starts_with(Patient.first_name_key, "longest")),
-            sa.select(Patient.id).where(_starts_with(Patient.last_name_key, "longest")),
-        )
-        names = [
-            sa.or_(
-                _starts_with(Patient.first_name_key, f"word{number}"),
-                _starts_with(Patient.last_name_key, f"word{number}"),
-            )
-            for number in range(words)
-        ]
-        query = query.where(Patient.id.in_(candidates), sa.or_(mrn, sa.and_(*names)))
-    if not include_archived:
-        query = query.where(Patient.active.is_(True))
     return paging.prepared(
         query.order_by(Patient.last_name, Patient.first_name, Patient.id), capped=True
     )
+
+
+def _name_search(words: int, shown: list) -> tuple[sa.Select, sa.Select]:
+    """_search_shape of words typed: the matches come from three index ranges (the MRN, and
+    the longest word as a first or a last name), every word checked on them; a page of them
+    is chosen by name, and only its rows are read.
+
+    The name ranges are read from indexes that also hold the names the page is sorted by
+    (ix_patient_first_name_search, ix_patient_last_name_search): three letters of a name match
+    ten times the patients at `chain` (525), whose rows, read to sort them, had been most of
+    the statement on SQLite (bench/RESULTS.md, Stop 37)."""
+    names = [
+        sa.or_(
+            _starts_with(Patient.first_name_key, f"word{number}"),
+            _starts_with(Patient.last_name_key, f"word{number}"),
+        )
+        for number in range(words)
+    ]
+
+    def matching(*where) -> sa.Select:
+        return sa.select(Patient.id, Patient.last_name, Patient.first_name).where(*where, *shown)
+
+    matches = sa.union(
+        matching(_starts_with(Patient.mrn, "mrn")),
+        matching(_starts_with(Patient.first_name_key, "longest"), *names),
+        matching(_starts_with(Patient.last_name_key, "longest"), *names),
+    )
+    found = matches.selected_columns
+    page = (
+        matches.order_by(found.last_name, found.first_name, found.id)
+        .limit(paging.LIMIT)
+        .offset(paging.OFFSET)
+        .subquery("page")
+    )
+    rows = (
+        sa.select(*RESULT_COLUMNS)
+        .join(page, page.c.id == Patient.id)
+        .order_by(page.c.last_name, page.c.first_name, page.c.id)
+    )
+    counted = sa.select(sa.func.count()).select_from(matches.limit(paging.CAP).subquery())
+    return rows, counted
