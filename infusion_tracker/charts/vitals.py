@@ -343,8 +343,8 @@ def _frame(plot: VitalsPlot) -> list[str]:
         gridlines(plot.main_grid, plot.main, main),
         axis_title(14, main.top, main.bottom, "mmHg / bpm"),
         gridlines(plot.spo2_grid, plot.spo2, spo2),
+        axis_title(14, spo2.top, spo2.bottom, "SpO2 %"),
     ]
-    parts.append(axis_title(14, spo2.top, spo2.bottom, "SpO2 %"))
     for x1, y1, x2, y2 in (
         (main.left, main.top, main.left, main.bottom),
         (spo2.left, spo2.top, spo2.left, spo2.bottom),

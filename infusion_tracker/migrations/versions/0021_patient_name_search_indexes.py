@@ -17,7 +17,9 @@ down_revision = "0020_reading_critical_index"
 branch_labels = None
 depends_on = None
 
-SORTED_BY = ["last_name", "first_name", "active", "id"]
+# After the two keys: what the search also reads from the index (whether the patient is
+# archived, and the names and id its page is sorted by).
+ALSO_HELD = ["last_name", "first_name", "active", "id"]
 
 
 def upgrade():
@@ -25,10 +27,10 @@ def upgrade():
         batch_op.drop_index("ix_patient_first_name_key")
         batch_op.drop_index("ix_patient_last_name_key")
         batch_op.create_index(
-            "ix_patient_first_name_search", ["first_name_key", "last_name_key", *SORTED_BY]
+            "ix_patient_first_name_search", ["first_name_key", "last_name_key", *ALSO_HELD]
         )
         batch_op.create_index(
-            "ix_patient_last_name_search", ["last_name_key", "first_name_key", *SORTED_BY]
+            "ix_patient_last_name_search", ["last_name_key", "first_name_key", *ALSO_HELD]
         )
 
 
