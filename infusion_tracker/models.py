@@ -186,6 +186,11 @@ def name_key(name: str | None) -> str:
     return "".join(char for char in folded if char.isalnum())[:NAME_KEY_LENGTH]
 
 
+# After a name search's two keys, what its indexes also hold: whether the patient is
+# archived, and the names and id a page of matches is sorted by.
+_NAME_SEARCH_HELD = ("last_name", "first_name", "active", "id")
+
+
 def _name_key_default(column: str):
     """The key as an insert's default, for inserts that bypass the ORM (bulk loads)."""
     return lambda context: name_key(context.get_current_parameters().get(column))
@@ -238,12 +243,10 @@ class Patient(db.Model):
         # by (the names, id): a page of the matches is chosen from the index alone, their rows
         # not read (patients/services._name_search).
         sa.Index(
-            "ix_patient_first_name_search",
-            "first_name_key", "last_name_key", "last_name", "first_name", "active", "id",
+            "ix_patient_first_name_search", "first_name_key", "last_name_key", *_NAME_SEARCH_HELD
         ),
         sa.Index(
-            "ix_patient_last_name_search",
-            "last_name_key", "first_name_key", "last_name", "first_name", "active", "id",
+            "ix_patient_last_name_search", "last_name_key", "first_name_key", *_NAME_SEARCH_HELD
         ),
     )
     __mapper_args__ = {"version_id_col": version}

@@ -244,8 +244,9 @@ class SearchProblem(ValueError):
 
 @dataclass(frozen=True)
 class Search:
-    """A patient search: its statements (a page of it, and its count: paging.prepared), the
-    same for every search of its shape and so built once, and the values typed."""
+    """A patient search: its statements (a page of it, and its count, as paging.prepared
+    makes them), the same for every search of its shape and so built once, and the values
+    typed."""
 
     rows: sa.Select
     counted: sa.Select
@@ -331,7 +332,7 @@ RESULT_COLUMNS = (
 @lru_cache(maxsize=64)
 def _search_shape(kind: str, words: int, include_archived: bool) -> tuple[sa.Select, sa.Select]:
     """A page of this shape of search (rows of RESULT_COLUMNS) and its count, which stops
-    at paginate's `count_limit` (paging.prepared)."""
+    at paginate's `count_limit` (paging.prepared; a name's, _name_search)."""
     shown = [] if include_archived else [Patient.active.is_(True)]
     if kind == "words":
         return _name_search(words, shown)
