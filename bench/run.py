@@ -37,6 +37,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import cores  # noqa: E402
+
 SECRET_KEY = "bench-only-secret-key-not-for-production"  # noqa: S105
 # The audit chain's key, fixed so a dataset verifies whichever checkout runs the harness (the
 # app would otherwise generate one into that checkout's instance/). AUDIT_KEY in the
@@ -559,8 +561,7 @@ class Server:
     def worker_rss_mb(self) -> list[float]:
         """Resident memory of each worker (the master's children)."""
         sizes = []
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        for pid in children.read_text().split():
+        for pid in cores.children(self.process.pid):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     sizes.append(round(int(line.split()[1]) / 1024, 1))
@@ -573,13 +574,22 @@ class Server:
 
 
 def run_wrk(
-    port: int, lines: list[tuple[str, str, str]], cookie: str, expected: int, args, workdir: Path
+    port: int,
+    lines: list[tuple[str, str, str]],
+    cookie: str,
+    expected: int,
+    args,
+    workdir: Path,
+    server_pid: int | None = None,
 ) -> dict:
+    """wrk's figures; with `server_pid` (the gunicorn master), also where the cores went while
+    it ran (bench/cores.py)."""
     request_file = workdir / "requests.tsv"
     with request_file.open("w") as handle:
         handle.write(f"COOKIE\t{cookie}\n")
         for method, path, body in lines:
             handle.write(f"{method}\t{path}\t{body}\n")
+    before = cores.snapshot(server_pid) if server_pid else None
     result = subprocess.run(  # noqa: S603 (wrk with our own arguments)
         [
             "/usr/bin/wrk",
@@ -612,6 +622,7 @@ def run_wrk(
     socket_errors = sum(
         raw[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
     )
+    use = cores.core_use(before, cores.snapshot(server_pid), raw["requests"]) if before else None
     return {
         "requests": raw["requests"],
         "rps": raw["requests"] / seconds,
@@ -626,6 +637,7 @@ def run_wrk(
         },
         "unexpected_status": raw["unexpected_status"],
         "wrk_bytes_per_response": raw["bytes"] / max(raw["requests"], 1),
+        "core_use": use,
     }
 
 
@@ -685,7 +697,9 @@ def measure(args, url: str, manifest: dict, pages: list[str], queries: dict) -> 
     beside_args = argparse.Namespace(**{**vars(args), "duration": max(2, args.duration // 2)})
     try:
         hello_lines = requests_for("hello", manifest)
-        results["hello"] = run_wrk(hello.port, hello_lines, "", 200, args, workdir)
+        results["hello"] = run_wrk(
+            hello.port, hello_lines, "", 200, args, workdir, hello.process.pid
+        )
         results["hello"]["one_client_p50_ms"], _ = one_client_p50(
             hello.port, "", hello_lines, 200, args.one_client_seconds
         )
@@ -721,7 +735,9 @@ def measure(args, url: str, manifest: dict, pages: list[str], queries: dict) -> 
             # (by 45 % on one), the page's ratio to the hello beside it holds where its ratio to
             # the run's hello moves with the drift.
             beside = run_wrk(hello.port, hello_lines, "", 200, beside_args, workdir)["rps"]
-            result = run_wrk(app.port, lines, browser.cookie, spec.expected, args, workdir)
+            result = run_wrk(
+                app.port, lines, browser.cookie, spec.expected, args, workdir, app.process.pid
+            )
             result["hello_beside_rps"] = beside
             if spec.method == "POST":
                 written = readings_in(url, [i for i, _ in manifest["active"]]) - before
@@ -779,6 +795,24 @@ def table(results: dict, pages: list[str]) -> str:
             f"| {BY_NAME[page].label} | {r['rps']:,.0f} | {r['rps'] / hello:.3f} | {beside} | "
             f"{p50} | {p99} | {r['errors']} | {queries} | "
             f"{size} | {r['one_client_p50_ms']:.1f} | {first_views} |"
+        )
+    return "\n".join(lines)
+
+
+def core_table(results: dict, pages: list[str]) -> str:
+    """bench/cores.py's split of each wrk run: % of one core, and CPU ms per request."""
+    lines = [
+        "| page | machine busy % | stolen % | server % | PostgreSQL % | wrk % | other % "
+        "| CPU ms per request: server · PostgreSQL · wrk |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for page in ["hello", *[p for p in pages if p != "hello"]]:
+        use = results[page]["core_use"]
+        lines.append(
+            f"| {BY_NAME[page].label} | {use['busy_pct']:.0f} | {use['steal_pct']:.0f} | "
+            f"{use['server_pct']:.0f} | {use['postgres_pct']:.0f} | {use['wrk_pct']:.0f} | "
+            f"{use['other_pct']:.0f} | {use['server_ms_per_request']:.2f} · "
+            f"{use['postgres_ms_per_request']:.2f} · {use['wrk_ms_per_request']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -1008,6 +1042,8 @@ def main() -> None:
     measured = measure(args, url, manifest, pages, queries)
     print()
     print(table(measured["pages"], pages))
+    print(f"\nWhere the {os.cpu_count()} cores went during each page's wrk run:\n")
+    print(core_table(measured["pages"], pages))
     startup = measured["startup"]
     hello = measured["pages"]["hello"]
     print(
