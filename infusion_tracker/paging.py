@@ -24,7 +24,11 @@ def prepared(statement: sa.Select, capped: bool = False) -> tuple[sa.Select, sa.
     parameter (counting millions of rows takes seconds)."""
     counted = statement.order_by(None)
     if capped:
-        counted = counted.with_only_columns(sa.literal_column("1")).limit(CAP)
+        # The FROM kept as it was: a statement without a WHERE would otherwise lose its table
+        # with its columns and count one row.
+        counted = counted.with_only_columns(
+            sa.literal_column("1"), maintain_column_froms=True
+        ).limit(CAP)
     count = sa.select(sa.func.count()).select_from(counted.subquery())
     return statement.limit(LIMIT).offset(OFFSET), count
 

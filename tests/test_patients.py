@@ -383,6 +383,16 @@ def test_search_paginates(client, login_as, make_patient):
 
 
 @pytest.mark.parametrize("app_config", [{"PER_PAGE": 2}])
+def test_the_whole_list_with_archived_patients_is_counted(client, login_as, make_patient):
+    # No text and archived included: the count statement has no WHERE to name the table by.
+    login_as("np")
+    for n in range(3):
+        make_patient(last_name=f"Page{n}")
+    html = client.get("/patients/?archived=y").get_data(as_text=True)
+    assert "3 patients." in html and "Page 1 of 2" in html
+
+
+@pytest.mark.parametrize("app_config", [{"PER_PAGE": 2}])
 def test_search_counts_up_to_its_limit_then_says_more_than(
     client, login_as, make_patient, monkeypatch
 ):
