@@ -371,6 +371,8 @@ def _name_search(words: int, shown: list) -> tuple[sa.Select, sa.Select]:
         matching(_starts_with(Patient.first_name_key, "longest"), *names),
         matching(_starts_with(Patient.last_name_key, "longest"), *names),
     )
+    # Paged here, not by paging.prepared: that takes a SELECT, and the union wrapped in one is
+    # a subquery SQLite reads apart before sorting (a page at `chain` 0.50 -> 0.87 ms).
     found = matches.selected_columns
     page = (
         matches.order_by(found.last_name, found.first_name, found.id)
