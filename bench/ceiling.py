@@ -100,8 +100,8 @@ def main() -> None:
     manifest = json.loads((args.data_dir / f"{args.db}-{args.scale}.json").read_text())
     manifest["taken_at"] = clinic_now_text(url)
     app = make_app(url)
-    whole = {key: getattr(*key) for key in leave_out(parts)}
     without = leave_out(parts)
+    whole = {key: getattr(*key) for key in without}
     gc.freeze()  # as wsgi.py does in a served worker
     client = signed_in_client(app, BY_NAME[args.page].role)
     addresses = requests_for(args.page, manifest)
