@@ -14,9 +14,6 @@ rest of the page is drawn as usual. An instrument, not a page anyone sees.
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
 import statistics
 import sys
 import time
@@ -27,16 +24,8 @@ from markupsafe import Markup
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from bench.run import (  # noqa: E402
-    BY_NAME,
-    SECRET_KEY,
-    clinic_now_text,
-    database_url,
-    make_app,
-    requests_for,
-    send,
-    signed_in_client,
-)
+from bench.cpu import dataset_arguments, frozen_app  # noqa: E402
+from bench.run import BY_NAME, requests_for, send, signed_in_client  # noqa: E402
 from infusion_tracker import clinical  # noqa: E402
 from infusion_tracker.infusions import page as session_page  # noqa: E402
 from infusion_tracker.patients import history  # noqa: E402
@@ -82,10 +71,7 @@ def leave_out(parts: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", default="clinic")
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--data-dir", type=Path, default=BENCH / ".data")
-    parser.add_argument("--pg-database")
+    dataset_arguments(parser, scale="clinic")
     parser.add_argument("--page", choices=sorted(PARTS), default="session")
     parser.add_argument("--without", required=True, help="comma-separated parts (see above)")
     parser.add_argument("--views", type=int, default=80, help="first views, half of each kind")
@@ -95,14 +81,9 @@ def main() -> None:
     if unknown:
         parser.error(f"the {args.page} page has no part {', '.join(sorted(unknown))}")
 
-    os.environ["SECRET_KEY"] = SECRET_KEY
-    url = database_url(args.db, args.scale, args.data_dir.resolve(), args.pg_database)
-    manifest = json.loads((args.data_dir / f"{args.db}-{args.scale}.json").read_text())
-    manifest["taken_at"] = clinic_now_text(url)
-    app = make_app(url)
-    without = leave_out(parts)
-    whole = {key: getattr(*key) for key in without}
-    gc.freeze()  # as wsgi.py does in a served worker
+    app, manifest = frozen_app(args)
+    kinds = {"without": leave_out(parts)}
+    kinds["whole"] = {key: getattr(*key) for key in kinds["without"]}
     client = signed_in_client(app, BY_NAME[args.page].role)
     addresses = requests_for(args.page, manifest)
     if len(addresses) < args.views + 2:
@@ -117,13 +98,13 @@ def main() -> None:
     sizes: dict[str, list[int]] = {"whole": [], "without": []}  # what was left out shows
     for number, address in enumerate(addresses[: args.views + 2]):
         kind = "without" if number % 2 else "whole"
-        draw_as(without if kind == "without" else whole)
+        draw_as(kinds[kind])
         started = time.process_time()
         response = send(client, args.page, address)
         if number >= 2:
             samples[kind].append((time.process_time() - started) * 1000)
             sizes[kind].append(len(response.data))
-    draw_as(whole)
+    draw_as(kinds["whole"])
 
     full, less = statistics.median(samples["whole"]), statistics.median(samples["without"])
     print(

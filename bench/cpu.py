@@ -84,21 +84,16 @@ def python_calls(client, page: str, request, restore) -> int:
     return calls
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", default="tiny")
+def dataset_arguments(parser: argparse.ArgumentParser, scale: str) -> None:
+    """The dataset to measure on, as bench/run.py seeded it."""
+    parser.add_argument("--scale", default=scale)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--data-dir", type=Path, default=BENCH / ".data")
     parser.add_argument("--pg-database")
-    default = [p.name for p in PAGES if p.name not in ("hello", "record_reading")]
-    parser.add_argument("--pages", default=",".join(default))
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument(
-        "--first-views",
-        action="store_true",
-        help="one request to each address, none shown before (pages going round >= 20)",
-    )
-    args = parser.parse_args()
+
+
+def frozen_app(args: argparse.Namespace) -> tuple[object, dict]:
+    """The app on the dataset of `args` (dataset_arguments), and the dataset's manifest."""
     os.environ["SECRET_KEY"] = SECRET_KEY
     url = database_url(args.db, args.scale, args.data_dir.resolve(), args.pg_database)
     manifest = json.loads((args.data_dir / f"{args.db}-{args.scale}.json").read_text())
@@ -108,6 +103,22 @@ def main() -> None:
     # requests made since, as in a gunicorn worker (unfrozen, a pass in 80 first views of a
     # session page walked the whole app: 1.5 ms a view here, 0.2 frozen).
     gc.freeze()
+    return app, manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    dataset_arguments(parser, scale="tiny")
+    default = [p.name for p in PAGES if p.name not in ("hello", "record_reading")]
+    parser.add_argument("--pages", default=",".join(default))
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument(
+        "--first-views",
+        action="store_true",
+        help="one request to each address, none shown before (pages going round >= 20)",
+    )
+    args = parser.parse_args()
+    app, manifest = frozen_app(args)
     clients: dict[str, object] = {}
     for page in [p.strip() for p in args.pages.split(",") if p.strip()]:
         role = BY_NAME[page].role
